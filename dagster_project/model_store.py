@@ -1,0 +1,47 @@
+"""Model files: the served model plus the last few versions, written atomically.
+
+`models/collaborative_filtering.pkl` is what the app serves; each training also keeps a copy under
+`models/versions/` (newest `KEEP_VERSIONS`), so an earlier model can be put back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from dagster_project.fileio import atomic_path
+from dagster_project.recommender import RecommenderModel, save_model
+from dagster_project.settings import MODEL_FILENAME
+
+KEEP_VERSIONS = 5
+
+
+def versions_dir(models_dir: Path) -> Path:
+    return Path(models_dir) / "versions"
+
+
+def list_versions(models_dir: Path) -> list[Path]:
+    """Kept model versions, newest first (names sort by training time)."""
+    return sorted(versions_dir(models_dir).glob("collaborative_filtering-*.pkl"), reverse=True)
+
+
+def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
+    """Write a new version, then atomically make it the served model; prune old versions."""
+    models_dir = Path(models_dir)
+    versioned = save_model(model, versions_dir(models_dir) / f"collaborative_filtering-{version}.pkl")
+    served = models_dir / MODEL_FILENAME
+    with atomic_path(served) as tmp:
+        shutil.copyfile(versioned, tmp)
+    for old in list_versions(models_dir)[KEEP_VERSIONS:]:
+        old.unlink(missing_ok=True)
+    return served
+
+
+def roll_back(models_dir: Path, version_file: Path) -> Path:
+    """Serve an earlier kept version."""
+    served = Path(models_dir) / MODEL_FILENAME
+    with atomic_path(served) as tmp:
+        shutil.copyfile(version_file, tmp)
+    os.utime(served)
+    return served

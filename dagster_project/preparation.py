@@ -1,0 +1,100 @@
+"""Preparation: from validated raw tables to clean, typed, encoded tables.
+
+Users and products with a fixable defect are kept with the bad value cleared (an invalid email or
+age becomes missing); rows that cannot be used are dropped and counted by the rule that rejected them.
+Transactions are dropped when any rule rejects them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dagster_project.contract import EMAIL_PATTERN, MAX_AGE, MIN_AGE, parse_timestamps, to_number
+from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
+from dagster_project.validation import Frames, failure_masks
+
+GENDERS = {"f": "F", "female": "F", "w": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}
+
+
+def _drop(frame: pd.DataFrame, masks: pd.DataFrame, rules: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop rows failing any of `rules`; count each dropped row once, under the first rule it fails."""
+    applicable = [r for r in rules if r in masks]
+    if not applicable:
+        return frame, {}
+    failing = masks[applicable]
+    dropped = failing.any(axis=1)
+    first = failing[dropped].idxmax(axis=1).value_counts()
+    return frame.loc[~dropped], {rule: int(n) for rule, n in first.items()}
+
+
+def encode(values: pd.Series) -> pd.Series:
+    """Stable integer codes for a categorical column (sorted categories; missing -> -1)."""
+    return pd.Categorical(values).codes.astype("int32")
+
+
+def min_max(values: pd.Series) -> pd.Series:
+    lo, hi = values.min(), values.max()
+    if pd.isna(lo) or hi == lo:
+        return pd.Series(np.where(values.notna(), 0.0, np.nan), index=values.index)
+    return (values - lo) / (hi - lo)
+
+
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame:
+        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    return frame[column].astype("string").str.strip().mask(lambda s: s == "")
+
+
+def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
+    raw = frames.users
+    users, dropped = _drop(raw, failure_masks(frames, "users"), ["user_id_present", "user_id_unique"])
+    out = pd.DataFrame({"user_id": users["user_id"].astype("string")})
+    out["name"] = _text(users, "name")
+    email = _text(users, "email").str.lower()
+    out["email"] = email.where(email.str.match(EMAIL_PATTERN).fillna(False))
+    age = to_number(users["age"]) if "age" in users else pd.Series(np.nan, index=users.index)
+    out["age"] = age.where((age >= MIN_AGE) & (age <= MAX_AGE)).round().astype("Int64")
+    gender = _text(users, "gender").str.lower()
+    out["gender"] = gender.map(GENDERS).fillna(gender.where(gender.isna(), "Other")).fillna("Unknown")
+    out["country"] = _text(users, "country").str.upper().fillna("Unknown")
+    signup = parse_timestamps(users["signup_date"]) if "signup_date" in users else pd.Series(pd.NaT, index=users.index)
+    out["signup_date"] = signup
+    out["gender_code"] = encode(out["gender"])
+    out["country_code"] = encode(out["country"])
+    out["age_scaled"] = min_max(out["age"].astype("float64"))
+    extra = [c for c in users.columns if c not in out.columns and c not in (SOURCE_COLUMN, ROW_COLUMN)]
+    return pd.concat([out, users[extra]], axis=1).reset_index(drop=True), dropped
+
+
+def prepare_products(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
+    raw = frames.products
+    products, dropped = _drop(raw, failure_masks(frames, "products"), ["product_id_unique", "product_name_present"])
+    out = pd.DataFrame({"product_id": products["product_id"].astype("string"), "name": _text(products, "name")})
+    out["category"] = _text(products, "category").fillna("Uncategorized")
+    out["brand"] = _text(products, "brand").fillna("Unknown")
+    price = to_number(products["price"]) if "price" in products else pd.Series(np.nan, index=products.index)
+    out["price"] = price.where(price > 0)
+    out["category_code"] = encode(out["category"])
+    out["brand_code"] = encode(out["brand"])
+    out["price_scaled"] = min_max(np.log1p(out["price"]))
+    extra = [c for c in products.columns if c not in out.columns and c not in (SOURCE_COLUMN, ROW_COLUMN)]
+    return pd.concat([out, products[extra]], axis=1).reset_index(drop=True), dropped
+
+
+def prepare_transactions(frames: Frames, products: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Keep the transactions every rule accepts; amounts use the product price when unit_price is absent."""
+    masks = failure_masks(frames, "transactions")
+    tx, dropped = _drop(frames.transactions, masks, list(masks.columns))
+    out = pd.DataFrame({
+        "transaction_id": _text(tx, "transaction_id"),
+        "user_id": tx["user_id"].astype("string"),
+        "product_id": tx["product_id"].astype("string"),
+        "timestamp": parse_timestamps(tx["timestamp"]),
+    })
+    out["quantity"] = (to_number(tx["quantity"]).fillna(1) if "quantity" in tx else 1).astype("int64")
+    list_price = out["product_id"].map(products.set_index("product_id")["price"])
+    unit_price = to_number(tx["unit_price"]) if "unit_price" in tx else pd.Series(np.nan, index=tx.index)
+    out["unit_price"] = unit_price.fillna(list_price.astype("float64"))
+    out["amount"] = out["quantity"] * out["unit_price"]
+    return out.sort_values("timestamp", kind="stable").reset_index(drop=True), dropped

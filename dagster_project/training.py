@@ -1,0 +1,167 @@
+"""Training: choose the model's settings on a validation slice, measure it on a time holdout, fit it on all.
+
+1. Cut the transactions in time: the last `test_share` is the test set.
+2. Cut the training part again the same way: fit on the earlier part, score the later part, and pick
+   the rank, shrinkage and confidence weighting with the best NDCG@10 on new items, then the re-buy
+   weight with the best NDCG@10 on lists with re-buys. The model adapts to the shop it is given.
+3. Fit the chosen settings on the whole training part and score the test set, beside the best-seller
+   and buy-again baselines: those are the figures on the model card.
+4. Fit the chosen settings on all transactions: that is the model served.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from dagster_project import evaluation as ev
+from dagster_project.recommender import (ITEM_COLUMNS, FactorScorer, ModelParams, RecommenderModel, blend_rebuy,
+                                         fit_factors, shrink, weigh)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    factor_grid: tuple[int, ...] = (8, 16, 32, 64, 128)
+    shrinkage_grid: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0, 10.0)
+    weightings: tuple[str, ...] = ("binary", "log")
+    rebuy_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 20.0)
+    test_share: float = 0.2
+    max_eval_users: int = 5000
+    k: int = 10
+    seed: int = 0
+
+
+def count_matrix(transactions: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
+    """Users x items purchase counts (transactions whose user or item is not indexed are ignored)."""
+    rows = users.get_indexer(transactions["user_id"])
+    cols = items.get_indexer(transactions["product_id"])
+    keep = (rows >= 0) & (cols >= 0)
+    data = np.ones(int(keep.sum()), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (rows[keep], cols[keep])), shape=(len(users), len(items)))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def interaction_counts(interactions: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
+    """Users x items purchase counts from the long interaction table (features.interaction_table)."""
+    rows = users.get_indexer(interactions["user_id"])
+    cols = items.get_indexer(interactions["product_id"])
+    keep = (rows >= 0) & (cols >= 0)
+    values = interactions["purchases"].to_numpy(dtype=np.float32)[keep]
+    return sp.csr_matrix((values, (rows[keep], cols[keep])), shape=(len(users), len(items)))
+
+
+def data_checksum(transactions: pd.DataFrame) -> str:
+    """A fingerprint of the training data (order-independent hash of the rows)."""
+    import hashlib
+    row_hashes = pd.util.hash_pandas_object(transactions, index=False).to_numpy()
+    return hashlib.sha256(np.sort(row_hashes).tobytes()).hexdigest()
+
+
+def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    if users.size <= limit:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
+
+
+def _svd_scorer(train: sp.csr_matrix, params: ModelParams, factors=None) -> ev.ScoreFn:
+    weighted = weigh(train, params.weighting)
+    v, s = factors if factors is not None else fit_factors(weighted, params.factors)
+    scorer = FactorScorer(v[:, :params.factors], shrink(s[:params.factors], params.shrinkage))
+    return lambda rows: scorer(weighted[rows])
+
+
+def _rebuy_scorer(train: sp.csr_matrix, params: ModelParams, factors=None) -> ev.ScoreFn:
+    cf = _svd_scorer(train, params, factors)
+    return lambda rows: blend_rebuy(cf(rows), train[rows].toarray(), params.rebuy_weight)
+
+
+def select_params(train: sp.csr_matrix, validation: sp.csr_matrix, settings: TrainingSettings) -> tuple[ModelParams, list[dict]]:
+    """Grid search on the validation slice; returns the best settings and every trial's score."""
+    holdout = ev.make_holdout(train, validation)
+    new_users = _sample(holdout.users("new"), settings.max_eval_users, settings.seed)
+    all_users = _sample(holdout.users("rebuy"), settings.max_eval_users, settings.seed)
+    max_rank = min(train.shape) - 1
+    grid = sorted({min(f, max_rank) for f in settings.factor_grid if max_rank >= 1})
+    trials: list[dict] = []
+    best, best_ndcg = ModelParams(), -1.0
+    for weighting in settings.weightings:
+        factors = fit_factors(weigh(train, weighting), max(grid, default=1))
+        for k in grid:
+            for shrinkage in settings.shrinkage_grid:
+                params = ModelParams(k, shrinkage, weighting)
+                ndcg = ev.evaluate(_svd_scorer(train, params, factors), holdout, "new", settings.k, new_users)["ndcg"]
+                trials.append({"list": "new", **asdict(params), "ndcg": ndcg})
+                if ndcg > best_ndcg + 1e-9:
+                    best, best_ndcg, best_factors = params, ndcg, factors
+    best_rebuy, best_rebuy_ndcg = 0.0, -1.0
+    for weight in settings.rebuy_grid:
+        params = replace(best, rebuy_weight=weight)
+        ndcg = ev.evaluate(_rebuy_scorer(train, params, best_factors), holdout, "rebuy", settings.k, all_users)["ndcg"]
+        trials.append({"list": "rebuy", **asdict(params), "ndcg": ndcg})
+        if ndcg > best_rebuy_ndcg + 1e-9:
+            best_rebuy, best_rebuy_ndcg = weight, ndcg
+    return replace(best, rebuy_weight=best_rebuy), trials
+
+
+def holdout_metrics(train: sp.csr_matrix, test: sp.csr_matrix, params: ModelParams, settings: TrainingSettings) -> dict:
+    """The chosen model beside the baselines, on both lists."""
+    holdout = ev.make_holdout(train, test)
+    factors = fit_factors(weigh(train, params.weighting), params.factors)
+    popularity = ev.popularity_scorer(train)
+    k = settings.k
+    return {
+        "new": {"svd": ev.evaluate(_svd_scorer(train, params, factors), holdout, "new", k),
+                "popularity": ev.evaluate(popularity, holdout, "new", k)},
+        "rebuy": {"svd": ev.evaluate(_rebuy_scorer(train, params, factors), holdout, "rebuy", k),
+                  "popularity": ev.evaluate(popularity, holdout, "rebuy", k),
+                  "buy_again": ev.evaluate(ev.buy_again_scorer(train), holdout, "rebuy", k)},
+    }
+
+
+def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.DataFrame,
+                settings: TrainingSettings = TrainingSettings(), fixed: ModelParams | None = None,
+                card: dict | None = None, interactions: pd.DataFrame | None = None) -> RecommenderModel:
+    """Select, evaluate and fit the recommender on prepared tables (see the module docstring)."""
+    started = time.perf_counter()
+    if transactions.empty:
+        raise ValueError("No valid transactions left after preparation: nothing to train on.")
+    user_index = pd.Index(transactions["user_id"].unique())
+    item_index = pd.Index(products["product_id"])
+    train_tx, test_tx, cutoff = ev.time_split(transactions, settings.test_share)
+    fit_tx, val_tx, val_cutoff = ev.time_split(train_tx, settings.test_share)
+    train, test = count_matrix(train_tx, user_index, item_index), count_matrix(test_tx, user_index, item_index)
+
+    if fixed is None:
+        params, trials = select_params(count_matrix(fit_tx, user_index, item_index),
+                                       count_matrix(val_tx, user_index, item_index), settings)
+    else:
+        params, trials = fixed, []
+    metrics = holdout_metrics(train, test, params, settings)
+
+    counts = (count_matrix(transactions, user_index, item_index) if interactions is None
+              else interaction_counts(interactions, user_index, item_index))
+    v, s = fit_factors(weigh(counts, params.weighting), params.factors)
+    params = replace(params, factors=v.shape[1])
+    names = users.set_index("user_id")["name"] if "name" in users else pd.Series(dtype="string")
+    model_card = {
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "params": asdict(params),
+        "metrics": metrics,
+        "holdout": {"protocol": "time split", "test_share": settings.test_share, "cutoff": str(cutoff),
+                    "validation_cutoff": str(val_cutoff), "k": settings.k},
+        "selection_trials": trials,
+        "users": len(user_index), "items": len(item_index), "interactions": int(counts.nnz),
+        "transactions": len(transactions),
+        **(card or {}),
+    }
+    model_card["train_seconds"] = round(time.perf_counter() - started, 3)
+    return RecommenderModel(
+        params=params, user_ids=user_index, user_names=names, items=products[ITEM_COLUMNS].reset_index(drop=True),
+        counts=counts, item_factors=v, factor_weights=shrink(s, params.shrinkage),
+        popularity=ev.popularity_scores(counts), card=model_card)

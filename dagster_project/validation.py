@@ -1,0 +1,207 @@
+"""Data-quality rules over the raw frames, and the quality score.
+
+Each rule marks the rows it rejects; the Dagster asset checks, the validation report and the
+preparation step all use these same masks, so what the report counts is what preparation drops.
+
+Quality score: the share of all raw records (users + products + transactions) that break no rule,
+times 100. A missing required column (a schema failure) makes the score 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
+from dagster_project.contract import (EMAIL_PATTERN, ENTITIES, MAX_AGE, MAX_QUANTITY, MIN_AGE, EntitySpec,
+                                      parse_timestamps, to_number)
+
+ERROR, WARN = "ERROR", "WARN"
+
+
+@dataclass(frozen=True)
+class Frames:
+    """The three raw tables a rule may look at (referential rules need two)."""
+
+    users: pd.DataFrame
+    products: pd.DataFrame
+    transactions: pd.DataFrame
+
+    def of(self, entity: str) -> pd.DataFrame:
+        return getattr(self, entity)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    entity: str
+    severity: str
+    description: str
+    columns: tuple[str, ...]
+    failing: Callable[[Frames], pd.Series]
+
+
+@dataclass
+class RuleResult:
+    name: str
+    entity: str
+    severity: str
+    description: str
+    passed: bool
+    skipped: bool
+    failing_rows: int
+    total_rows: int
+    examples: list[dict] = field(default_factory=list)
+
+    @property
+    def failing_share(self) -> float:
+        return self.failing_rows / self.total_rows if self.total_rows else 0.0
+
+
+def _missing(column: str, entity: str) -> Callable[[Frames], pd.Series]:
+    return lambda f: f.of(entity)[column].isna()
+
+
+def _duplicated(column: str, entity: str) -> Callable[[Frames], pd.Series]:
+    return lambda f: f.of(entity)[column].notna() & f.of(entity)[column].duplicated(keep="first")
+
+
+def _bad_email(f: Frames) -> pd.Series:
+    email = f.users["email"].str.strip()
+    return email.isna() | ~email.str.match(EMAIL_PATTERN).fillna(False)
+
+
+def _bad_age(f: Frames) -> pd.Series:
+    raw = f.users["age"]
+    age = to_number(raw)
+    return raw.notna() & (age.isna() | (age < MIN_AGE) | (age > MAX_AGE))
+
+
+def _bad_price(entity: str, column: str) -> Callable[[Frames], pd.Series]:
+    def failing(f: Frames) -> pd.Series:
+        raw = f.of(entity)[column]
+        price = to_number(raw)
+        return raw.notna() & (price.isna() | (price <= 0))
+    return failing
+
+
+def _unknown(column: str, reference: str) -> Callable[[Frames], pd.Series]:
+    def failing(f: Frames) -> pd.Series:
+        ids = f.transactions[column]
+        return ids.notna() & ~ids.isin(f.of(reference)[column].dropna())
+    return failing
+
+
+def _bad_quantity(f: Frames) -> pd.Series:
+    raw = f.transactions["quantity"]
+    quantity = to_number(raw)
+    return raw.notna() & (quantity.isna() | (quantity <= 0) | (quantity > MAX_QUANTITY) | (quantity % 1 != 0))
+
+
+def _bad_timestamp(f: Frames) -> pd.Series:
+    parsed = parse_timestamps(f.transactions["timestamp"])
+    return parsed.isna() | (parsed > pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1))
+
+
+def _duplicate_rows(f: Frames) -> pd.Series:
+    data = f.transactions.drop(columns=[SOURCE_COLUMN, ROW_COLUMN], errors="ignore")
+    return data.duplicated(keep="first")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("user_id_present", "users", ERROR, "every user row has a user_id", ("user_id",), _missing("user_id", "users")),
+    Rule("user_id_unique", "users", WARN, "a user_id appears once across all user files", ("user_id",),
+         _duplicated("user_id", "users")),
+    Rule("email_valid", "users", WARN, "email present and shaped like name@domain.tld", ("email",), _bad_email),
+    Rule("age_in_range", "users", WARN, f"age, when given, is a number from {MIN_AGE} to {MAX_AGE}", ("age",), _bad_age),
+    Rule("product_id_unique", "products", WARN, "a product_id appears once", ("product_id",),
+         _duplicated("product_id", "products")),
+    Rule("product_name_present", "products", WARN, "every product has a name", ("name",), _missing("name", "products")),
+    Rule("price_positive", "products", WARN, "price, when given, is a number above 0", ("price",),
+         _bad_price("products", "price")),
+    Rule("transaction_ids_present", "transactions", ERROR, "user_id and product_id are present",
+         ("user_id", "product_id"), lambda f: f.transactions["user_id"].isna() | f.transactions["product_id"].isna()),
+    Rule("user_known", "transactions", WARN, "the user_id exists in the user files", ("user_id",),
+         _unknown("user_id", "users")),
+    Rule("product_known", "transactions", WARN, "the product_id exists in the product files", ("product_id",),
+         _unknown("product_id", "products")),
+    Rule("quantity_valid", "transactions", WARN, f"quantity, when given, is a whole number from 1 to {MAX_QUANTITY}",
+         ("quantity",), _bad_quantity),
+    Rule("unit_price_valid", "transactions", WARN, "unit_price, when given, is a number above 0", ("unit_price",),
+         _bad_price("transactions", "unit_price")),
+    Rule("timestamp_valid", "transactions", WARN, "timestamp parses as a date-time and is not in the future",
+         ("timestamp",), _bad_timestamp),
+    Rule("transaction_not_duplicated", "transactions", WARN, "no exact duplicate transaction lines", (),
+         _duplicate_rows),
+)
+
+
+def rules_for(entity: str) -> list[Rule]:
+    return [r for r in RULES if r.entity == entity]
+
+
+def failure_masks(frames: Frames, entity: str) -> pd.DataFrame:
+    """One boolean column per applicable rule of `entity` (rules whose columns are absent are skipped)."""
+    table = frames.of(entity)
+    masks = {rule.name: rule.failing(frames).fillna(True).astype(bool)
+             for rule in rules_for(entity) if all(c in table.columns for c in rule.columns)}
+    return pd.DataFrame(masks, index=table.index)
+
+
+def schema_problems(frame: pd.DataFrame, spec: EntitySpec) -> list[str]:
+    return [c for c in spec.required if c not in frame.columns]
+
+
+def _examples(table: pd.DataFrame, mask: pd.Series, rule: Rule, limit: int = 5) -> list[dict]:
+    rows = table.loc[mask].head(limit)
+    columns = [c for c in (SOURCE_COLUMN, ROW_COLUMN, *rule.columns) if c in rows.columns]
+    if len(columns) <= 2:
+        columns += [c for c in rows.columns[:4] if c not in columns]
+    return [{c: (None if pd.isna(v) else str(v)) for c, v in row.items()} for _, row in rows[columns].iterrows()]
+
+
+@dataclass
+class ValidationReport:
+    quality_score: float
+    total_records: int
+    invalid_records: int
+    records: dict[str, int]
+    invalid: dict[str, int]
+    schema_errors: dict[str, list[str]]
+    checks: list[RuleResult]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def failed(self, severity: str | None = None) -> list[RuleResult]:
+        return [c for c in self.checks if not c.passed and (severity is None or c.severity == severity)]
+
+
+def validate(frames: Frames) -> ValidationReport:
+    """Run every rule; return per-check results and the quality score."""
+    specs = {spec.name: spec for spec in ENTITIES}
+    checks: list[RuleResult] = []
+    records, invalid, schema_errors = {}, {}, {}
+    for entity, spec in specs.items():
+        table = frames.of(entity)
+        records[entity] = len(table)
+        missing = schema_problems(table, spec)
+        if missing:
+            schema_errors[entity] = missing
+        masks = failure_masks(frames, entity) if not missing else pd.DataFrame(index=table.index)
+        invalid[entity] = int(masks.any(axis=1).sum()) if not masks.empty else (len(table) if missing else 0)
+        for rule in rules_for(entity):
+            if rule.name in masks:
+                mask = masks[rule.name]
+                count = int(mask.sum())
+                checks.append(RuleResult(rule.name, entity, rule.severity, rule.description, count == 0, False,
+                                         count, len(table), _examples(table, mask, rule) if count else []))
+            else:
+                checks.append(RuleResult(rule.name, entity, rule.severity, rule.description, True, True, 0,
+                                         len(table)))
+    total = sum(records.values())
+    bad = sum(invalid.values())
+    score = 0.0 if schema_errors or total == 0 else round(100.0 * (total - bad) / total, 2)
+    return ValidationReport(score, total, bad, records, invalid, schema_errors, checks)
