@@ -91,7 +91,7 @@ def evaluate(score: ScoreFn, holdout: Holdout, list_kind: str = "new", k: int = 
         precision += (n_hits / k).sum()
         recall += (n_hits / n_relevant).sum()
         ideal = np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
-        ndcg += ((hit * discounts).sum(axis=1) / ideal).sum()
+        ndcg += ((hit * discounts[:hit.shape[1]]).sum(axis=1) / ideal).sum()
         hits_any += (n_hits > 0).sum()
     count = users.size
     return {"users": int(count), "precision": float(precision / count), "recall": float(recall / count),

@@ -1,0 +1,77 @@
+@echo off
+rem RecoMart for Windows: the same commands as run_pipeline.sh.
+rem   run_pipeline.bat up | run | ingest | ui | app | test | install   (no argument: menu)
+setlocal EnableDelayedExpansion
+cd /d "%~dp0"
+set "ROOT=%CD%"
+if "%DAGSTER_HOME%"=="" set "DAGSTER_HOME=%ROOT%\.dagster_home"
+set "PYTHONPATH=%ROOT%"
+if "%RECOMART_BIND_HOST%"=="" (set "HOST=127.0.0.1") else (set "HOST=%RECOMART_BIND_HOST%")
+if "%DAGSTER_PORT%"=="" set "DAGSTER_PORT=3000"
+if "%APP_PORT%"=="" set "APP_PORT=8501"
+set "VENV=%ROOT%\.venv"
+set "PY=%VENV%\Scripts\python.exe"
+set "MODULE=dagster_project.definitions"
+
+set "CMD=%~1"
+if "%CMD%"=="" goto menu
+goto %CMD% 2>nul || (echo usage: %~nx0 [install^|run^|ingest^|ui^|app^|up^|test] & exit /b 2)
+
+:install_env
+if not exist "%PY%" (
+  echo Creating virtual environment in %VENV%
+  py -3.11 -m venv "%VENV%" 2>nul || python -m venv "%VENV%" || exit /b 1
+)
+"%PY%" -m pip install --quiet --upgrade pip
+"%PY%" -m pip install --quiet -r %REQS% || exit /b 1
+if not exist "%DAGSTER_HOME%" mkdir "%DAGSTER_HOME%"
+copy /y dagster.yaml "%DAGSTER_HOME%\dagster.yaml" >nul
+if not exist data\users*.csv "%PY%" -m dagster_project.sample_data --out data
+exit /b 0
+
+:install
+set "REQS=requirements-dev.txt" & call :install_env & exit /b
+
+:run
+set "REQS=requirements.txt" & call :install_env || exit /b 1
+"%VENV%\Scripts\dagster.exe" job execute -m %MODULE% -j complete_pipeline_job & exit /b
+
+:ingest
+set "REQS=requirements.txt" & call :install_env || exit /b 1
+"%VENV%\Scripts\dagster.exe" job execute -m %MODULE% -j ingestion_job & exit /b
+
+:ui
+set "REQS=requirements.txt" & call :install_env || exit /b 1
+"%VENV%\Scripts\dagster.exe" dev -m %MODULE% -h %HOST% -p %DAGSTER_PORT% & exit /b
+
+:app
+set "REQS=requirements.txt" & call :install_env || exit /b 1
+"%VENV%\Scripts\streamlit.exe" run streamlit_app\app.py --server.address %HOST% --server.port %APP_PORT% --server.headless true --browser.gatherUsageStats false
+exit /b
+
+:up
+set "REQS=requirements.txt" & call :install_env || exit /b 1
+if not exist models\collaborative_filtering.pkl "%VENV%\Scripts\dagster.exe" job execute -m %MODULE% -j complete_pipeline_job
+start "RecoMart Dagster" "%VENV%\Scripts\dagster.exe" dev -m %MODULE% -h %HOST% -p %DAGSTER_PORT%
+"%VENV%\Scripts\streamlit.exe" run streamlit_app\app.py --server.address %HOST% --server.port %APP_PORT% --server.headless true --browser.gatherUsageStats false
+exit /b
+
+:test
+set "REQS=requirements-dev.txt" & call :install_env || exit /b 1
+"%PY%" -m pytest %2 %3 %4 %5 %6 %7 %8 %9
+exit /b
+
+:menu
+echo RecoMart
+echo   1. up      Pipeline if needed, Dagster UI and app
+echo   2. run     Complete pipeline
+echo   3. ingest  Ingestion only
+echo   4. ui      Dagster UI
+echo   5. app     Streamlit app
+echo   6. test    Test suite
+echo   7. install Install or update
+set /p "CHOICE=Choose 1-7: "
+for %%A in ("1=up" "2=run" "3=ingest" "4=ui" "5=app" "6=test" "7=install") do (
+  for /f "tokens=1,2 delims==" %%B in (%%A) do if "!CHOICE!"=="%%B" call "%~f0" %%C
+)
+exit /b

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# RecoMart: set up, run the pipeline, start the Dagster UI and the app, run the tests.
+#   ./run_pipeline.sh up       install if needed, train once if no model, start Dagster (3000) + app (8501)
+#   ./run_pipeline.sh test     install test tools if needed, run the whole test suite
+# Run with no argument for a menu. Servers bind 127.0.0.1 unless RECOMART_BIND_HOST says otherwise.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="${RECOMART_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+HOST="${RECOMART_BIND_HOST:-127.0.0.1}"
+DAGSTER_PORT="${DAGSTER_PORT:-3000}"
+APP_PORT="${APP_PORT:-8501}"
+MODULE=dagster_project.definitions
+
+find_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3 python; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "RecoMart needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)." >&2
+  return 1
+}
+
+# Install (or update) the virtual environment; a stamp of the requirements skips work already done.
+install() {
+  local files=("requirements.txt") stamp
+  [ "${1:-}" = "dev" ] && files=("requirements-dev.txt")
+  if [ ! -x "$PY" ]; then
+    echo "Creating virtual environment in $VENV"
+    "$(find_python)" -m venv "$VENV"
+  fi
+  stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp-dev" ] && [ ! -f "$stamp-${1:-run}" ]; then
+    echo "Installing dependencies (${files[*]})"
+    "$PY" -m pip install --quiet --upgrade pip
+    "$PY" -m pip install --quiet -r "${files[@]}"
+    touch "$stamp-${1:-run}"
+  fi
+  mkdir -p "$DAGSTER_HOME" data storage models
+  cmp -s dagster.yaml "$DAGSTER_HOME/dagster.yaml" || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+  [ -n "$(ls data/users*.csv 2>/dev/null)" ] || "$PY" -m dagster_project.sample_data --out data
+}
+
+run_job() {
+  install
+  "$VENV/bin/dagster" job execute -m "$MODULE" -j "$1" ${CONFIG:+-c "$CONFIG"}
+}
+
+# Start the webserver and daemon in their own session, so stopping the group stops every child.
+start_dagster() {
+  echo "Dagster UI: http://$HOST:$DAGSTER_PORT"
+  setsid "$VENV/bin/dagster-webserver" -h "$HOST" -p "$DAGSTER_PORT" -m "$MODULE" &
+  DAGSTER_WEB_PID=$!
+  setsid "$VENV/bin/dagster-daemon" run -m "$MODULE" &
+  DAGSTER_DAEMON_PID=$!
+  trap stop_dagster EXIT INT TERM
+}
+
+stop_dagster() {
+  trap - EXIT INT TERM
+  for pid in ${DAGSTER_WEB_PID:-} ${DAGSTER_DAEMON_PID:-}; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+
+run_app() {
+  echo "RecoMart app: http://$HOST:$APP_PORT"
+  "$VENV/bin/streamlit" run streamlit_app/app.py --server.address "$HOST" --server.port "$APP_PORT" \
+    --server.headless true --browser.gatherUsageStats false
+}
+
+cmd_up() {
+  install
+  [ -f "${RECOMART_MODELS_DIR:-models}/collaborative_filtering.pkl" ] || run_job complete_pipeline_job
+  start_dagster
+  run_app
+}
+
+cmd_ui() {
+  install
+  start_dagster
+  wait
+}
+
+cmd_test() {
+  install dev
+  if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  "$PY" -m pytest "$@"
+}
+
+menu() {
+  PS3="RecoMart> "
+  select choice in "up: pipeline if needed, Dagster UI and app" "run: complete pipeline" "ingest: ingestion only" \
+                   "ui: Dagster UI" "app: Streamlit app" "test: test suite" "install" "quit"; do
+    case "${choice%%:*}" in
+      up) cmd_up ;; run) run_job complete_pipeline_job ;; ingest) run_job ingestion_job ;; ui) cmd_ui ;;
+      app) install; run_app ;; test) cmd_test ;; install) install dev ;; *) break ;;
+    esac
+  done
+}
+
+case "${1:-menu}" in
+  install) install dev ;;
+  run) run_job complete_pipeline_job ;;
+  ingest) run_job ingestion_job ;;
+  ui) cmd_ui ;;
+  app) install; run_app ;;
+  up) cmd_up ;;
+  test) shift; cmd_test "$@" ;;
+  menu) menu ;;
+  *) echo "usage: $0 [install|run|ingest|ui|app|up|test [pytest args]]" >&2; exit 2 ;;
+esac

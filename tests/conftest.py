@@ -1,0 +1,64 @@
+"""Shared fixtures: sample data in temporary folders, and a temporary Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dagster_project.sample_data import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("RECOMART_AUTOMATION", "off")  # no schedule or sensor runs during tests
+
+
+@dataclass
+class Workspace:
+    root: Path
+    data: Path
+    storage: Path
+    models: Path
+
+    @property
+    def model_file(self) -> Path:
+        return self.models / "collaborative_filtering.pkl"
+
+    def env(self) -> dict[str, str]:
+        return {"RECOMART_DATA_DIR": str(self.data), "RECOMART_STORAGE_DIR": str(self.storage),
+                "RECOMART_MODELS_DIR": str(self.models)}
+
+    def run_config(self) -> dict:
+        return {"resources": {"paths": {"config": {"data_dir": str(self.data), "storage_dir": str(self.storage),
+                                                   "models_dir": str(self.models)}}}}
+
+
+@pytest.fixture(scope="session")
+def sample_source(tmp_path_factory) -> Path:
+    """The sample dataset, made once by the generator with the shipped data's settings."""
+    out = tmp_path_factory.mktemp("sample")
+    generate(out)
+    return out
+
+
+def make_workspace(root: Path, source: Path) -> Workspace:
+    ws = Workspace(root, root / "data", root / "storage", root / "models")
+    shutil.copytree(source, ws.data)
+    ws.storage.mkdir()
+    ws.models.mkdir()
+    return ws
+
+
+@pytest.fixture
+def workspace(tmp_path, sample_source) -> Workspace:
+    return make_workspace(tmp_path, sample_source)
+
+
+@pytest.fixture
+def instance():
+    import dagster as dg
+
+    with dg.instance_for_test() as inst:
+        yield inst

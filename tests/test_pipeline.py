@@ -1,0 +1,161 @@
+"""The whole asset graph on the sample data, in process, in temporary folders."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dagster_project.defs.jobs import INGESTION_ASSETS
+from dagster_project.definitions import defs
+from dagster_project.fileio import sha256_of
+from dagster_project.recommender import load_model
+
+ALL_ASSETS = {"raw_users", "raw_products", "raw_transactions", "validation_report", "prepared_users",
+              "prepared_products", "prepared_transactions", "user_features", "item_features",
+              "interaction_matrix", "collaborative_filtering_model"}
+
+
+def run_job(name, workspace, instance, extra_config=None):
+    config = workspace.run_config()
+    for key, value in (extra_config or {}).items():
+        config.setdefault(key, {}).update(value)
+    return defs.resolve_job_def(name).execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+
+
+def latest_metadata(instance, asset):
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def completed(tmp_path_factory, sample_source):
+    from tests.conftest import make_workspace
+
+    ws = make_workspace(tmp_path_factory.mktemp("pipeline"), sample_source)
+    with dg.instance_for_test() as instance:
+        result = run_job("complete_pipeline_job", ws, instance)
+        yield ws, instance, result
+
+
+def test_definitions_load_with_jobs_schedule_sensor():
+    dg.Definitions.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    assert {"ingestion_job", "complete_pipeline_job"} <= set(repo.job_names)
+    assert defs.resolve_schedule_def("daily_pipeline").cron_schedule == "0 2 * * *"
+    assert defs.resolve_sensor_def("data_files_sensor")
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == ALL_ASSETS
+
+
+def test_complete_pipeline_materializes_everything(completed):
+    ws, instance, result = completed
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == ALL_ASSETS
+    assert ws.model_file.exists()
+
+
+def test_ingestion_counts_and_files(completed):
+    ws, instance, _ = completed
+    users = latest_metadata(instance, "raw_users")
+    assert users["records"] == 1383
+    assert latest_metadata(instance, "raw_products")["records"] == 101
+    assert latest_metadata(instance, "raw_transactions")["records"] == 3001
+    path = ws.storage / "raw" / "users"
+    files = list(path.glob("*/users_merged.parquet"))
+    assert len(files) == 1 and str(files[0]) == users["path"]
+    assert len(pd.read_parquet(files[0])) == 1383
+
+
+def test_every_materialization_has_file_metadata(completed):
+    ws, instance, _ = completed
+    for asset in ALL_ASSETS:
+        meta = latest_metadata(instance, asset)
+        assert {"path", "size_bytes", "sha256", "records"} <= meta.keys(), asset
+        assert meta["sha256"] == sha256_of(meta["path"]), asset
+    assert "dagster/column_schema" in latest_metadata(instance, "prepared_transactions")
+
+
+def test_stage_figures_are_in_the_metadata(completed):
+    ws, instance, _ = completed
+    report = latest_metadata(instance, "validation_report")
+    assert 93 <= report["quality_score"] <= 98
+    prepared = latest_metadata(instance, "prepared_transactions")
+    assert prepared["records"] + prepared["rows_dropped"] == 3001
+    assert set(prepared["dropped_by_reason"]) >= {"user_known", "product_known", "quantity_valid", "timestamp_valid"}
+    stored = json.loads((ws.storage / "validation" / "validation_report.json").read_text())
+    assert stored["quality_score"] == report["quality_score"] and len(stored["checks"]) >= 10
+
+
+def test_asset_checks_find_the_sample_defects(completed):
+    _, _, result = completed
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not evaluations["email_valid"].passed and not evaluations["user_known"].passed
+    assert evaluations["user_id_present"].passed
+    assert evaluations["quality_gate"].passed
+    assert evaluations["user_known"].metadata["failing_rows"].value == 30
+
+
+def test_model_beats_popularity_and_carries_its_card(completed):
+    ws, instance, result = completed
+    model = load_model(ws.model_file)
+    metrics = model.card["metrics"]
+    assert metrics["new"]["svd"]["ndcg"] > metrics["new"]["popularity"]["ndcg"]
+    assert metrics["rebuy"]["svd"]["ndcg"] >= metrics["rebuy"]["popularity"]["ndcg"]
+    assert model.card["run_id"] == result.run_id and len(model.card["data_checksum"]) == 64
+    assert model.format_version == 1 and model.card["trained_at"]
+    meta = latest_metadata(instance, "collaborative_filtering_model")
+    assert meta["ndcg_at_10"] == metrics["new"]["svd"]["ndcg"]
+    user = model.user_ids[0]
+    assert len(model.recommend(user, n=5)) == 5
+
+
+def test_low_quality_stops_before_training_and_keeps_the_model(completed, tmp_path, instance):
+    ws, _, _ = completed
+    before = sha256_of(ws.model_file)
+    prepared_before = sha256_of(ws.storage / "prepared" / "transactions.parquet")
+    # A stricter gate than the sample can meet.
+    result = run_job("complete_pipeline_job", ws, instance,
+                     {"ops": {"validation_report": {"config": {"min_quality_score": 99.5}}}})
+    assert not result.success
+    gate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "quality_gate")
+    assert not gate.passed and "below the threshold 99.5" in gate.description
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "collaborative_filtering_model" not in materialized and "prepared_transactions" not in materialized
+    assert sha256_of(ws.model_file) == before
+    assert sha256_of(ws.storage / "prepared" / "transactions.parquet") == prepared_before
+
+
+def test_broken_data_fails_the_checks_and_keeps_the_model(completed, instance):
+    ws, _, _ = completed
+    before = sha256_of(ws.model_file)
+    tx = pd.read_csv(ws.data / "transactions.csv", dtype=str)
+    tx["quantity"] = "-1"  # every transaction invalid
+    broken = ws.root / "broken"
+    broken.mkdir()
+    for f in ws.data.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    tx.to_csv(broken / "transactions.csv", index=False)
+    result = run_job("complete_pipeline_job", ws, instance,
+                     {"resources": {"paths": {"config": {"data_dir": str(broken)}}}})
+    assert not result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["quantity_valid"] is False and checks["quality_gate"] is False
+    assert sha256_of(ws.model_file) == before
+
+
+def test_ingestion_job_runs_only_ingestion(workspace, instance):
+    result = run_job("ingestion_job", workspace, instance)
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == set(INGESTION_ASSETS)
+    assert len(result.get_asset_check_evaluations()) >= 10
+    assert not workspace.model_file.exists()
+
+
+def test_environment_variables_choose_the_folders(workspace, instance, monkeypatch):
+    for key, value in workspace.env().items():
+        monkeypatch.setenv(key, value)
+    result = defs.resolve_job_def("ingestion_job").execute_in_process(instance=instance)
+    assert result.success
+    assert list((workspace.storage / "raw" / "products").glob("*/products.parquet"))

@@ -1,0 +1,60 @@
+"""Preparation drops what the rules reject (with reasons) and fixes what can be fixed; features add up."""
+
+import pandas as pd
+import pytest
+
+from dagster_project import features, preparation
+from tests.test_validation import frames
+
+
+@pytest.fixture
+def prepared():
+    f = frames()
+    products, _ = preparation.prepare_products(f)
+    users, users_dropped = preparation.prepare_users(f)
+    tx, tx_dropped = preparation.prepare_transactions(f, products)
+    return users, users_dropped, products, tx, tx_dropped
+
+
+def test_users_are_deduplicated_and_bad_values_cleared(prepared):
+    users, dropped, *_ = prepared
+    assert users["user_id"].tolist() == ["1", "2", "3"]
+    assert dropped == {"user_id_unique": 1}
+    assert users["email"].isna().tolist() == [False, True, True]
+    assert users["age"].tolist()[0] == 30 and users["age"].isna().tolist()[1:] == [True, True]
+    assert users["age_scaled"].iloc[0] == 0.0
+
+
+def test_transactions_keep_only_valid_rows_with_reasons(prepared):
+    *_, products, tx, dropped = prepared
+    assert len(tx) == 2
+    assert dropped == {"user_known": 1, "product_known": 1, "transaction_not_duplicated": 1}
+    assert str(tx["timestamp"].dt.tz) == "UTC"
+    assert tx.loc[tx["product_id"] == "B", "timestamp"].iloc[0] == pd.Timestamp("2026-01-31 22:00", tz="UTC")
+    amounts = tx.set_index("product_id")["amount"]
+    assert amounts["A"] == 1.5 and pd.isna(amounts["B"])  # B has no valid price to fall back on
+
+
+def test_products_encode_categories_and_clear_bad_prices(prepared):
+    _, _, products, *_ = prepared
+    assert products["price"].isna().tolist() == [False, True]
+    assert products["category"].tolist() == ["Uncategorized", "Uncategorized"]
+
+
+def test_features_sum_to_the_transactions():
+    tx = pd.DataFrame({"user_id": ["u1", "u1", "u1", "u2"], "product_id": ["a", "a", "b", "a"],
+                       "quantity": [1, 2, 1, 5], "amount": [10.0, 20.0, 5.0, 50.0],
+                       "timestamp": pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-03", "2026-01-10"], utc=True)})
+    products = pd.DataFrame({"product_id": ["a", "b", "c"], "name": ["A", "B", "C"], "category": ["x", "y", "y"],
+                             "brand": ["k", "k", "k"], "price": [10.0, 5.0, 1.0]})
+    users = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "age": [30, 40, None], "gender": ["F", "M", "Unknown"],
+                          "country": ["US", "DE", "FR"], "gender_code": [0, 1, 2], "country_code": [0, 1, 2],
+                          "age_scaled": [0.0, 1.0, None]})
+    inter = features.interaction_table(tx).set_index(["user_id", "product_id"])
+    assert inter.loc[("u1", "a"), "purchases"] == 2 and inter.loc[("u1", "a"), "quantity"] == 3
+    uf = features.user_features(tx, users, products).set_index("user_id")
+    assert uf.loc["u1", "total_spend"] == 35.0 and uf.loc["u1", "favourite_category"] == "x"
+    assert uf.loc["u3", "transactions"] == 0 and uf.loc["u2", "recency_days"] == 0.0
+    items = features.item_features(tx, products).set_index("product_id")
+    assert items.loc["a", "buyers"] == 2 and items.loc["a", "repeat_buyer_share"] == 0.5
+    assert items.loc["c", "purchases"] == 0 and items.loc["a", "popularity_rank"] == 1

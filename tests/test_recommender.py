@@ -1,0 +1,125 @@
+"""The recommender on small hand-built data: who gets what, and why."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dagster_project import evaluation as ev
+from dagster_project.recommender import ModelError, ModelParams, load_model, save_model
+from dagster_project.training import train_model
+
+# Two tastes: users 1-6 buy fruit (a, b, c), users 7-12 buy tools (x, y, z); "a" is the best-seller.
+ITEMS = pd.DataFrame({"product_id": list("abcxyz"), "name": ["Apple", "Banana", "Cherry", "Axe", "Yoke", "Zip"],
+                      "category": ["fruit"] * 3 + ["tools"] * 3, "brand": "k", "price": [1.0, 2, 3, 40, 50, 60]})
+
+
+def purchases():
+    rows = []
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    fruit = {1: "ab", 2: "ab", 3: "ac", 4: "abc", 5: "bc", 6: "a"}
+    tools = {7: "xy", 8: "xz", 9: "xyz", 10: "yz", 11: "xy", 12: "a"}
+    for user, items in {**fruit, **tools}.items():
+        for i, item in enumerate(items):
+            rows.append({"user_id": str(user), "product_id": item, "quantity": 1, "amount": 1.0,
+                         "timestamp": t + pd.Timedelta(days=user * 3 + i)})
+    for user in range(13, 20):  # extra buyers make "a" the best-seller
+        rows.append({"user_id": str(user), "product_id": "a", "quantity": 1, "amount": 1.0,
+                     "timestamp": t + pd.Timedelta(days=user)})
+    rows.append({"user_id": "7", "product_id": "x", "quantity": 1, "amount": 1.0, "timestamp": t + pd.Timedelta(days=60)})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def model():
+    users = pd.DataFrame({"user_id": [str(i) for i in range(1, 21)], "name": [f"User {i}" for i in range(1, 21)]})
+    return train_model(purchases(), ITEMS, users, fixed=ModelParams(factors=2, shrinkage=0.0, weighting="binary"))
+
+
+def test_recommends_what_similar_customers_bought(model):
+    recs = model.recommend(1, n=2)  # user 1 bought a, b: the fruit they lack comes first
+    assert recs["product_id"].iloc[0] == "c"
+    assert list(recs.columns[:6]) == ["rank", "product_id", "name", "category", "brand", "price"]
+    assert recs["score"].is_monotonic_decreasing
+    tools = model.recommend("10", n=1)  # user 10 bought y, z
+    assert tools["product_id"].tolist() == ["x"]
+
+
+def test_excludes_purchases_unless_asked(model):
+    assert not set(model.recommend(4, n=6)["product_id"]) & {"a", "b", "c"}
+    rebuy = model.recommend(7, n=3, exclude_purchased=False)
+    assert rebuy["product_id"].iloc[0] == "x"  # bought twice
+    assert rebuy.loc[0, "reason"] == "buy again"
+
+
+def test_unknown_and_cold_users_get_best_sellers(model):
+    for user in ("nobody", 20):  # 20 is a known user without purchases
+        recs = model.recommend(user, n=3)
+        assert recs["product_id"].iloc[0] == "a" and set(recs["reason"]) == {"popular"}
+    assert model.knows_user(20) and not model.knows_user("nobody")
+
+
+def test_ids_as_int_or_text(model):
+    pd.testing.assert_frame_equal(model.recommend(3), model.recommend("3"))
+    pd.testing.assert_frame_equal(model.recommend(3), model.recommend(" 3.0 "))
+
+
+def test_similar_items_stay_in_taste(model):
+    similar = model.similar_items("x", n=2)
+    assert set(similar["product_id"]) == {"y", "z"}
+    with pytest.raises(KeyError):
+        model.similar_items("nope")
+
+
+def test_buy_again_and_history(model):
+    assert model.buy_again(7)["product_id"].tolist()[0] == "x"
+    history = model.purchase_history(7)
+    assert history.set_index("product_id")["purchases"].to_dict() == {"x": 2, "y": 1}
+
+
+def test_save_and_load_round_trip(model, tmp_path):
+    path = save_model(model, tmp_path / "m.pkl")
+    loaded = load_model(path)
+    pd.testing.assert_frame_equal(loaded.recommend(1), model.recommend(1))
+    assert loaded.card["params"]["factors"] == 2
+
+
+def test_bad_model_files_give_clear_errors(model, tmp_path):
+    with pytest.raises(ModelError, match="No model at"):
+        load_model(tmp_path / "missing.pkl")
+    (tmp_path / "corrupt.pkl").write_bytes(b"\x80\x05garbage")
+    with pytest.raises(ModelError, match="cannot be read"):
+        load_model(tmp_path / "corrupt.pkl")
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps({"not": "a model"}))
+    with pytest.raises(ModelError, match="does not hold"):
+        load_model(tmp_path / "other.pkl")
+    model.format_version = 999
+    try:
+        save_model(model, tmp_path / "future.pkl")
+    finally:
+        model.format_version = 1
+    with pytest.raises(ModelError, match="model format 999"):
+        load_model(tmp_path / "future.pkl")
+
+
+def test_metrics_on_a_known_ranking():
+    import scipy.sparse as sp
+    train = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32))
+    test = sp.csr_matrix(np.array([[0, 1, 0, 1], [0, 0, 1, 0]], dtype=np.float32))
+    holdout = ev.make_holdout(train, test)
+    scores = np.array([[9, 8, 1, 7], [0, 9, 1, 5]], dtype=np.float32)  # user 0: b, d (both hits); user 1: d, c
+    result = ev.evaluate(lambda rows: scores[rows], holdout, "new", k=2)
+    assert result["precision"] == pytest.approx((2 / 2 + 1 / 2) / 2)
+    assert result["recall"] == pytest.approx((1.0 + 1.0) / 2)
+    ideal = 1 + 1 / np.log2(3)
+    assert result["ndcg"] == pytest.approx((1.0 + (1 / np.log2(3)) / 1.0) / 2)
+    assert result["hit_rate"] == 1.0 and result["coverage"] == pytest.approx(3 / 4)
+    assert ideal > 1
+
+
+def test_time_split_keeps_the_latest_for_testing():
+    tx = purchases()
+    train, test, cutoff = ev.time_split(tx, 0.25)
+    assert train["timestamp"].max() < cutoff <= test["timestamp"].min()
+    assert len(test) == pytest.approx(len(tx) * 0.25, abs=2)

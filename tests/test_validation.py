@@ -1,0 +1,59 @@
+"""Validation rules on hand-built tables, and the quality score's definition."""
+
+import pandas as pd
+
+from dagster_project import validation
+
+
+def frames(**overrides):
+    users = pd.DataFrame({"user_id": ["1", "2", "2", "3"], "email": ["a@x.io", "bad", "c@x.io", None],
+                          "age": ["30", "500", "41", "x"]}, dtype="string")
+    products = pd.DataFrame({"product_id": ["A", "B"], "name": ["Apple", "Bean"], "price": ["1.5", "-2"]},
+                            dtype="string")
+    tx = pd.DataFrame({"user_id": ["1", "9", "2", "3", "1"], "product_id": ["A", "A", "Z", "B", "A"],
+                       "quantity": ["1", "2", "0", "1", "1"],
+                       "timestamp": ["2026-01-01 10:00", "2026-01-02", "soon", "2026-02-01T00:00:00+02:00",
+                                     "2026-01-01 10:00"]}, dtype="string")
+    base = {"users": users, "products": products, "transactions": tx}
+    base.update(overrides)
+    return validation.Frames(**base)
+
+
+def test_each_rule_counts_its_rows():
+    report = validation.validate(frames())
+    failing = {c.name: c.failing_rows for c in report.checks}
+    assert failing["user_id_unique"] == 1
+    assert failing["email_valid"] == 2
+    assert failing["age_in_range"] == 2  # 500 and "x"
+    assert failing["price_positive"] == 1
+    assert failing["user_known"] == 1
+    assert failing["product_known"] == 1
+    assert failing["quantity_valid"] == 1
+    assert failing["timestamp_valid"] == 1
+    assert failing["transaction_not_duplicated"] == 1
+
+
+def test_quality_score_is_the_share_of_records_with_no_defect():
+    report = validation.validate(frames())
+    # users: rows 2,3,4 have a defect (dup+age, email, email+age); products: B; transactions: rows 2,3,5
+    assert report.invalid == {"users": 3, "products": 1, "transactions": 3}
+    assert report.quality_score == round(100 * (11 - 7) / 11, 2)
+
+
+def test_absent_optional_columns_skip_their_checks():
+    report = validation.validate(frames(users=pd.DataFrame({"user_id": ["1", "2", "3"]}, dtype="string")))
+    skipped = {c.name for c in report.checks if c.skipped}
+    assert {"email_valid", "age_in_range"} <= skipped
+    assert report.invalid["users"] == 0
+
+
+def test_schema_failure_scores_zero():
+    report = validation.validate(frames(products=pd.DataFrame({"product_id": ["A"]}, dtype="string")))
+    assert report.schema_errors == {"products": ["name"]} and report.quality_score == 0.0
+
+
+def test_examples_point_at_file_and_row():
+    users = frames().users.assign(source_file="users1.csv", source_row=[1, 2, 3, 4])
+    report = validation.validate(frames(users=users))
+    email = next(c for c in report.checks if c.name == "email_valid")
+    assert email.examples[0] == {"source_file": "users1.csv", "source_row": "2", "email": "bad"}
