@@ -85,7 +85,7 @@ class RecommenderModel:
 
     params: ModelParams
     user_ids: pd.Index
-    user_names: pd.Series  # indexed by user_id, for every known user (buyers or not)
+    user_profiles: pd.DataFrame  # indexed by user_id, every known user (buyers or not): name, age, ...
     items: pd.DataFrame  # ITEM_COLUMNS, row i is item i
     counts: sp.csr_matrix  # users x items purchase counts
     item_factors: np.ndarray
@@ -123,7 +123,28 @@ class RecommenderModel:
         return None if loc < 0 else int(loc)
 
     def knows_user(self, user_id: object) -> bool:
-        return id_key(user_id) in self.user_names.index or self.user_index(user_id) is not None
+        return id_key(user_id) in self.user_profiles.index or self.user_index(user_id) is not None
+
+    def profile(self, user_id: object) -> dict[str, Any]:
+        """What the shop knows of a user (empty for an unknown id)."""
+        key = id_key(user_id)
+        if key not in self.user_profiles.index:
+            return {}
+        row = self.user_profiles.loc[key]
+        return {"user_id": key, **{k: (None if pd.isna(v) else v) for k, v in row.items()}}
+
+    def find_users(self, text: str, limit: int = 50) -> pd.DataFrame:
+        """Users whose id equals, or whose name contains, `text` (case-insensitive)."""
+        text = str(text).strip()
+        if not text:
+            return self.user_profiles.iloc[:0].reset_index()
+        profiles = self.user_profiles
+        exact = profiles.index == id_key(text)
+        by_name = profiles["name"].astype("string").str.contains(text, case=False, regex=False).fillna(False) \
+            if "name" in profiles else exact
+        found = profiles[exact | by_name.to_numpy()]
+        exact_first = found.index == id_key(text)
+        return pd.concat([found[exact_first], found[~exact_first]]).head(limit).reset_index()
 
     def _frame(self, items: np.ndarray, scores: np.ndarray, reason: str | list[str]) -> pd.DataFrame:
         out = self.items.iloc[items][ITEM_COLUMNS].reset_index(drop=True)

@@ -23,6 +23,8 @@ from dagster_project import evaluation as ev
 from dagster_project.recommender import (ITEM_COLUMNS, FactorScorer, ModelParams, RecommenderModel, blend_rebuy,
                                          fit_factors, shrink, weigh)
 
+PROFILE_COLUMNS = ["name", "age", "gender", "country"]
+
 
 @dataclass(frozen=True)
 class TrainingSettings:
@@ -148,7 +150,8 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
               else interaction_counts(interactions, user_index, item_index))
     v, s = fit_factors(weigh(counts, params.weighting), params.factors)
     params = replace(params, factors=v.shape[1])
-    names = users.set_index("user_id")["name"] if "name" in users else pd.Series(dtype="string")
+    profile_columns = [c for c in PROFILE_COLUMNS if c in users]
+    profiles = users.drop_duplicates("user_id").set_index("user_id")[profile_columns]
     model_card = {
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "params": asdict(params),
@@ -162,6 +165,6 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
     }
     model_card["train_seconds"] = round(time.perf_counter() - started, 3)
     return RecommenderModel(
-        params=params, user_ids=user_index, user_names=names, items=products[ITEM_COLUMNS].reset_index(drop=True),
+        params=params, user_ids=user_index, user_profiles=profiles, items=products[ITEM_COLUMNS].reset_index(drop=True),
         counts=counts, item_factors=v, factor_weights=shrink(s, params.shrinkage),
         popularity=ev.popularity_scores(counts), card=model_card)

@@ -62,3 +62,44 @@ def instance():
 
     with dg.instance_for_test() as inst:
         yield inst
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory, sample_source):
+    """A real Dagster webserver + daemon on a free loopback port, over temporary folders and DAGSTER_HOME."""
+    from streamlit_app.dagster_api import Connection, DagsterAPI
+    from tests.servers import dagster_server
+
+    root = tmp_path_factory.mktemp("live")
+    ws = make_workspace(root, sample_source)
+    with dagster_server(root / "dagster_home", ws.env()) as server:
+        yield LiveDagster(server, ws, Connection(port=server.port), DagsterAPI(Connection(port=server.port)))
+
+
+@dataclass
+class LiveDagster:
+    server: object
+    workspace: Workspace
+    connection: object
+    api: object
+
+
+@pytest.fixture(scope="session")
+def trained(live):
+    """The live instance after one complete pipeline run submitted through the GraphQL client."""
+    from tests.servers import wait_for_run
+
+    run_id = live.api.submit("complete_pipeline_job", tags={"recomart/launched_by": "app", "recomart/user": "tests"})
+    status = wait_for_run(live.api, run_id)
+    assert status == "SUCCESS", (live.server.home / "daemon.log").read_text()[-3000:]
+    return run_id
+
+
+@pytest.fixture
+def app_env(live, monkeypatch):
+    """Point the app (AppTest runs it in this process) at the live webserver and the live folders."""
+    monkeypatch.setenv("DAGSTER_HOST", "127.0.0.1")
+    monkeypatch.setenv("DAGSTER_PORT", str(live.server.port))
+    for key, value in live.workspace.env().items():
+        monkeypatch.setenv(key, value)
+    return live

@@ -123,3 +123,10 @@ def test_time_split_keeps_the_latest_for_testing():
     train, test, cutoff = ev.time_split(tx, 0.25)
     assert train["timestamp"].max() < cutoff <= test["timestamp"].min()
     assert len(test) == pytest.approx(len(tx) * 0.25, abs=2)
+
+
+def test_profiles_and_user_search(model):
+    assert model.profile(3) == {"user_id": "3", "name": "User 3"}
+    assert model.profile("nobody") == {}
+    assert model.find_users("user 1")["user_id"].tolist()[:3] == ["1", "10", "11"]
+    assert model.find_users("7")["user_id"].tolist() == ["7", "17"]  # the exact id first, then names

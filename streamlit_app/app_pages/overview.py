@@ -1,0 +1,75 @@
+"""Overview: is Dagster up, how did the last runs go, how fresh is the model, and the headline figures."""
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from dagster_project.recommender import ModelError
+from streamlit_app import services, tables
+from streamlit_app.dagster_api import JOBS, DagsterRequestError, DagsterUnavailable
+
+st.title("RecoMart")
+st.caption("Product recommendations for the shop, refreshed from its exports.")
+conn = services.connection()
+
+try:
+    info = services.server_info(conn)
+    runs = services.recent_runs(conn)
+    latest = {a: (services.materializations(conn, a, 1) or [None])[0]
+              for a in ("raw_users", "raw_products", "raw_transactions", "validation_report")}
+    dagster_ok = True
+except (DagsterUnavailable, DagsterRequestError) as exc:
+    services.show_dagster_problem(exc)
+    info, runs, latest, dagster_ok = {}, [], {}, False
+
+if dagster_ok:
+    st.success(f"Dagster webserver {info.get('dagster_webserver_version', '')} is up at "
+               f"[{conn.base_url}]({conn.base_url}).", icon=":material/cloud_done:")
+
+st.subheader("Headline figures")
+cols = st.columns(5)
+for col, (label, asset) in zip(cols, (("Users", "raw_users"), ("Products", "raw_products"),
+                                      ("Transactions", "raw_transactions"))):
+    found = latest.get(asset)
+    col.metric(label, f"{found['metadata']['records']:,}" if found else "–",
+               help=f"Records in the latest {asset} materialization")
+report = latest.get("validation_report")
+cols[3].metric("Quality score", f"{report['metadata']['quality_score']:.1f}" if report else "–",
+               help="Share of raw records with no defect, in percent")
+
+try:
+    model = services.served_model()
+except ModelError as exc:
+    model = None
+    cols[4].metric("NDCG@10", "–")
+    st.warning(f"{exc}", icon=":material/model_training:")
+    st.page_link("app_pages/refresh.py", label="Start a refresh", icon=":material/refresh:")
+if model is not None:
+    new = model.card["metrics"]["new"]
+    lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else float("nan")
+    cols[4].metric("NDCG@10", f"{new['svd']['ndcg']:.3f}", f"{lift:.2f}x best-sellers",
+                   help="Ranking quality of new-product lists on the latest held-out purchases")
+    trained = datetime.fromisoformat(model.card["trained_at"])
+    st.info(f"Model trained {tables.ago(trained.timestamp())} ({trained:%Y-%m-%d %H:%M} UTC) on "
+            f"{model.card['transactions']:,} transactions; run `{model.card.get('run_id', '?')[:8]}`.",
+            icon=":material/model_training:")
+
+st.subheader("Last runs")
+if runs:
+    frame = tables.runs_frame(runs)
+    last = frame.groupby("job", sort=False).head(1).set_index("job")
+    rows = []
+    for job in JOBS:
+        if job in last.index:
+            row = last.loc[job]
+            rows.append({"job": job, "status": row["status"], "started": row["start"], "duration_s": row["duration_s"],
+                         "launched by": row["launched_by"], "link": conn.run_url(row["run_id"])})
+        else:
+            rows.append({"job": job, "status": "never run", "started": None, "duration_s": None, "launched by": None,
+                         "link": None})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"link": st.column_config.LinkColumn("Dagster UI", display_text="open run"),
+                                "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm")})
+elif dagster_ok:
+    st.write("No runs yet: start one on the Refresh page.")

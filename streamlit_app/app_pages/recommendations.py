@@ -1,0 +1,75 @@
+"""Recommendations: find a customer, see their history, what the model suggests, and similar products."""
+
+import streamlit as st
+
+from dagster_project.contract import id_key
+from dagster_project.recommender import ModelError
+from streamlit_app import services, tables
+
+st.title("Recommendations")
+try:
+    model = services.served_model()
+except ModelError as exc:
+    st.warning(str(exc), icon=":material/model_training:")
+    st.page_link("app_pages/refresh.py", label="Train one now on the Refresh page", icon=":material/refresh:")
+    st.stop()
+
+card = model.card
+with st.expander(f"Model card · trained {card['trained_at']} · run {card.get('run_id', '?')[:8]}"):
+    params = card["params"]
+    st.markdown(f"Shrunk-SVD collaborative filtering, rank **{params['factors']}**, shrinkage **{params['shrinkage']}**, "
+                f"**{params['weighting']}** confidence, re-buy weight **{params['rebuy_weight']}** (chosen on a "
+                f"validation slice). Trained on {card['transactions']:,} transactions, {card['users']:,} customers, "
+                f"{card['items']:,} products. Measured on the purchases after {card['holdout']['cutoff'][:10]}.")
+    st.dataframe(tables.metrics_frame(card), hide_index=True, width="stretch")
+
+query = st.text_input("Customer id or name", placeholder="e.g. 1001 or Garcia")
+n = st.slider("How many products", 5, 50, 10)
+if not query.strip():
+    st.info("Type a customer id or part of a name.")
+    st.stop()
+
+matches = model.find_users(query)
+if matches.empty:
+    st.warning(f"No customer with id or name '{query}'. A new visitor would see the best-sellers:",
+               icon=":material/person_off:")
+    st.dataframe(model.popular(n), hide_index=True, width="stretch")
+    st.stop()
+if len(matches) > 1 and matches["user_id"].iloc[0] != id_key(query):
+    labels = dict(zip(matches["user_id"], matches.get("name", matches["user_id"]).astype(str)))
+    user_id = st.selectbox(f"{len(matches)} customers match", list(labels), format_func=lambda u: f"{labels[u]} ({u})")
+else:
+    user_id = matches["user_id"].iloc[0]
+
+profile = model.profile(user_id)
+history = model.purchase_history(user_id)
+st.subheader(f"{profile.get('name') or 'Customer'} ({user_id})")
+cols = st.columns(4)
+cols[0].metric("Products bought", len(history))
+cols[1].metric("Purchases", int(history["purchases"].sum()) if len(history) else 0)
+cols[2].metric("Age", profile.get("age") if profile.get("age") is not None else "–")
+cols[3].metric("Country", profile.get("country") or "–")
+
+new_tab, again_tab, history_tab = st.tabs(["New for this customer", "Buy again", "Purchase history"])
+with new_tab:
+    recs = model.recommend(user_id, n=n)
+    if not len(history):
+        st.info("This customer has not bought anything yet: showing the best-sellers.", icon=":material/person:")
+    st.dataframe(recs, hide_index=True, width="stretch",
+                 column_config={"price": st.column_config.NumberColumn(format="%.2f")})
+    st.download_button("Download as CSV", recs.to_csv(index=False).encode(), f"recommendations_{user_id}.csv",
+                       "text/csv", icon=":material/download:")
+with again_tab:
+    again = model.recommend(user_id, n=n, exclude_purchased=False)
+    st.caption("Their own favourites blended with new suggestions, for shops that sell what people re-order.")
+    st.dataframe(again, hide_index=True, width="stretch")
+with history_tab:
+    st.dataframe(history, hide_index=True, width="stretch")
+
+st.subheader("Similar products")
+items = model.items
+default = history["product_id"].iloc[0] if len(history) else items["product_id"].iloc[0]
+names = dict(zip(items["product_id"], items["name"].astype(str)))
+product = st.selectbox("Product", list(names), index=list(names).index(default),
+                       format_func=lambda p: f"{names[p]} ({p})")
+st.dataframe(model.similar_items(product, n=n), hide_index=True, width="stretch")

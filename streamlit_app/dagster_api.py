@@ -1,0 +1,359 @@
+"""The one place that talks to the Dagster webserver.
+
+Submitting runs and reading their status go through `dagster_graphql.DagsterGraphQLClient`; what the
+client cannot do (list runs with times and step stats, read materialization metadata and check
+results) goes through GraphQL queries over the same endpoint, kept together below. Nothing here
+reads Dagster's storage directly, so the app works against a webserver on another host.
+No Streamlit import: the pages cache these calls, the tests call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+JOBS = {"complete_pipeline_job": "Complete pipeline (ingest, validate, prepare, features, train)",
+        "ingestion_job": "Ingestion only (read the exports, run the data checks)"}
+ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
+
+METADATA_FIELDS = """
+    label
+    __typename
+    ... on IntMetadataEntry { intValue }
+    ... on FloatMetadataEntry { floatValue }
+    ... on TextMetadataEntry { text }
+    ... on JsonMetadataEntry { jsonString }
+    ... on PathMetadataEntry { path }
+    ... on MarkdownMetadataEntry { mdStr }
+    ... on BoolMetadataEntry { boolValue }
+"""
+
+RUN_FIELDS = """
+    runId
+    jobName
+    status
+    creationTime
+    startTime
+    endTime
+    tags { key value }
+"""
+
+RUNS_QUERY = f"""
+query Runs($limit: Int, $filter: RunsFilter) {{
+  runsOrError(limit: $limit, filter: $filter) {{
+    __typename
+    ... on Runs {{ results {{ {RUN_FIELDS} }} }}
+    ... on PythonError {{ message }}
+  }}
+}}
+"""
+
+RUN_QUERY = f"""
+query Run($runId: ID!) {{
+  runOrError(runId: $runId) {{
+    __typename
+    ... on Run {{
+      {RUN_FIELDS}
+      stepStats {{ stepKey status startTime endTime }}
+    }}
+    ... on RunNotFoundError {{ message }}
+    ... on PythonError {{ message }}
+  }}
+}}
+"""
+
+RUN_EVENTS_QUERY = """
+query RunFailure($runId: ID!) {
+  logsForRun(runId: $runId, limit: 2000) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MessageEvent { message level stepKey }
+        ... on ExecutionStepFailureEvent { error { message } }
+        ... on RunFailureEvent { message }
+      }
+    }
+  }
+}
+"""
+
+MATERIALIZATIONS_QUERY = f"""
+query Materializations($assetKey: AssetKeyInput!, $limit: Int) {{
+  assetOrError(assetKey: $assetKey) {{
+    __typename
+    ... on Asset {{
+      assetMaterializations(limit: $limit) {{
+        runId
+        timestamp
+        metadataEntries {{ {METADATA_FIELDS} }}
+      }}
+    }}
+  }}
+}}
+"""
+
+CHECKS_QUERY = f"""
+query Checks {{
+  assetNodes {{
+    assetKey {{ path }}
+    assetChecksOrError {{
+      __typename
+      ... on AssetChecks {{
+        checks {{
+          name
+          description
+          blocking
+          executionForLatestMaterialization {{
+            runId
+            status
+            timestamp
+            evaluation {{ success severity description metadataEntries {{ {METADATA_FIELDS} }} }}
+          }}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+
+INSTANCE_QUERY = """
+query Instance {
+  version
+  instance {
+    runQueueConfig { maxConcurrentRuns }
+    daemonHealth { allDaemonStatuses { daemonType healthy required } }
+  }
+}
+"""
+
+
+class DagsterUnavailable(RuntimeError):
+    """The webserver cannot be reached; the message says where we looked and how to start it."""
+
+
+class DagsterRequestError(RuntimeError):
+    """The webserver answered, but not with what was asked (unknown job, bad config, ...)."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    use_https: bool = False
+    token: str | None = None
+    timeout: float = 10.0
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.use_https else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        # Dagster+ reads this header; a proxy in front of an open-source webserver can check it too.
+        return {"Dagster-Cloud-Api-Token": self.token} if self.token else {}
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.base_url}/runs/{run_id}"
+
+
+def metadata_values(entries: list[dict]) -> dict[str, Any]:
+    """GraphQL metadata entries as {label: python value}."""
+    out: dict[str, Any] = {}
+    for entry in entries:
+        for key in ("intValue", "floatValue", "text", "path", "mdStr", "boolValue"):
+            if key in entry:
+                out[entry["label"]] = entry[key]
+                break
+        else:
+            if "jsonString" in entry:
+                out[entry["label"]] = json.loads(entry["jsonString"])
+    return out
+
+
+def launched_by(tags: dict[str, str]) -> str:
+    """Who started a run, from its tags."""
+    if "dagster/schedule_name" in tags:
+        return f"schedule ({tags['dagster/schedule_name']})"
+    if "dagster/sensor_name" in tags:
+        return f"sensor ({tags['dagster/sensor_name']})"
+    if tags.get("recomart/launched_by") == "app":
+        return f"RecoMart app ({tags.get('recomart/user', 'anonymous')})"
+    if "dagster/from_ui" in tags or "user" in tags:
+        return "Dagster UI"
+    return "command line / API"
+
+
+def _is_connection_problem(exc: BaseException) -> bool:
+    """Whether an error (or any error behind it) is the network's or the server's, not the request's."""
+    from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (requests.RequestException, TransportServerError, TransportConnectionFailed, OSError)):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+class DagsterAPI:
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self._client = None
+        self._session = requests.Session()
+        self._session.headers.update(connection.headers)
+
+    def _unavailable(self, exc: Exception) -> DagsterUnavailable:
+        return DagsterUnavailable(
+            f"The Dagster webserver at {self.connection.base_url} is not reachable ({type(exc).__name__}). "
+            f"Start it with `./run_pipeline.sh ui` (or `./run_pipeline.sh up` for the app and Dagster together), "
+            f"or set DAGSTER_HOST / DAGSTER_PORT to where it runs.")
+
+    @property
+    def client(self):
+        if self._client is None:
+            from dagster_graphql import DagsterGraphQLClient
+
+            c = self.connection
+            try:
+                self._client = DagsterGraphQLClient(c.host, port_number=c.port, use_https=c.use_https,
+                                                    headers=c.headers or None, timeout=int(c.timeout))
+            except Exception as exc:  # the client probes the server when it is built
+                raise self._unavailable(exc) from exc
+        return self._client
+
+    def query(self, text: str, variables: dict | None = None) -> dict:
+        try:
+            response = self._session.post(f"{self.connection.base_url}/graphql",
+                                          json={"query": text, "variables": variables or {}},
+                                          timeout=self.connection.timeout)
+        except requests.RequestException as exc:
+            raise self._unavailable(exc) from exc
+        if response.status_code in (401, 403):
+            raise DagsterRequestError(f"The Dagster webserver refused the request ({response.status_code}): "
+                                      f"check DAGSTER_TOKEN.")
+        if response.status_code >= 500 or not response.ok:
+            raise DagsterUnavailable(f"The Dagster webserver at {self.connection.base_url} answered "
+                                     f"{response.status_code}; it may be restarting.")
+        payload = response.json()
+        if payload.get("errors"):
+            raise DagsterRequestError("; ".join(e.get("message", str(e)) for e in payload["errors"]))
+        return payload["data"]
+
+    # --- status -------------------------------------------------------------------------------
+    def server_info(self) -> dict:
+        try:
+            response = self._session.get(f"{self.connection.base_url}/server_info", timeout=self.connection.timeout)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise self._unavailable(exc) from exc
+        return response.json()
+
+    def instance_info(self) -> dict:
+        return self.query(INSTANCE_QUERY)
+
+    # --- runs ---------------------------------------------------------------------------------
+    def submit(self, job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
+        """Submit a whitelisted job; returns the run id."""
+        if job_name not in JOBS:
+            raise DagsterRequestError(f"Unknown job {job_name!r}: choose one of {', '.join(JOBS)}.")
+        return self._call_client(lambda c: c.submit_job_execution(job_name, run_config=run_config or {},
+                                                                  tags=tags or {}), "Dagster refused the run")
+
+    def run_status(self, run_id: str) -> str:
+        return self._call_client(lambda c: c.get_run_status(run_id).value, "Cannot read the run's status")
+
+    def _call_client(self, call, what: str):
+        """Run a client call, turning its errors into ours: unreachable vs refused."""
+        from dagster_graphql import DagsterGraphQLClientError
+
+        try:
+            return call(self.client)
+        except DagsterGraphQLClientError as exc:
+            if _is_connection_problem(exc):
+                raise self._unavailable(exc) from exc
+            raise DagsterRequestError(f"{what}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise self._unavailable(exc) from exc
+
+    def runs(self, limit: int = 50, job_name: str | None = None, statuses: tuple[str, ...] | None = None) -> list[dict]:
+        """Recent runs, newest first, with start/end times and who launched them."""
+        run_filter: dict[str, Any] = {}
+        if job_name:
+            run_filter["pipelineName"] = job_name
+        if statuses:
+            run_filter["statuses"] = list(statuses)
+        data = self.query(RUNS_QUERY, {"limit": limit, "filter": run_filter})["runsOrError"]
+        if data["__typename"] != "Runs":
+            raise DagsterRequestError(data.get("message", data["__typename"]))
+        return [self._run(r) for r in data["results"]]
+
+    def run(self, run_id: str) -> dict:
+        data = self.query(RUN_QUERY, {"runId": run_id})["runOrError"]
+        if data["__typename"] != "Run":
+            raise DagsterRequestError(data.get("message", data["__typename"]))
+        return self._run(data)
+
+    @staticmethod
+    def _run(raw: dict) -> dict:
+        tags = {t["key"]: t["value"] for t in raw.get("tags", [])}
+        start, end = raw.get("startTime"), raw.get("endTime")
+        return {**raw, "tags": tags, "launchedBy": launched_by(tags),
+                "duration": (end - start) if start and end else None}
+
+    def active_runs(self) -> list[dict]:
+        """Runs of our jobs that are queued or in progress."""
+        return [r for r in self.runs(limit=20, statuses=ACTIVE_STATUSES) if r["jobName"] in JOBS]
+
+    def failure_message(self, run_id: str) -> str | None:
+        """The first error a failed run logged (step failure or failed check), for the user."""
+        data = self.query(RUN_EVENTS_QUERY, {"runId": run_id})["logsForRun"]
+        events = data.get("events", []) if data["__typename"] == "EventConnection" else []
+        for event in events:
+            if event["__typename"] == "ExecutionStepFailureEvent" and event.get("error"):
+                return event["error"]["message"].strip()
+        for event in events:
+            if event["__typename"] == "AssetCheckEvaluationEvent" or "quality" in (event.get("message") or "").lower():
+                if event.get("level") == "ERROR":
+                    return event["message"]
+        for event in events:
+            if event["__typename"] == "RunFailureEvent":
+                return event.get("message")
+        return None
+
+    def terminate(self, run_id: str) -> None:
+        self._call_client(lambda c: c.terminate_run(run_id), "Cannot stop the run")
+
+    # --- assets -------------------------------------------------------------------------------
+    def materializations(self, asset: str, limit: int = 20) -> list[dict]:
+        """Latest materializations of an asset, newest first: run id, time (epoch s) and metadata."""
+        data = self.query(MATERIALIZATIONS_QUERY, {"assetKey": {"path": [asset]}, "limit": limit})["assetOrError"]
+        if data["__typename"] != "Asset":
+            return []
+        return [{"runId": m["runId"], "timestamp": float(m["timestamp"]) / 1000.0,
+                 "metadata": metadata_values(m["metadataEntries"])} for m in data["assetMaterializations"]]
+
+    def latest_metadata(self, asset: str) -> dict | None:
+        found = self.materializations(asset, limit=1)
+        return found[0] if found else None
+
+    def check_results(self) -> list[dict]:
+        """Every asset check with its latest evaluation."""
+        rows = []
+        for node in self.query(CHECKS_QUERY)["assetNodes"]:
+            checks = node["assetChecksOrError"]
+            for check in checks.get("checks", []) if checks["__typename"] == "AssetChecks" else []:
+                execution = check.get("executionForLatestMaterialization") or {}
+                evaluation = execution.get("evaluation") or {}
+                meta = metadata_values(evaluation.get("metadataEntries", []))
+                rows.append({"asset": "/".join(node["assetKey"]["path"]), "check": check["name"],
+                             "description": check.get("description"), "blocking": check["blocking"],
+                             "status": execution.get("status", "NOT_RUN"), "passed": evaluation.get("success"),
+                             "severity": evaluation.get("severity"), "failing_rows": meta.get("failing_rows"),
+                             "total_rows": meta.get("total_rows"), "runId": execution.get("runId"),
+                             "timestamp": execution.get("timestamp")})
+        return rows

@@ -1,0 +1,75 @@
+"""Cached access for the pages: the Dagster API (briefly cached answers) and the served model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dagster_project.recommender import RecommenderModel, load_model
+from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestError, DagsterUnavailable
+from streamlit_app.settings import current_connection, served_model_path
+
+QUERY_TTL = 5  # seconds: fresh enough to follow runs, cheap enough for many sessions
+
+
+@st.cache_resource(show_spinner=False)
+def _api_for(connection: Connection) -> DagsterAPI:
+    return DagsterAPI(connection)
+
+
+def connection() -> Connection:
+    return current_connection()
+
+
+def api() -> DagsterAPI:
+    return _api_for(connection())
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def server_info(conn: Connection) -> dict:
+    return _api_for(conn).server_info()
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def recent_runs(conn: Connection, limit: int = 100) -> list[dict]:
+    return _api_for(conn).runs(limit=limit)
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def run_detail(conn: Connection, run_id: str) -> dict:
+    return _api_for(conn).run(run_id)
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def materializations(conn: Connection, asset: str, limit: int = 50) -> list[dict]:
+    return _api_for(conn).materializations(asset, limit)
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def check_results(conn: Connection) -> list[dict]:
+    return _api_for(conn).check_results()
+
+
+def show_dagster_problem(exc: Exception) -> None:
+    """The banner for a webserver that is down, restarting, or refusing us."""
+    if isinstance(exc, DagsterUnavailable):
+        st.error(f"**Dagster is not reachable.** {exc}", icon=":material/cloud_off:")
+    elif isinstance(exc, DagsterRequestError):
+        st.error(f"**Dagster refused the request.** {exc}", icon=":material/error:")
+    else:
+        raise exc
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model...")
+def _model_at(path: str, mtime_ns: int, size: int) -> RecommenderModel:
+    return load_model(path)
+
+
+def served_model() -> RecommenderModel:
+    """The model on disk, cached until the file changes (a new training replaces it atomically)."""
+    path = served_model_path()
+    stat = Path(path).stat() if Path(path).exists() else None
+    if stat is None:
+        return load_model(path)  # raises the clear "no model" error
+    return _model_at(str(path), stat.st_mtime_ns, stat.st_size)

@@ -1,0 +1,81 @@
+"""DataFrames the pages show, built from the Dagster API's answers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+
+STAGES = {"users": ("raw_users", "prepared_users", "user_features"),
+          "products": ("raw_products", "prepared_products", "item_features"),
+          "transactions": ("raw_transactions", "prepared_transactions", "interaction_matrix")}
+
+
+def when(epoch: float | None) -> pd.Timestamp | None:
+    return pd.Timestamp(epoch, unit="s", tz="UTC") if epoch else None
+
+
+def ago(epoch: float | None, now: float | None = None) -> str:
+    if not epoch:
+        return "never"
+    seconds = (now or datetime.now(timezone.utc).timestamp()) - epoch
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def runs_frame(runs: list[dict]) -> pd.DataFrame:
+    rows = [{"job": r["jobName"], "status": r["status"], "start": when(r.get("startTime") or r.get("creationTime")),
+             "duration_s": round(r["duration"], 1) if r.get("duration") is not None else None,
+             "launched_by": r["launchedBy"], "run_id": r["runId"]} for r in runs]
+    return pd.DataFrame(rows, columns=["job", "status", "start", "duration_s", "launched_by", "run_id"])
+
+
+def steps_frame(run: dict) -> pd.DataFrame:
+    rows = []
+    for step in run.get("stepStats") or []:
+        start, end = step.get("startTime"), step.get("endTime")
+        rows.append({"step": step["stepKey"], "status": step["status"] or "NOT_STARTED",
+                     "duration_s": round(end - start, 2) if start and end else None})
+    return pd.DataFrame(rows, columns=["step", "status", "duration_s"])
+
+
+def quality_frame(materializations: list[dict]) -> pd.DataFrame:
+    rows = [{"time": when(m["timestamp"]), "quality_score": m["metadata"].get("quality_score"), "run_id": m["runId"]}
+            for m in materializations if m["metadata"].get("quality_score") is not None]
+    return pd.DataFrame(rows, columns=["time", "quality_score", "run_id"]).sort_values("time")
+
+
+def stage_counts(latest: dict[str, dict | None]) -> pd.DataFrame:
+    """Records per table and stage, from each asset's latest materialization."""
+    rows = []
+    for table, assets in STAGES.items():
+        for stage, asset in zip(("raw", "prepared", "features"), assets):
+            found = latest.get(asset)
+            if found and found["metadata"].get("records") is not None:
+                rows.append({"table": table, "stage": stage, "records": int(found["metadata"]["records"])})
+    return pd.DataFrame(rows, columns=["table", "stage", "records"])
+
+
+def dropped_frame(latest: dict[str, dict | None]) -> pd.DataFrame:
+    rows = []
+    for table in STAGES:
+        found = latest.get(f"prepared_{table}")
+        for reason, count in ((found or {}).get("metadata", {}).get("dropped_by_reason") or {}).items():
+            rows.append({"table": table, "reason": reason, "rows": int(count)})
+    return pd.DataFrame(rows, columns=["table", "reason", "rows"])
+
+
+def metrics_frame(card: dict) -> pd.DataFrame:
+    """The model card's holdout metrics: one row per list and model."""
+    names = {"svd": "RecoMart SVD", "popularity": "Best-sellers", "buy_again": "Buy again"}
+    rows = []
+    for list_kind, models in card.get("metrics", {}).items():
+        for model, m in models.items():
+            rows.append({"list": "new products" if list_kind == "new" else "with re-buys", "model": names.get(model, model),
+                         "NDCG@10": round(m["ndcg"], 4), "precision@10": round(m["precision"], 4),
+                         "recall@10": round(m["recall"], 4), "hit rate": round(m["hit_rate"], 4),
+                         "coverage": round(m["coverage"], 4), "users": m["users"]})
+    return pd.DataFrame(rows)

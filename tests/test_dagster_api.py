@@ -1,0 +1,79 @@
+"""The connection module against a real webserver and daemon: submit, follow, read runs, metadata, checks."""
+
+import pytest
+
+from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestError, DagsterUnavailable
+from tests.servers import free_port, wait_for_run
+
+pytestmark = pytest.mark.webserver
+
+
+def test_server_info_and_instance(live):
+    assert "dagster_webserver_version" in live.api.server_info()
+    info = live.api.instance_info()
+    assert info["instance"]["runQueueConfig"]["maxConcurrentRuns"] == 1
+
+
+def test_ingestion_job_runs_to_success(live):
+    run_id = live.api.submit("ingestion_job", tags={"recomart/launched_by": "app"})
+    assert wait_for_run(live.api, run_id) == "SUCCESS"
+    run = live.api.run(run_id)
+    assert run["jobName"] == "ingestion_job" and run["duration"] > 0
+    assert run["launchedBy"].startswith("RecoMart app")
+    assert {s["stepKey"] for s in run["stepStats"]} == {"raw_data"}
+
+
+def test_complete_pipeline_and_what_it_left(live, trained):
+    run = live.api.run(trained)
+    assert run["status"] == "SUCCESS"
+    steps = {s["stepKey"]: s for s in run["stepStats"]}
+    assert {"raw_data", "validation_report", "prepared_data", "feature_tables", "collaborative_filtering_model"} <= set(steps)
+    assert all(s["endTime"] >= s["startTime"] for s in steps.values())
+    assert live.workspace.model_file.exists()
+
+    users = live.api.latest_metadata("raw_users")
+    assert users["runId"] in {trained} | {r["runId"] for r in live.api.runs()}
+    assert users["metadata"]["records"] == 1383
+    report = live.api.latest_metadata("validation_report")
+    assert 93 <= report["metadata"]["quality_score"] <= 98
+    dropped = live.api.latest_metadata("prepared_transactions")["metadata"]["dropped_by_reason"]
+    assert dropped["user_known"] == 30
+    model = live.api.latest_metadata("collaborative_filtering_model")["metadata"]
+    assert model["ndcg_at_10"] > model["popularity_ndcg_at_10"]
+
+
+def test_runs_list_with_times(live, trained):
+    runs = live.api.runs(limit=10)
+    mine = next(r for r in runs if r["runId"] == trained)
+    assert mine["jobName"] == "complete_pipeline_job" and mine["startTime"] < mine["endTime"]
+    assert [r["runId"] for r in live.api.runs(job_name="complete_pipeline_job")][0] == trained
+    assert live.api.active_runs() == []
+
+
+def test_check_results(live, trained):
+    checks = {(c["asset"], c["check"]): c for c in live.api.check_results()}
+    assert checks[("raw_users", "email_valid")]["passed"] is False
+    assert checks[("raw_users", "email_valid")]["failing_rows"] > 0
+    assert checks[("raw_users", "user_id_present")]["passed"] is True
+    gate = checks[("validation_report", "quality_gate")]
+    assert gate["passed"] is True and gate["blocking"] is True
+
+
+def test_unknown_job_is_refused_before_sending(live):
+    with pytest.raises(DagsterRequestError, match="Unknown job"):
+        live.api.submit("drop_everything_job")
+
+
+def test_bad_run_config_is_refused_with_dagster_message(live):
+    with pytest.raises(DagsterRequestError, match="Dagster refused the run"):
+        live.api.submit("complete_pipeline_job", run_config={"ops": {"no_such_op": {}}})
+
+
+def test_webserver_down_gives_clear_error():
+    api = DagsterAPI(Connection(port=free_port(), timeout=2))
+    with pytest.raises(DagsterUnavailable, match="run_pipeline.sh ui"):
+        api.runs()
+    with pytest.raises(DagsterUnavailable, match="not reachable"):
+        api.submit("ingestion_job")
+    with pytest.raises(DagsterUnavailable):
+        api.server_info()
