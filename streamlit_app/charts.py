@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+TIME_AXIS = alt.Axis(format="%b %d %H:%M", labelAngle=0, tickCount=6)
 STATUS_COLORS = alt.Scale(domain=["SUCCESS", "FAILURE", "CANCELED", "STARTED", "QUEUED"],
                           range=["#2e7d32", "#c62828", "#757575", "#1565c0", "#f9a825"])
 
@@ -13,7 +14,7 @@ def run_durations(runs: pd.DataFrame) -> alt.Chart:
     """Duration of each finished run over time, one colour per job, failures marked."""
     data = runs.dropna(subset=["duration_s"])[["start", "duration_s", "job", "status", "run_id"]]
     return (alt.Chart(data).mark_line(point=True)
-            .encode(x=alt.X("start:T", title="Started"), y=alt.Y("duration_s:Q", title="Duration (s)"),
+            .encode(x=alt.X("start:T", title="Started", axis=TIME_AXIS), y=alt.Y("duration_s:Q", title="Duration (s)"),
                     color=alt.Color("job:N", title="Job"), shape=alt.Shape("status:N", title="Status"),
                     tooltip=["job", "status", "run_id", alt.Tooltip("duration_s:Q", format=".1f")])
             .properties(height=280))
@@ -29,7 +30,7 @@ def step_durations(steps: pd.DataFrame) -> alt.Chart:
 
 def quality_over_time(scores: pd.DataFrame, threshold: float | None = None) -> alt.Chart | alt.LayerChart:
     base = (alt.Chart(scores).mark_line(point=True)
-            .encode(x=alt.X("time:T", title="Validated"),
+            .encode(x=alt.X("time:T", title="Validated", axis=TIME_AXIS),
                     y=alt.Y("quality_score:Q", title="Quality score", scale=alt.Scale(domain=[0, 100])),
                     tooltip=["time:T", "quality_score:Q", "run_id"])
             .properties(height=260))

@@ -1,0 +1,169 @@
+"""Every page through AppTest, against the live webserver and the model it trained."""
+
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dagster_project.recommender import load_model
+from tests.conftest import ROOT
+from tests.servers import free_port, wait_until
+
+pytestmark = pytest.mark.webserver
+APP = str(ROOT / "streamlit_app" / "app.py")
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart_data(at: AppTest, index: int = 0) -> tuple[dict, pd.DataFrame]:
+    chart = at.get("arrow_vega_lite_chart")[index] if at.get("arrow_vega_lite_chart") else at.get("vega_lite_chart")[index]
+    spec = json.loads(chart.proto.spec)
+    data = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
+    return spec, data
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "success", "info", "warning", "error", "caption", "title", "subheader")
+             for e in at.get(kind) if hasattr(e, "value")]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_overview_shows_the_headline_figures(app_env, trained):
+    at = open_page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Users"] == "1,383" and metrics["Products"] == "101" and metrics["Transactions"] == "3,001"
+    assert 93 <= float(metrics["Quality score"]) <= 98
+    model = load_model(app_env.workspace.model_file)
+    assert metrics["NDCG@10"] == f"{model.card['metrics']['new']['svd']['ndcg']:.3f}"
+    assert "is up at" in at.success[0].value
+    last = at.dataframe[0].value.set_index("job")
+    assert last.loc["complete_pipeline_job", "status"] == "SUCCESS"
+
+
+def test_runs_page_lists_runs_and_charts_durations(app_env, trained):
+    at = open_page("runs")
+    table = at.dataframe[0].value
+    assert trained in set(table["run_id"])
+    row = table.set_index("run_id").loc[trained]
+    assert row["job"] == "complete_pipeline_job" and row["launched_by"] == "RecoMart app (tests)"
+    spec, data = chart_data(at, 0)
+    assert spec["encoding"]["y"]["field"] == "duration_s"
+    assert trained in set(data["run_id"]) and (data["duration_s"] > 0).all()
+    # steps of the selected run (the newest first)
+    at.selectbox[0].set_value(trained).run()
+    steps = at.dataframe[1].value
+    assert "collaborative_filtering_model" in set(steps["step"])
+
+
+def test_data_quality_page(app_env, trained):
+    at = open_page("data_quality")
+    metrics = {m.label: m.value for m in at.metric}
+    report = app_env.api.latest_metadata("validation_report")["metadata"]
+    assert metrics["Quality score"] == f"{report['quality_score']:.2f}"
+    _, scores = chart_data(at, 0)
+    assert report["quality_score"] in set(scores["quality_score"])
+    checks = at.dataframe[0].value.set_index("check")
+    assert checks.loc["email_valid", "result"] == "failed" and checks.loc["user_id_present", "result"] == "passed"
+    _, counts = chart_data(at, 1)
+    counts = counts.set_index(["table", "stage"])["records"]
+    assert counts[("transactions", "raw")] == 3001 and counts[("transactions", "prepared")] < 3001
+    assert counts[("users", "raw")] == 1383
+    _, dropped = chart_data(at, 2)
+    assert dropped.set_index("reason").loc["user_known", "rows"] == 30
+
+
+def test_recommendations_for_a_known_user(app_env, trained):
+    model = load_model(app_env.workspace.model_file)
+    user = model.user_ids[0]
+    at = open_page("recommendations")
+    at.text_input[0].set_value(user).run()
+    assert not at.exception
+    recs = at.dataframe[1].value  # [0] is the model card's metrics
+    expected = model.recommend(user, n=10)
+    assert recs["product_id"].tolist() == expected["product_id"].tolist()
+    assert {"name", "category", "price", "score"} <= set(recs.columns)
+    history = at.dataframe[3].value
+    assert set(history["product_id"]) == set(model.purchase_history(user)["product_id"])
+    assert at.get("download_button")
+
+
+def test_recommendations_by_name_and_for_unknown_user(app_env, trained):
+    model = load_model(app_env.workspace.model_file)
+    at = open_page("recommendations")
+    name = model.user_profiles["name"].dropna().iloc[0].split()[1]
+    at.text_input[0].set_value(name).run()
+    assert "customers match" in at.selectbox[0].label
+    at.text_input[0].set_value("no-such-customer").run()
+    assert "No customer with id or name 'no-such-customer'" in at.warning[0].value
+    popular = at.dataframe[1].value
+    assert popular["product_id"].tolist() == model.popular(10)["product_id"].tolist()
+
+
+def test_refresh_submits_and_follows_the_run(app_env, trained):
+    at = open_page("refresh")
+    at.radio[0].set_value("ingestion_job").run()
+    at.button[0].click().run()
+    run_id = at.session_state["tracked_run"]
+    assert run_id and f"Run `{run_id}`" in texts(at)
+
+    def finished():
+        at.run()
+        return "Run succeeded" in texts(at)
+
+    wait_until(finished, 180, "the refresh page showing success", interval=1)
+    assert app_env.api.run(run_id)["status"] == "SUCCESS"
+
+
+def test_second_click_follows_the_run_under_way(app_env, trained):
+    first = app_env.api.submit("complete_pipeline_job", tags={"recomart/launched_by": "app"})
+    at = open_page("refresh")
+    at.button[0].click().run()
+    try:
+        assert at.session_state["tracked_run"] == first
+        assert "already under way" in texts(at)
+        assert len(app_env.api.active_runs()) <= 1
+    finally:
+        from tests.servers import wait_for_run
+        assert wait_for_run(app_env.api, first) == "SUCCESS"
+
+
+def test_webserver_down_shows_a_banner_and_recommendations_still_work(app_env, trained, monkeypatch):
+    monkeypatch.setenv("DAGSTER_PORT", str(free_port()))
+    for page in (None, "runs", "data_quality", "refresh"):
+        at = open_page(page)
+        if page != "refresh":
+            assert any("Dagster is not reachable" in e.value and "run_pipeline.sh" in e.value for e in at.error), page
+    at.button[0].click().run()
+    assert any("not reachable" in e.value for e in at.error)
+    at = open_page("recommendations")
+    at.text_input[0].set_value(load_model(app_env.workspace.model_file).user_ids[0]).run()
+    assert len(at.dataframe[1].value) == 10
+
+
+def test_missing_model_is_explained(app_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECOMART_MODELS_DIR", str(tmp_path))
+    at = open_page("recommendations")
+    assert "No model at" in at.warning[0].value and "complete pipeline" in at.warning[0].value
+    assert at.get("page_link")
+
+
+def test_invalid_knobs_never_reach_dagster():
+    from streamlit_app.run_requests import RefreshOptions, build_run_config
+
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        build_run_config("complete_pipeline_job", RefreshOptions(min_quality_score=120))
+    with pytest.raises(ValueError, match="Unknown job"):
+        build_run_config("rm_rf_job", RefreshOptions())
+    config = build_run_config("complete_pipeline_job", RefreshOptions(70, 0.25, False))
+    assert config["ops"]["validation_report"]["config"]["min_quality_score"] == 70.0
+    assert build_run_config("ingestion_job", RefreshOptions()) == {}
