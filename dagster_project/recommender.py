@@ -97,10 +97,11 @@ class RecommenderModel:
     def __post_init__(self) -> None:
         self._item_index = pd.Index(self.items["product_id"])
         self._weighted = weigh(self.counts, self.params.weighting)
-        self._scorer = FactorScorer(self.item_factors, self.factor_weights)
         norms = self.item_factors * np.sqrt(self.factor_weights)
         lengths = np.linalg.norm(norms, axis=1, keepdims=True)
         self._item_embeddings = norms / np.where(lengths > 0, lengths, 1.0)
+        self._item_columns = {c: self.items[c].to_numpy() for c in ITEM_COLUMNS}
+        self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T)  # k x items
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -147,11 +148,16 @@ class RecommenderModel:
         return pd.concat([found[exact_first], found[~exact_first]]).head(limit).reset_index()
 
     def _frame(self, items: np.ndarray, scores: np.ndarray, reason: str | list[str]) -> pd.DataFrame:
-        out = self.items.iloc[items][ITEM_COLUMNS].reset_index(drop=True)
-        out.insert(0, "rank", np.arange(1, len(items) + 1))
-        out["score"] = np.round(scores.astype(float), 6)
-        out["reason"] = reason
-        return out
+        columns = {"rank": np.arange(1, len(items) + 1)}
+        columns.update({c: values[items] for c, values in self._item_columns.items()})
+        columns["score"] = np.round(scores.astype(float), 6)
+        columns["reason"] = reason if isinstance(reason, list) else [reason] * len(items)
+        return pd.DataFrame(columns)
+
+    def _purchases(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """A user's bought items and their counts, straight from the CSR arrays (no slicing overhead)."""
+        start, end = self.counts.indptr[row], self.counts.indptr[row + 1]
+        return self.counts.indices[start:end], self.counts.data[start:end]
 
     def popular(self, n: int = 10, exclude: np.ndarray | None = None) -> pd.DataFrame:
         scores = self.popularity.astype(np.float64).copy()
@@ -166,14 +172,16 @@ class RecommenderModel:
         row = self.user_index(user_id)
         if row is None:
             return self.popular(n)
-        user_row = self._weighted[row]
-        scores = self._scorer(user_row)[0].astype(np.float64)
-        bought = self.counts[row].indices
+        bought, counts = self._purchases(row)
+        weights = self._weighted.data[self._weighted.indptr[row]:self._weighted.indptr[row + 1]]
+        scores = ((weights @ self.item_factors[bought]) @ self._projection).astype(np.float64)
         if exclude_purchased:
             scores[bought] = -np.inf
             reasons: list[str] | str = "similar customers"
         else:
-            scores = blend_rebuy(scores[None, :], self.counts[row].toarray(), self.params.rebuy_weight)[0]
+            own = np.zeros((1, self.n_items))
+            own[0, bought] = counts
+            scores = blend_rebuy(scores[None, :], own, self.params.rebuy_weight)[0]
         n = min(n, self.n_items)
         part = np.argpartition(-scores, n - 1)[:n]
         best = part[np.argsort(-scores[part], kind="stable")]
@@ -187,9 +195,9 @@ class RecommenderModel:
         row = self.user_index(user_id)
         if row is None:
             return self._frame(np.empty(0, dtype=int), np.empty(0), "buy again")
-        counts = self.counts[row]
-        order = np.lexsort((-self.popularity[counts.indices], -counts.data))[:n]
-        return self._frame(counts.indices[order], counts.data[order].astype(float), "buy again")
+        bought, counts = self._purchases(row)
+        order = np.lexsort((-self.popularity[bought], -counts))[:n]
+        return self._frame(bought[order], counts[order].astype(float), "buy again")
 
     def similar_items(self, product_id: object, n: int = 10) -> pd.DataFrame:
         """Products whose buyers overlap most with this one's (cosine of item factors)."""
@@ -207,9 +215,9 @@ class RecommenderModel:
         row = self.user_index(user_id)
         if row is None:
             return pd.DataFrame(columns=[*ITEM_COLUMNS, "purchases"])
-        counts = self.counts[row]
-        out = self.items.iloc[counts.indices][ITEM_COLUMNS].reset_index(drop=True)
-        out["purchases"] = counts.data.astype(int)
+        bought, counts = self._purchases(row)
+        out = self.items.iloc[bought][ITEM_COLUMNS].reset_index(drop=True)
+        out["purchases"] = counts.astype(int)
         return out.sort_values("purchases", ascending=False, kind="stable").reset_index(drop=True)
 
 

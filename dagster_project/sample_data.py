@@ -43,6 +43,7 @@ WINDOW_START = np.datetime64("2025-11-01T00:00:00")
 WINDOW_SECONDS = 365 * 24 * 3600
 N_SEGMENTS = 8
 REPEAT_RATE = 0.3
+SEGMENT_LOYALTY = 0.8  # share of a segment's purchases within its favourite categories
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,11 @@ def make_users(n_rows: int, rng: np.random.Generator, defects: DefectRates) -> t
 
 
 def _segment_item_weights(products: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
-    """Per-segment purchase probabilities: long-tailed popularity boosted by preferred categories and brands."""
+    """Per-segment purchase probabilities over the catalog.
+
+    A segment buys mostly (SEGMENT_LOYALTY) within its two favourite categories, favouring three
+    brands there, and otherwise like everyone else; both parts follow a long-tailed popularity.
+    """
     n = len(products)
     popularity = 1.0 / np.arange(1, n + 1) ** 0.9
     popularity = popularity[rng.permutation(n)]
@@ -136,10 +141,11 @@ def _segment_item_weights(products: pd.DataFrame, rng: np.random.Generator) -> n
     for s in range(N_SEGMENTS):
         liked_categories = rng.choice(categories, 2, replace=False)
         liked_brands = rng.choice(all_brands, 3, replace=False)
-        boost = np.where(products["category"].isin(liked_categories), 12.0, 1.0)
-        boost *= np.where(products["brand"].isin(liked_brands), 3.0, 1.0)
-        w = popularity * boost
-        weights[s] = w / w.sum()
+        taste = popularity * products["category"].isin(liked_categories).to_numpy()
+        taste = taste * np.where(products["brand"].isin(liked_brands), 3.0, 1.0)
+        if taste.sum() == 0:  # a tiny catalog without the liked categories
+            taste = popularity.copy()
+        weights[s] = SEGMENT_LOYALTY * taste / taste.sum() + (1 - SEGMENT_LOYALTY) * popularity / popularity.sum()
     return weights
 
 

@@ -29,11 +29,12 @@ PROFILE_COLUMNS = ["name", "age", "gender", "country"]
 @dataclass(frozen=True)
 class TrainingSettings:
     factor_grid: tuple[int, ...] = (8, 16, 32, 64, 128)
-    shrinkage_grid: tuple[float, ...] = (0.0, 0.3, 1.0, 3.0, 10.0)
+    shrinkage_grid: tuple[float, ...] = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
     weightings: tuple[str, ...] = ("binary", "log")
     rebuy_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 20.0)
     test_share: float = 0.2
-    max_eval_users: int = 5000
+    max_eval_users: int = 2000  # validation customers per trial (a seeded sample beyond that)
+    max_test_users: int = 20000  # holdout customers measured (a seeded sample beyond that)
     k: int = 10
     seed: int = 0
 
@@ -84,45 +85,54 @@ def _rebuy_scorer(train: sp.csr_matrix, params: ModelParams, factors=None) -> ev
 
 
 def select_params(train: sp.csr_matrix, validation: sp.csr_matrix, settings: TrainingSettings) -> tuple[ModelParams, list[dict]]:
-    """Grid search on the validation slice; returns the best settings and every trial's score."""
+    """Coordinate search on the validation slice; returns the best settings and every trial's score.
+
+    Shrinkage matters most, then weighting, then rank (PureSVD is flat in k once shrunk), so: shrinkage
+    x weighting at a middle rank, then the rank, then shrinkage again at that rank, then the re-buy weight.
+    """
     holdout = ev.make_holdout(train, validation)
     new_users = _sample(holdout.users("new"), settings.max_eval_users, settings.seed)
     all_users = _sample(holdout.users("rebuy"), settings.max_eval_users, settings.seed)
-    max_rank = min(train.shape) - 1
-    grid = sorted({min(f, max_rank) for f in settings.factor_grid if max_rank >= 1})
+    max_rank = max(1, min(train.shape) - 1)
+    ranks = sorted({min(f, max_rank) for f in settings.factor_grid})
+    factors = {w: fit_factors(weigh(train, w), ranks[-1], settings.seed) for w in settings.weightings}
     trials: list[dict] = []
-    best, best_ndcg = ModelParams(), -1.0
-    for weighting in settings.weightings:
-        factors = fit_factors(weigh(train, weighting), max(grid, default=1))
-        for k in grid:
-            for shrinkage in settings.shrinkage_grid:
-                params = ModelParams(k, shrinkage, weighting)
-                ndcg = ev.evaluate(_svd_scorer(train, params, factors), holdout, "new", settings.k, new_users)["ndcg"]
-                trials.append({"list": "new", **asdict(params), "ndcg": ndcg})
-                if ndcg > best_ndcg + 1e-9:
-                    best, best_ndcg, best_factors = params, ndcg, factors
-    best_rebuy, best_rebuy_ndcg = 0.0, -1.0
-    for weight in settings.rebuy_grid:
-        params = replace(best, rebuy_weight=weight)
-        ndcg = ev.evaluate(_rebuy_scorer(train, params, best_factors), holdout, "rebuy", settings.k, all_users)["ndcg"]
-        trials.append({"list": "rebuy", **asdict(params), "ndcg": ndcg})
-        if ndcg > best_rebuy_ndcg + 1e-9:
-            best_rebuy, best_rebuy_ndcg = weight, ndcg
-    return replace(best, rebuy_weight=best_rebuy), trials
+    scores: dict[ModelParams, float] = {}
+
+    def trial(params: ModelParams, list_kind: str = "new") -> float:
+        if params not in scores:
+            make = _svd_scorer if list_kind == "new" else _rebuy_scorer
+            users = new_users if list_kind == "new" else all_users
+            scores[params] = ev.evaluate(make(train, params, factors[params.weighting]), holdout, list_kind,
+                                         settings.k, users)["ndcg"]
+            trials.append({"list": list_kind, **asdict(params), "ndcg": scores[params]})
+        return scores[params]
+
+    def best_of(candidates: list[ModelParams], list_kind: str = "new") -> ModelParams:
+        return max(candidates, key=lambda p: (trial(p, list_kind), -candidates.index(p)))
+
+    middle = min(ranks, key=lambda r: abs(r - 64))
+    best = best_of([ModelParams(middle, lam, w) for w in settings.weightings for lam in settings.shrinkage_grid])
+    best = best_of([replace(best, factors=r) for r in ranks])
+    best = best_of([replace(best, shrinkage=lam) for lam in settings.shrinkage_grid])
+    best = best_of([replace(best, rebuy_weight=w) for w in settings.rebuy_grid], "rebuy")
+    return best, trials
 
 
 def holdout_metrics(train: sp.csr_matrix, test: sp.csr_matrix, params: ModelParams, settings: TrainingSettings) -> dict:
-    """The chosen model beside the baselines, on both lists."""
+    """The chosen model beside the baselines, on both lists (the same customers for every model)."""
     holdout = ev.make_holdout(train, test)
-    factors = fit_factors(weigh(train, params.weighting), params.factors)
+    factors = fit_factors(weigh(train, params.weighting), params.factors, settings.seed)
     popularity = ev.popularity_scorer(train)
     k = settings.k
+    new = _sample(holdout.users("new"), settings.max_test_users, settings.seed)
+    rebuy = _sample(holdout.users("rebuy"), settings.max_test_users, settings.seed)
     return {
-        "new": {"svd": ev.evaluate(_svd_scorer(train, params, factors), holdout, "new", k),
-                "popularity": ev.evaluate(popularity, holdout, "new", k)},
-        "rebuy": {"svd": ev.evaluate(_rebuy_scorer(train, params, factors), holdout, "rebuy", k),
-                  "popularity": ev.evaluate(popularity, holdout, "rebuy", k),
-                  "buy_again": ev.evaluate(ev.buy_again_scorer(train), holdout, "rebuy", k)},
+        "new": {"svd": ev.evaluate(_svd_scorer(train, params, factors), holdout, "new", k, new),
+                "popularity": ev.evaluate(popularity, holdout, "new", k, new)},
+        "rebuy": {"svd": ev.evaluate(_rebuy_scorer(train, params, factors), holdout, "rebuy", k, rebuy),
+                  "popularity": ev.evaluate(popularity, holdout, "rebuy", k, rebuy),
+                  "buy_again": ev.evaluate(ev.buy_again_scorer(train), holdout, "rebuy", k, rebuy)},
     }
 
 
@@ -148,7 +158,7 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
 
     counts = (count_matrix(transactions, user_index, item_index) if interactions is None
               else interaction_counts(interactions, user_index, item_index))
-    v, s = fit_factors(weigh(counts, params.weighting), params.factors)
+    v, s = fit_factors(weigh(counts, params.weighting), params.factors, settings.seed)
     params = replace(params, factors=v.shape[1])
     profile_columns = [c for c in PROFILE_COLUMNS if c in users]
     profiles = users.drop_duplicates("user_id").set_index("user_id")[profile_columns]
@@ -157,7 +167,7 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
         "params": asdict(params),
         "metrics": metrics,
         "holdout": {"protocol": "time split", "test_share": settings.test_share, "cutoff": str(cutoff),
-                    "validation_cutoff": str(val_cutoff), "k": settings.k},
+                    "validation_cutoff": str(val_cutoff), "k": settings.k, "max_test_users": settings.max_test_users},
         "selection_trials": trials,
         "users": len(user_index), "items": len(item_index), "interactions": int(counts.nnz),
         "transactions": len(transactions),
