@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,42 @@ def id_key(value: object) -> str:
     return normalize_ids(pd.Series([value])).iloc[0] if value is not None else ""
 
 
+NUMBER_PATTERN = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def _arrow_text(values: pd.Series) -> pa.ChunkedArray | pa.Array:
+    return pa.array(values.astype("string"), type=pa.large_string())
+
+
 def to_number(values: pd.Series) -> pd.Series:
-    """Numbers, with anything unparseable as NaN (the checks count those)."""
+    """Numbers, with anything unparseable as NaN (the checks count those). Vectorized in Arrow."""
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64")
-    return pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype("float64")
+    text = _arrow_text(values)
+    numeric = pc.if_else(pc.match_substring_regex(text, NUMBER_PATTERN), pc.utf8_trim_whitespace(text),
+                         pa.scalar(None, pa.large_string()))
+    parsed = pc.cast(numeric, pa.float64()).to_numpy(zero_copy_only=False)
+    return pd.Series(parsed, index=values.index, dtype="float64")
+
+
+def is_in(values: pd.Series, reference: pd.Series) -> np.ndarray:
+    """Whether each value occurs in `reference` (missing values never do)."""
+    found = pc.is_in(_arrow_text(values), value_set=_arrow_text(reference.dropna()))
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
+
+def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
+    """True for every row that repeats an earlier row exactly (all columns)."""
+    if frame.empty:
+        return np.zeros(0, dtype=bool)
+    missing = pa.scalar("\x00", pa.large_string())
+    columns = [pc.fill_null(_arrow_text(frame[c]), missing) for c in frame.columns]
+    joined = pc.binary_join_element_wise(*columns, pa.scalar("\x1f", pa.large_string()))
+    encoded = pc.dictionary_encode(joined)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    codes = pd.Series(encoded.indices.to_numpy(zero_copy_only=False))
+    return codes.duplicated(keep="first").to_numpy()
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
 from dagster_project.contract import (EMAIL_PATTERN, ENTITIES, MAX_AGE, MAX_QUANTITY, MIN_AGE, EntitySpec,
-                                      parse_timestamps, to_number)
+                                      duplicated_rows, is_in, parse_timestamps, to_number)
 
 ERROR, WARN = "ERROR", "WARN"
 
@@ -90,7 +90,7 @@ def _bad_price(entity: str, column: str) -> Callable[[Frames], pd.Series]:
 def _unknown(column: str, reference: str) -> Callable[[Frames], pd.Series]:
     def failing(f: Frames) -> pd.Series:
         ids = f.transactions[column]
-        return ids.notna() & ~ids.isin(f.of(reference)[column].dropna())
+        return ids.notna() & ~is_in(ids, f.of(reference)[column])
     return failing
 
 
@@ -107,7 +107,7 @@ def _bad_timestamp(f: Frames) -> pd.Series:
 
 def _duplicate_rows(f: Frames) -> pd.Series:
     data = f.transactions.drop(columns=[SOURCE_COLUMN, ROW_COLUMN], errors="ignore")
-    return data.duplicated(keep="first")
+    return pd.Series(duplicated_rows(data), index=data.index)
 
 
 RULES: tuple[Rule, ...] = (
