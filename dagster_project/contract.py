@@ -21,14 +21,16 @@ class EntitySpec:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     id_columns: tuple[str, ...]
+    case_insensitive: tuple[str, ...] = ()  # ids matched regardless of case (stored upper-case)
 
 
 USERS = EntitySpec("users", "users*.csv", ("user_id",),
                    ("name", "email", "age", "gender", "country", "signup_date"), ("user_id",))
 PRODUCTS = EntitySpec("products", "products*.json", ("product_id", "name"),
-                      ("category", "brand", "price"), ("product_id",))
+                      ("category", "brand", "price"), ("product_id",), ("product_id",))
 TRANSACTIONS = EntitySpec("transactions", "transactions*.csv", ("user_id", "product_id", "timestamp"),
-                          ("transaction_id", "quantity", "unit_price"), ("transaction_id", "user_id", "product_id"))
+                          ("transaction_id", "quantity", "unit_price"), ("transaction_id", "user_id", "product_id"),
+                          ("product_id",))
 ENTITIES = (USERS, PRODUCTS, TRANSACTIONS)
 
 MIN_AGE, MAX_AGE = 13, 110
@@ -46,6 +48,11 @@ def normalize_ids(values: pd.Series) -> pd.Series:
 def id_key(value: object) -> str:
     """The text form of one id as the pipeline stores it (for ids given as int or str)."""
     return normalize_ids(pd.Series([value])).iloc[0] if value is not None else ""
+
+
+def product_key(value: object) -> str:
+    """A product id as stored: trimmed text, upper-case (product codes match regardless of case)."""
+    return id_key(value).upper()
 
 
 NUMBER_PATTERN = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"

@@ -7,6 +7,7 @@ Raw frames keep every column as text (ids normalized), so nothing is lost before
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 from collections.abc import Callable
@@ -55,15 +56,30 @@ def _check_columns(frame: pd.DataFrame, spec: EntitySpec, path: Path) -> pd.Data
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     missing = [c for c in spec.required if c not in frame.columns]
     if missing:
+        hints = [f"'{found}' for '{want}'" for want in missing if (found := _closest(want, frame.columns))]
         raise DataInputError(
             f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing; found columns "
-            f"{list(frame.columns)}. Rename or add the column(s) so the header has {list(spec.required)}.")
+            f"{list(frame.columns)}." + (f" Did you mean {', '.join(hints)}?" if hints else "") +
+            f" Rename or add the column(s) so the header has {list(spec.required)}.")
     if frame.empty:
         raise DataInputError(f"{path}: the file has a header but no data rows.")
     for column in spec.id_columns:
         if column in frame.columns:
             frame[column] = normalize_ids(frame[column])
+            if column in spec.case_insensitive:
+                frame[column] = frame[column].str.upper()
     return frame
+
+
+def _closest(wanted: str, columns) -> str | None:
+    """The header that looks like a misspelling of `wanted` (case, spaces, dashes ignored)."""
+    def squash(name: str) -> str:
+        return "".join(ch for ch in str(name).lower() if ch.isalnum())
+    squashed = {squash(c): c for c in columns}
+    if squash(wanted) in squashed:
+        return squashed[squash(wanted)]
+    close = difflib.get_close_matches(squash(wanted), list(squashed), n=1, cutoff=0.75)
+    return squashed[close[0]] if close else None
 
 
 def read_csv(path: Path, spec: EntitySpec) -> pd.DataFrame:
@@ -107,6 +123,10 @@ def read_json_records(path: Path, spec: EntitySpec) -> pd.DataFrame:
     except json.JSONDecodeError as exc:
         records = _read_json_lines(path, text, exc)
     if isinstance(records, dict):
+        wrapped = [k for k, v in records.items() if isinstance(v, list)]
+        if wrapped and not set(spec.required) & set(records):
+            raise DataInputError(f"{path}: expected a JSON array of {spec.name} objects, found an object with the "
+                                 f"list under '{wrapped[0]}'. Export the array itself (or one object per line).")
         records = [records]
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), 0) if isinstance(records, list) else 0

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from dagster_project.contract import id_key
+from dagster_project.contract import id_key, product_key
 
 FORMAT_VERSION = 1
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
@@ -201,7 +201,8 @@ class RecommenderModel:
 
     def similar_items(self, product_id: object, n: int = 10) -> pd.DataFrame:
         """Products whose buyers overlap most with this one's (cosine of item factors)."""
-        loc = self._item_index.get_indexer([id_key(product_id)])[0]
+        found = self._item_index.get_indexer([id_key(product_id), product_key(product_id)])
+        loc = found[0] if found[0] >= 0 else found[1]
         if loc < 0:
             raise KeyError(f"Unknown product_id {product_id!r}")
         scores = (self._item_embeddings @ self._item_embeddings[loc]).astype(np.float64)

@@ -34,7 +34,10 @@ def raw_data(context: dg.AssetExecutionContext, paths: RecoMartPaths):
     context.log.info(f"Reading exports from {data_dir}")
     with ThreadPoolExecutor(max_workers=len(READERS)) as pool:
         futures = {name: pool.submit(reader, data_dir, context.log.info) for name, reader in READERS.items()}
-        frames = {name: future.result() for name, future in futures.items()}
+        try:
+            frames = {name: future.result() for name, future in futures.items()}
+        except ingest.DataInputError as exc:  # the message names the file and the fix: show it, not a traceback
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
     for name, frame in frames.items():
         yield dg.Output(frame, output_name=name, metadata={
             "source_files": dg.MetadataValue.json(sorted(frame[ingest.SOURCE_COLUMN].unique().tolist())),

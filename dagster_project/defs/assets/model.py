@@ -35,6 +35,9 @@ def collaborative_filtering_model(context: dg.AssetExecutionContext, config: Mod
         raise dg.Failure(f"test_share must be between 0.05 and 0.5, not {config.test_share}")
     fixed = None if config.auto_tune else ModelParams(config.factors, config.shrinkage, config.weighting,
                                                       config.rebuy_weight)
+    if prepared_transactions.empty:
+        raise dg.Failure(description="No valid transactions are left after preparation, so there is nothing to "
+                                     "train on; the current model stays in place. See the validation report.")
     model = training.train_model(
         prepared_transactions, prepared_products, prepared_users,
         training.TrainingSettings(test_share=config.test_share), fixed=fixed, interactions=interaction_matrix,

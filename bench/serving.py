@@ -1,0 +1,124 @@
+"""Serving: a customer's top-10 from the loaded model, the Recommendations page's time to show a list,
+and (on the sample) the time from clicking "Start refresh" to the page showing success.
+
+The model is trained on the 1M-transaction dataset (100,000 customers, 10,000 products).
+
+    python bench/serving.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.model_quality import load  # noqa: E402
+from dagster_project import model_store, training  # noqa: E402
+from dagster_project.recommender import load_model  # noqa: E402
+
+APP = str(ROOT / "streamlit_app" / "app.py")
+
+
+def percentiles(times_ms: list[float]) -> str:
+    return f"p50 {np.percentile(times_ms, 50):.3f} ms, p95 {np.percentile(times_ms, 95):.3f} ms, max {max(times_ms):.3f} ms"
+
+
+def model_latency(models: Path, n: int = 2000) -> None:
+    model = load_model(models / "collaborative_filtering.pkl")
+    rng = np.random.default_rng(0)
+    users = rng.choice(model.user_ids.to_numpy(), n, replace=False)
+    for kind, call in (("recommend(user, 10)", lambda u: model.recommend(u, 10)),
+                       ("recommend(user, 10, exclude_purchased=False)", lambda u: model.recommend(u, 10, False)),
+                       ("similar_items(product, 10)", None)):
+        times = []
+        for u in users:
+            target = model.items["product_id"].iloc[hash(u) % model.n_items] if call is None else u
+            start = time.perf_counter()
+            (model.similar_items(target, 10) if call is None else call(target))
+            times.append((time.perf_counter() - start) * 1000)
+        print(f"- {kind}: {percentiles(times)} ({n} calls, {model.n_users:,} customers x {model.n_items:,} products)")
+
+
+def page_time(models: Path, n: int = 20) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["RECOMART_MODELS_DIR"] = str(models)
+    os.environ["DAGSTER_PORT"] = "9"  # no webserver: the page must not need one
+    model = load_model(models / "collaborative_filtering.pkl")
+    users = np.random.default_rng(1).choice(model.user_ids.to_numpy(), n, replace=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/recommendations.py")
+    start = time.perf_counter()
+    at.run()
+    first = (time.perf_counter() - start) * 1000
+    times = []
+    for user in users:
+        start = time.perf_counter()
+        at.text_input[0].set_value(str(user)).run()
+        times.append((time.perf_counter() - start) * 1000)
+        assert len(at.dataframe[1].value) == 10, "the list did not show"
+    print(f"- Recommendations page, first open with model load: {first:.0f} ms")
+    print(f"- Recommendations page, a customer's lists shown (script run): {percentiles(times)} ({n} customers)")
+
+
+def refresh_time(runs: int = 3) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import make_workspace
+    from tests.servers import dagster_server, wait_until
+
+    work = Path(tempfile.mkdtemp(prefix="recomart-serving-"))
+    try:
+        ws = make_workspace(work / "ws", ROOT / "data")
+        with dagster_server(work / "home", ws.env()) as server:
+            os.environ.update({**ws.env(), "DAGSTER_PORT": str(server.port), "DAGSTER_HOST": "127.0.0.1"})
+            for i in range(runs):
+                at = AppTest.from_file(APP, default_timeout=60)
+                at.run()
+                at.switch_page("app_pages/refresh.py")
+                at.run()
+                start = time.perf_counter()
+                at.button[0].click().run()
+
+                def succeeded() -> bool:
+                    at.run()
+                    return any("Run succeeded" in str(e.value) for e in at.success)
+
+                wait_until(succeeded, 300, "the refresh succeeding", interval=0.5)
+                print(f"- Refresh {i + 1}: click to success shown {time.perf_counter() - start:.1f} s "
+                      f"(complete_pipeline_job on the sample)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="1m", choices=["100k", "1m"])
+    parser.add_argument("--skip-refresh", action="store_true")
+    args = parser.parse_args()
+    models = Path(tempfile.mkdtemp(prefix="recomart-models-"))
+    try:
+        tx, products = load(args.dataset)
+        users = tx[["user_id"]].drop_duplicates().assign(name=lambda f: "Customer " + f["user_id"])
+        model = training.train_model(tx, products, users)
+        model_store.publish(model, models, "bench")
+        model_latency(models)
+        page_time(models)
+    finally:
+        shutil.rmtree(models, ignore_errors=True)
+    if not args.skip_refresh:
+        refresh_time()
+
+
+if __name__ == "__main__":
+    main()

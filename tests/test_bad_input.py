@@ -1,0 +1,232 @@
+"""Bad input, table-driven, through the real assets (docs/BAD_INPUT.md lists the same cases).
+
+Every case either runs clean (bad rows dropped and counted, with reasons) or fails with a message
+naming the file, row or column and the fix. Whenever a run fails, the last good run's prepared data,
+features and the served model are byte-for-byte what they were.
+"""
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dagster_project.definitions import defs
+from dagster_project.fileio import sha256_of
+from dagster_project.recommender import load_model
+from tests.conftest import Workspace, make_workspace
+
+
+def rewrite(path: Path, change: Callable[[pd.DataFrame], pd.DataFrame], **to_csv) -> None:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    change(frame).to_csv(path, index=False, **to_csv)
+
+
+def set_rows(column: str, value: str, rows: slice = slice(0, 5)) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[frame.index[rows], column] = value
+        return frame
+    return change
+
+
+def products(data: Path) -> list[dict]:
+    return json.loads((data / "products.json").read_text())
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[Path], None]
+    fails: str | None = None  # regex the failure message must match; None = the run succeeds
+    drops: dict | None = None  # {asset: {reason: rows}} expected in the prepared assets' metadata
+    check: Callable[[Workspace], None] | None = None
+
+
+def _latin1(d: Path) -> None:
+    text = (d / "users1.csv").read_text().replace("Ava ", "Zoë ", 1).replace("Liam", "Jörg")
+    (d / "users1.csv").write_bytes(text.encode("latin-1"))
+
+
+def _multiline_names(d: Path) -> None:
+    rewrite(d / "users1.csv", set_rows("name", 'Smith, Jr. "Bob"\nsecond line', slice(0, 3)))
+
+
+def _ragged(d: Path) -> None:
+    lines = (d / "transactions.csv").read_text().splitlines()
+    lines[5] = lines[5] + ',"extra",7'
+    (d / "transactions.csv").write_text("\n".join(lines) + "\n")
+
+
+def _wrapped_json(d: Path) -> None:
+    (d / "products.json").write_text(json.dumps({"products": products(d)}))
+
+
+def _json_lines(d: Path) -> None:
+    items = products(d)
+    (d / "products.json").unlink()
+    (d / "products_catalog.json").write_text("\n".join(json.dumps(p) for p in items) + "\n")
+
+
+def _messy_ids(d: Path) -> None:
+    def change(tx: pd.DataFrame) -> pd.DataFrame:
+        tx.loc[tx.index[:10], "product_id"] = "  " + tx.loc[tx.index[:10], "product_id"].str.lower() + " "
+        known = tx["user_id"].str.fullmatch(r"\d{4}")
+        tx.loc[known[known].index[:10], "user_id"] = tx.loc[known[known].index[:10], "user_id"] + ".0"
+        return tx
+    rewrite(d / "transactions.csv", change)
+
+
+def _conflicting_duplicates(d: Path) -> None:
+    items = products(d)
+    items.append({**items[0], "name": "Another description", "price": 1.0})
+    (d / "products.json").write_text(json.dumps(items))
+
+
+def _absurd_values(d: Path) -> None:
+    rewrite(d / "transactions.csv", set_rows("quantity", "1000000000", slice(0, 4)))
+    items = products(d)
+    items[1]["price"] = -5
+    (d / "products.json").write_text(json.dumps(items))
+    rewrite(d / "users1.csv", set_rows("age", "500", slice(0, 3)))
+
+
+def _timestamp_formats(d: Path) -> None:
+    def change(tx: pd.DataFrame) -> pd.DataFrame:
+        tx.loc[tx.index[0:3], "timestamp"] = "2026-03-01T10:00:00+02:00"
+        tx.loc[tx.index[3:6], "timestamp"] = "03/01/2026 10:00"
+        tx.loc[tx.index[6:9], "timestamp"] = "1 Mar 2026 10:00"
+        tx.loc[tx.index[9:11], "timestamp"] = "2099-01-01 00:00:00"
+        return tx
+    rewrite(d / "transactions.csv", change)
+
+
+def _quarter_without_user(d: Path) -> None:
+    def change(tx: pd.DataFrame) -> pd.DataFrame:
+        tx.loc[tx.index[: len(tx) // 4], "user_id"] = ""
+        return tx
+    rewrite(d / "transactions.csv", change)
+
+
+def _one_user(d: Path) -> None:
+    for f in d.glob("users*.csv"):
+        f.unlink()
+    (d / "users.csv").write_text("user_id,name\n1001,Only Customer\n")
+    rewrite(d / "transactions.csv", lambda tx: tx.assign(user_id="1001"))
+
+
+def _one_product(d: Path) -> None:
+    (d / "products.json").write_text(json.dumps([{"product_id": "P0001", "name": "The only product", "price": 3}]))
+    rewrite(d / "transactions.csv", lambda tx: tx.assign(product_id="P0001"))
+
+
+def _model_loads(ws: Workspace) -> None:
+    model = load_model(ws.model_file)
+    user = model.user_ids[0]
+    model.recommend(user)
+    model.recommend("unknown-user")
+
+
+CASES = [
+    Case("missing data folder", lambda d: shutil.rmtree(d), r"Data folder .*data does not exist.*RECOMART_DATA_DIR"),
+    Case("no products file", lambda d: (d / "products.json").unlink(), r"No products file in .*'products\*\.json'"),
+    Case("empty file", lambda d: (d / "users2.csv").write_text(""), r"users2\.csv: the file is empty"),
+    Case("header only", lambda d: (d / "transactions.csv").write_text("user_id,product_id,timestamp\n"),
+         r"transactions\.csv: the file has a header but no data rows"),
+    Case("required column misspelled",
+         lambda d: (d / "users1.csv").write_text((d / "users1.csv").read_text().replace("user_id", "User ID", 1)),
+         r"users1\.csv: required column\(s\) 'user_id' missing.*Did you mean 'User ID' for 'user_id'"),
+    Case("semicolon delimiter", lambda d: rewrite(d / "transactions.csv", lambda f: f, sep=";"),
+         drops={"prepared_transactions": {"user_known": 30}}),
+    Case("latin-1 encoding", _latin1),
+    Case("UTF-8 with BOM", lambda d: (d / "users2.csv").write_bytes(b"\xef\xbb\xbf" + (d / "users2.csv").read_bytes())),
+    Case("quoted fields with commas and newlines", _multiline_names),
+    Case("ragged rows", _ragged, r"transactions\.csv: the CSV cannot be parsed .*line 6.*as many fields as the header"),
+    Case("truncated JSON", lambda d: (d / "products.json").write_text((d / "products.json").read_text()[:500]),
+         r"products\.json: invalid JSON at line \d+, column \d+"),
+    Case("JSON that is not a list of objects", _wrapped_json, r"products\.json: expected a JSON array .*under 'products'"),
+    Case("JSON Lines", _json_lines),
+    Case("ids with spaces, other case, floats", _messy_ids, drops={"prepared_transactions": {"product_known": 15}}),
+    Case("duplicate ids with conflicting attributes", _conflicting_duplicates,
+         drops={"prepared_products": {"product_id_unique": 1}}),
+    Case("absurd values", _absurd_values, drops={"prepared_transactions": {"quantity_valid": 34}}),
+    Case("timestamps in several formats and zones, some in the future", _timestamp_formats,
+         drops={"prepared_transactions": {"timestamp_valid": 17}}),
+    Case("everything invalid", lambda d: rewrite(d / "transactions.csv", lambda tx: tx.assign(quantity="-1")),
+         r"Quality score .* below the threshold 80.0.*quantity_valid on transactions: 3001 of 3001 rows"),
+    Case("a quarter of transactions without a user", _quarter_without_user,
+         r"below the threshold.*transaction_ids_present on transactions: 750 of 3001 rows.*lower the minimum quality"),
+    Case("one user", _one_user, check=_model_loads),
+    Case("one product", _one_product, check=_model_loads),
+]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory, sample_source) -> Workspace:
+    """A workspace after one good run: the outputs every failing case must leave untouched."""
+    ws = make_workspace(tmp_path_factory.mktemp("baseline"), sample_source)
+    with dg.instance_for_test() as instance:
+        assert defs.resolve_job_def("complete_pipeline_job").execute_in_process(
+            run_config=ws.run_config(), instance=instance).success
+    return ws
+
+
+def fingerprints(ws: Workspace) -> dict[str, str]:
+    files = [ws.model_file, *sorted((ws.storage / "prepared").glob("*")), *sorted((ws.storage / "features").glob("*"))]
+    return {str(f.relative_to(ws.root)): sha256_of(f) for f in files}
+
+
+def failure_message(result) -> str:
+    messages = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+    messages += [e.description or "" for e in result.get_asset_check_evaluations() if not e.passed]
+    return "\n".join(messages)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case: Case, baseline: Workspace, tmp_path):
+    ws = Workspace(tmp_path, tmp_path / "data", tmp_path / "storage", tmp_path / "models")
+    for src, dst in ((baseline.data, ws.data), (baseline.storage, ws.storage), (baseline.models, ws.models)):
+        shutil.copytree(src, dst)
+    before = fingerprints(ws)
+    case.setup(ws.data)
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("complete_pipeline_job").execute_in_process(
+            run_config=ws.run_config(), instance=instance, raise_on_error=False)
+        if case.fails:
+            assert not result.success
+            message = failure_message(result)
+            assert re.search(case.fails, message, re.S), message
+            assert "Traceback" not in message
+            assert fingerprints(ws) == before, "a failed run changed the last good outputs"
+            return
+        assert result.success, failure_message(result)
+        for asset, expected in (case.drops or {}).items():
+            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            dropped = event.asset_materialization.metadata["dropped_by_reason"].value
+            for reason, rows in expected.items():
+                assert dropped.get(reason) == rows, (reason, dropped)
+        assert fingerprints(ws)[str(ws.model_file.relative_to(ws.root))] != before[str(ws.model_file.relative_to(ws.root))]
+        (case.check or _model_loads)(ws)
+
+
+def test_latin1_names_are_decoded(tmp_path, sample_source):
+    from dagster_project import ingest
+
+    ws = make_workspace(tmp_path, sample_source)
+    _latin1(ws.data)
+    names = ingest.read_users(ws.data)["name"]
+    assert names.str.contains("Zoë").any() and names.str.contains("Jörg").any()
+
+
+def test_messy_ids_match_the_clean_ones(tmp_path, sample_source):
+    from dagster_project import ingest
+
+    ws = make_workspace(tmp_path, sample_source)
+    _messy_ids(ws.data)
+    tx = ingest.read_transactions(ws.data)
+    assert tx["product_id"].str.fullmatch(r"P\d{4}|P-UNKNOWN").all()
+    assert not tx["user_id"].str.endswith(".0").any()
