@@ -64,7 +64,7 @@ def page_time(models: Path, n: int = 20) -> None:
     times = []
     for user in users:
         start = time.perf_counter()
-        at.text_input[0].set_value(str(user)).run()
+        at.text_input(key="customer_query").set_value(str(user)).run()
         times.append((time.perf_counter() - start) * 1000)
         assert len(at.dataframe[1].value) == 10, "the list did not show"
     print(f"- Recommendations page, first open with model load: {first:.0f} ms")

@@ -31,10 +31,24 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        _test_pause(path)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _test_pause(path: Path) -> None:
+    """RECOMART_WRITE_PAUSE="SECONDS:TEXT" holds writes whose path contains TEXT just before the rename.
+
+    The crash tests use it to kill a run while a file is half-published; it does nothing unless set.
+    """
+    setting = os.environ.get("RECOMART_WRITE_PAUSE")
+    if setting:
+        seconds, _, part = setting.partition(":")
+        if part in str(path):
+            import time
+            time.sleep(float(seconds))
 
 
 def _fsync_dir(folder: Path) -> None:

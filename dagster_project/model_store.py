@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from dagster_project.fileio import atomic_path
-from dagster_project.recommender import RecommenderModel, save_model
+from dagster_project.recommender import ModelError, RecommenderModel, load_model, save_model
 from dagster_project.settings import MODEL_FILENAME
 
 KEEP_VERSIONS = 5
@@ -29,6 +29,7 @@ def list_versions(models_dir: Path) -> list[Path]:
 def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
     """Write a new version, then atomically make it the served model; prune old versions."""
     models_dir = Path(models_dir)
+    model.card["version"] = version
     versioned = save_model(model, versions_dir(models_dir) / f"collaborative_filtering-{version}.pkl")
     served = models_dir / MODEL_FILENAME
     with atomic_path(served) as tmp:
@@ -39,9 +40,34 @@ def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
 
 
 def roll_back(models_dir: Path, version_file: Path) -> Path:
-    """Serve an earlier kept version."""
+    """Serve an earlier kept version (only files inside the models folder's versions/)."""
+    version_file = Path(version_file).resolve()
+    if version_file.parent != versions_dir(models_dir).resolve() or not version_file.is_file():
+        raise ValueError(f"{version_file} is not a kept model version in {versions_dir(models_dir)}")
+    load_model(version_file)  # never serve a file that does not load
     served = Path(models_dir) / MODEL_FILENAME
     with atomic_path(served) as tmp:
         shutil.copyfile(version_file, tmp)
     os.utime(served)
     return served
+
+
+def version_name(path: Path) -> str:
+    return Path(path).stem.removeprefix("collaborative_filtering-")
+
+
+def newest_loadable(models_dir: Path) -> tuple[RecommenderModel, Path, list[str]]:
+    """The served model, or else the newest kept version that loads; with the problems met on the way.
+
+    Raises ModelError when nothing loads.
+    """
+    problems: list[str] = []
+    for path in [Path(models_dir) / MODEL_FILENAME, *list_versions(models_dir)]:
+        if not path.exists():
+            continue
+        try:
+            return load_model(path), path, problems
+        except ModelError as exc:
+            problems.append(str(exc))
+    raise ModelError(problems[0] if problems else f"No model at {Path(models_dir) / MODEL_FILENAME}: run the "
+                     f"complete pipeline to train one.")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dagster_project.recommender import RecommenderModel, load_model
+from dagster_project import model_store
+from dagster_project.recommender import ModelError, RecommenderModel, load_model
 from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestError, DagsterUnavailable
 from streamlit_app.settings import current_connection, served_model_path
 
@@ -67,9 +68,21 @@ def _model_at(path: str, mtime_ns: int, size: int) -> RecommenderModel:
 
 
 def served_model() -> RecommenderModel:
-    """The model on disk, cached until the file changes (a new training replaces it atomically)."""
+    """The model on disk, cached until the file changes (a new training replaces it atomically).
+
+    A damaged or incompatible file does not take the page down: the newest kept version that loads
+    is served instead, and `model_problems()` says why.
+    """
     path = served_model_path()
-    stat = Path(path).stat() if Path(path).exists() else None
-    if stat is None:
-        return load_model(path)  # raises the clear "no model" error
-    return _model_at(str(path), stat.st_mtime_ns, stat.st_size)
+    st.session_state["model_problems"] = []
+    try:
+        stat = Path(path).stat()
+        return _model_at(str(path), stat.st_mtime_ns, stat.st_size)
+    except (FileNotFoundError, ModelError):
+        model, used, problems = model_store.newest_loadable(path.parent)  # raises ModelError when none loads
+        st.session_state["model_problems"] = problems
+        return model
+
+
+def model_problems() -> list[str]:
+    return st.session_state.get("model_problems", [])

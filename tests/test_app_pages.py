@@ -86,7 +86,7 @@ def test_recommendations_for_a_known_user(app_env, trained):
     model = load_model(app_env.workspace.model_file)
     user = model.user_ids[0]
     at = open_page("recommendations")
-    at.text_input[0].set_value(user).run()
+    at.text_input(key="customer_query").set_value(user).run()
     assert not at.exception
     recs = at.dataframe[1].value  # [0] is the model card's metrics
     expected = model.recommend(user, n=10)
@@ -101,9 +101,9 @@ def test_recommendations_by_name_and_for_unknown_user(app_env, trained):
     model = load_model(app_env.workspace.model_file)
     at = open_page("recommendations")
     name = model.user_profiles["name"].dropna().iloc[0].split()[1]
-    at.text_input[0].set_value(name).run()
-    assert "customers match" in at.selectbox[0].label
-    at.text_input[0].set_value("no-such-customer").run()
+    at.text_input(key="customer_query").set_value(name).run()
+    assert "customers match" in at.selectbox(key="customer_choice").label
+    at.text_input(key="customer_query").set_value("no-such-customer").run()
     assert "No customer with id or name 'no-such-customer'" in at.warning[0].value
     popular = at.dataframe[1].value
     assert popular["product_id"].tolist() == model.popular(10)["product_id"].tolist()
@@ -146,7 +146,7 @@ def test_webserver_down_shows_a_banner_and_recommendations_still_work(app_env, t
     at.button[0].click().run()
     assert any("not reachable" in e.value for e in at.error)
     at = open_page("recommendations")
-    at.text_input[0].set_value(load_model(app_env.workspace.model_file).user_ids[0]).run()
+    at.text_input(key="customer_query").set_value(load_model(app_env.workspace.model_file).user_ids[0]).run()
     assert len(at.dataframe[1].value) == 10
 
 
@@ -167,3 +167,28 @@ def test_invalid_knobs_never_reach_dagster():
     config = build_run_config("complete_pipeline_job", RefreshOptions(70, 0.25, False))
     assert config["ops"]["validation_report"]["config"]["min_quality_score"] == 70.0
     assert build_run_config("ingestion_job", RefreshOptions()) == {}
+
+
+def test_corrupt_model_falls_back_and_versions_roll_back(app_env, trained, tmp_path, monkeypatch):
+    import shutil
+
+    from dagster_project import model_store
+
+    models = tmp_path / "models"
+    shutil.copytree(app_env.workspace.models, models)
+    monkeypatch.setenv("RECOMART_MODELS_DIR", str(models))
+    kept = model_store.list_versions(models)
+    good = load_model(kept[0])
+    (models / "collaborative_filtering.pkl").write_bytes(b"not a model")
+    at = open_page("recommendations")
+    warning = at.warning[0].value
+    assert "cannot be used" in warning and good.card["version"] in warning
+    at.text_input(key="customer_query").set_value(good.user_ids[0]).run()
+    assert len(at.dataframe[1].value) == 10
+
+    # Roll back: serve the kept version explicitly; the served file loads again.
+    versions = at.table[0].value
+    assert good.card["version"] in versions.index
+    at.selectbox(key="version_choice").set_value(good.card["version"]).run()
+    at.button(key="serve_version").click().run()
+    assert load_model(models / "collaborative_filtering.pkl").card["version"] == good.card["version"]

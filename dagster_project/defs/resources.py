@@ -9,6 +9,7 @@ import pandas as pd
 from dagster_project import settings
 from dagster_project.defs.metadata import file_metadata
 from dagster_project.fileio import write_json, write_parquet
+from dagster_project.storage_lock import remove_stale_temp_files, storage_lock
 
 # Where each asset's output lives under the storage folder; raw extracts are kept per day.
 OUTPUT_PATHS = {
@@ -90,6 +91,13 @@ class StorageIOManager(dg.IOManager):
 
 
 @dg.io_manager(required_resource_keys={"paths"})
-def storage_io_manager(init_context: dg.InitResourceContext) -> StorageIOManager:
-    return StorageIOManager(init_context.resources.paths)
+def storage_io_manager(init_context: dg.InitResourceContext):
+    """The IO manager, holding the storage lock for as long as the run (or step process) uses it."""
+    paths: RecoMartPaths = init_context.resources.paths
+    log = init_context.log.info if init_context.log else (lambda _: None)
+    with storage_lock(paths.storage, owner=f"run {init_context.run_id}", log=log):
+        for folder in (paths.storage, paths.models):
+            if removed := remove_stale_temp_files(folder):
+                log(f"Removed {removed} temporary file(s) a stopped run left in {folder}")
+        yield StorageIOManager(paths)
 

@@ -1,10 +1,13 @@
 """Recommendations: find a customer, see their history, what the model suggests, and similar products."""
 
+import pandas as pd
 import streamlit as st
 
+from dagster_project import model_store
 from dagster_project.contract import id_key
 from dagster_project.recommender import ModelError
 from streamlit_app import services, tables
+from streamlit_app.settings import served_model_path
 
 st.title("Recommendations")
 try:
@@ -15,7 +18,11 @@ except ModelError as exc:
     st.stop()
 
 card = model.card
-with st.expander(f"Model card · trained {card['trained_at']} · run {card.get('run_id', '?')[:8]}"):
+for problem in services.model_problems():
+    st.warning(f"The served model file cannot be used ({problem}) Serving the newest kept version that loads: "
+               f"{card.get('version', '?')}.", icon=":material/warning:")
+with st.expander(f"Model card · version {card.get('version', '?')} · trained {card['trained_at']} · "
+                 f"run {card.get('run_id', '?')[:8]}"):
     params = card["params"]
     st.markdown(f"Shrunk-SVD collaborative filtering, rank **{params['factors']}**, shrinkage **{params['shrinkage']}**, "
                 f"**{params['weighting']}** confidence, re-buy weight **{params['rebuy_weight']}** (chosen on a "
@@ -23,7 +30,26 @@ with st.expander(f"Model card · trained {card['trained_at']} · run {card.get('
                 f"{card['items']:,} products. Measured on the purchases after {card['holdout']['cutoff'][:10]}.")
     st.dataframe(tables.metrics_frame(card), hide_index=True, width="stretch")
 
-query = st.text_input("Customer id or name", placeholder="e.g. 1001 or Garcia")
+with st.expander("Model versions"):
+    models_dir = served_model_path().parent
+    kept = model_store.list_versions(models_dir)
+    if not kept:
+        st.write("No earlier versions kept yet.")
+    else:
+        names = [model_store.version_name(p) for p in kept]
+        st.table(pd.DataFrame({"version": names, "serving": ["yes" if n == card.get("version") else "" for n in names]})
+                 .set_index("version"))
+        chosen = st.selectbox("Version to serve", names, key="version_choice")
+        if st.button("Serve this version", disabled=chosen == card.get("version") and not services.model_problems(),
+                     key="serve_version"):
+            try:
+                model_store.roll_back(models_dir, kept[names.index(chosen)])
+                st.toast(f"Now serving {chosen}")
+                st.rerun()
+            except (ModelError, ValueError) as exc:
+                st.error(f"Cannot serve {chosen}: {exc}")
+
+query = st.text_input("Customer id or name", placeholder="e.g. 1001 or Garcia", key="customer_query")
 n = st.slider("How many products", 5, 50, 10)
 if not query.strip():
     st.info("Type a customer id or part of a name.")
@@ -37,7 +63,8 @@ if matches.empty:
     st.stop()
 if len(matches) > 1 and matches["user_id"].iloc[0] != id_key(query):
     labels = dict(zip(matches["user_id"], matches.get("name", matches["user_id"]).astype(str)))
-    user_id = st.selectbox(f"{len(matches)} customers match", list(labels), format_func=lambda u: f"{labels[u]} ({u})")
+    user_id = st.selectbox(f"{len(matches)} customers match", list(labels), format_func=lambda u: f"{labels[u]} ({u})",
+                           key="customer_choice")
 else:
     user_id = matches["user_id"].iloc[0]
 

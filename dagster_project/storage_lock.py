@@ -1,0 +1,76 @@
+"""One writer at a time on a storage folder, whoever started the run.
+
+The run queue already runs one queued run at a time; this lock also covers runs that bypass the
+queue (`dagster job execute`, `python run_dagster_pipeline.py`, a second instance). It is an OS
+file lock (flock), so a killed run releases it at once and never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LOCK_NAME = ".recomart.lock"
+DEFAULT_TIMEOUT = float(os.environ.get("RECOMART_LOCK_TIMEOUT", "3600"))
+
+
+class StorageBusy(TimeoutError):
+    """Another run held the storage folder for longer than we were willing to wait."""
+
+
+def holder(storage: Path) -> dict:
+    """Who holds (or last held) the lock, as written in the lock file."""
+    try:
+        return json.loads((Path(storage) / LOCK_NAME).read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+@contextmanager
+def storage_lock(storage: Path, owner: str, timeout: float = DEFAULT_TIMEOUT,
+                 log: Callable[[str], None] = lambda _: None) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # Windows: the run queue is the only guard there
+        yield
+        return
+    storage = Path(storage)
+    storage.mkdir(parents=True, exist_ok=True)
+    handle = open(storage / LOCK_NAME, "a+")
+    try:
+        deadline = time.monotonic() + timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    log(f"Waiting for the storage folder {storage}: held by {holder(storage) or 'another run'}")
+                    waited = True
+                if time.monotonic() > deadline:
+                    raise StorageBusy(f"{storage} is still being written by {holder(storage) or 'another run'} after "
+                                      f"{timeout:.0f} s; try again when that run has finished.") from None
+                time.sleep(0.5)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"owner": owner, "pid": os.getpid(), "since": time.time()}))
+        handle.flush()
+        if waited:
+            log(f"Got the storage folder {storage}")
+        yield
+    finally:
+        handle.close()  # closing releases the flock
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Temp files a killed writer left behind (only safe while holding the lock)."""
+    count = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        count += 1
+    return count
