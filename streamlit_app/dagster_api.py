@@ -10,6 +10,7 @@ No Streamlit import: the pages cache these calls, the tests call them directly.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,9 +204,17 @@ def _is_connection_problem(exc: BaseException) -> bool:
 class DagsterAPI:
     def __init__(self, connection: Connection):
         self.connection = connection
-        self._client = None
-        self._session = requests.Session()
-        self._session.headers.update(connection.headers)
+        # The GraphQL client's transport holds one connection at a time ("Transport is already
+        # connected" when two threads share it), and one API object serves every app session: so
+        # each thread gets its own client and HTTP session.
+        self._local = threading.local()
+
+    @property
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+            self._local.session.headers.update(self.connection.headers)
+        return self._local.session
 
     def _unavailable(self, exc: Exception) -> DagsterUnavailable:
         return DagsterUnavailable(
@@ -215,16 +224,16 @@ class DagsterAPI:
 
     @property
     def client(self):
-        if self._client is None:
+        if not hasattr(self._local, "client"):
             from dagster_graphql import DagsterGraphQLClient
 
             c = self.connection
             try:
-                self._client = DagsterGraphQLClient(c.host, port_number=c.port, use_https=c.use_https,
-                                                    headers=c.headers or None, timeout=int(c.timeout))
-            except Exception as exc:  # the client probes the server when it is built
+                self._local.client = DagsterGraphQLClient(c.host, port_number=c.port, use_https=c.use_https,
+                                                          headers=c.headers or None, timeout=int(c.timeout))
+            except Exception as exc:  # the client may probe the server when it is built
                 raise self._unavailable(exc) from exc
-        return self._client
+        return self._local.client
 
     def query(self, text: str, variables: dict | None = None) -> dict:
         try:

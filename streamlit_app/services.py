@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -25,6 +26,12 @@ def connection() -> Connection:
 
 def api() -> DagsterAPI:
     return _api_for(connection())
+
+
+@st.cache_resource(show_spinner=False)
+def submit_lock() -> threading.Lock:
+    """One lock for every session of this app server: "is a run under way? if not, start one" is atomic."""
+    return threading.Lock()
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)

@@ -22,13 +22,15 @@ options = RefreshOptions(threshold, test_share, auto_tune)
 
 if st.button("Start refresh", type="primary", icon=":material/play_arrow:"):
     try:
-        under_way = api.active_runs()
+        with services.submit_lock():
+            under_way = api.active_runs()
+            if not under_way:
+                run_id = api.submit(job, build_run_config(job, options), run_tags(st.session_state.get("user")))
         if under_way:
             st.session_state["tracked_run"] = under_way[0]["runId"]
             st.info(f"A refresh is already under way ({under_way[0]['jobName']}, {under_way[0]['status']}): "
                     f"following it instead of starting another.", icon=":material/hourglass_top:")
         else:
-            run_id = api.submit(job, build_run_config(job, options), run_tags(st.session_state.get("user")))
             st.session_state["tracked_run"] = run_id
             st.toast(f"Run {run_id[:8]} submitted")
     except ValueError as exc:
