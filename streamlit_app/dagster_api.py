@@ -18,6 +18,7 @@ import requests
 
 JOBS = {"complete_pipeline_job": "Complete pipeline (ingest, validate, prepare, features, train)",
         "ingestion_job": "Ingestion only (read the exports, run the data checks)"}
+BLOCKING_CHECKS = ("quality_gate",)  # a failed one stops the run; its description says why and what to do
 ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
 
@@ -77,6 +78,7 @@ query RunFailure($runId: ID!) {
         ... on MessageEvent { message level stepKey }
         ... on ExecutionStepFailureEvent { error { message } }
         ... on RunFailureEvent { message }
+        ... on AssetCheckEvaluationEvent { evaluation { success severity description checkName } }
       }
     }
   }
@@ -319,20 +321,17 @@ class DagsterAPI:
         return [r for r in self.runs(limit=20, statuses=ACTIVE_STATUSES) if r["jobName"] in JOBS]
 
     def failure_message(self, run_id: str) -> str | None:
-        """The first error a failed run logged (step failure or failed check), for the user."""
+        """Why a run failed, for the user: the quality gate's explanation, else the first step error."""
         data = self.query(RUN_EVENTS_QUERY, {"runId": run_id})["logsForRun"]
         events = data.get("events", []) if data["__typename"] == "EventConnection" else []
         for event in events:
+            evaluation = event.get("evaluation") if event["__typename"] == "AssetCheckEvaluationEvent" else None
+            if evaluation and not evaluation["success"] and evaluation["checkName"] in BLOCKING_CHECKS:
+                return evaluation["description"]
+        for event in events:
             if event["__typename"] == "ExecutionStepFailureEvent" and event.get("error"):
                 return event["error"]["message"].strip()
-        for event in events:
-            if event["__typename"] == "AssetCheckEvaluationEvent" or "quality" in (event.get("message") or "").lower():
-                if event.get("level") == "ERROR":
-                    return event["message"]
-        for event in events:
-            if event["__typename"] == "RunFailureEvent":
-                return event.get("message")
-        return None
+        return next((e.get("message") for e in events if e["__typename"] == "RunFailureEvent"), None)
 
     def terminate(self, run_id: str) -> None:
         self._call_client(lambda c: c.terminate_run(run_id), "Cannot stop the run")

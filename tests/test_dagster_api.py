@@ -2,6 +2,7 @@
 
 import pytest
 
+from dagster_project.recommender import load_model
 from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestError, DagsterUnavailable
 from tests.servers import free_port, wait_for_run
 
@@ -78,3 +79,12 @@ def test_webserver_down_gives_clear_error():
         api.submit("ingestion_job")
     with pytest.raises(DagsterUnavailable):
         api.server_info()
+
+
+def test_failed_run_explains_itself(live, trained):
+    config = {"ops": {"validation_report": {"config": {"min_quality_score": 99.9}}}}
+    run_id = live.api.submit("complete_pipeline_job", run_config=config)
+    assert wait_for_run(live.api, run_id) == "FAILURE"
+    message = live.api.failure_message(run_id)
+    assert "below the threshold 99.9" in message and "lower the minimum quality score" in message
+    assert load_model(live.workspace.model_file).card["run_id"] != run_id  # the model was not replaced
