@@ -10,6 +10,11 @@ import pandas as pd
 from dagster_project.fileio import sha256_of
 
 
+def table_out(description: str) -> dg.AssetOut:
+    """An output stored as Parquet by the storage IO manager."""
+    return dg.AssetOut(description=description, kinds={"pandas", "parquet"})
+
+
 def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()])
 

@@ -1,5 +1,6 @@
 """Resources: the folders a run reads and writes, and the IO manager that stores tables there."""
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -79,7 +80,6 @@ class StorageIOManager(dg.IOManager):
             raise FileNotFoundError(f"{name} has no stored output at {path}: materialize it first "
                                     f"(run the complete pipeline).")
         if path.suffix == ".json":
-            import json
             return json.loads(path.read_text())
         return pd.read_parquet(path)
 

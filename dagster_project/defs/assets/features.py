@@ -4,16 +4,13 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import features
-
-
-def _out(description: str) -> dg.AssetOut:
-    return dg.AssetOut(description=description, kinds={"pandas", "parquet"})
+from dagster_project.defs.metadata import table_out
 
 
 @dg.multi_asset(
-    outs={"user_features": _out("Per user: purchases, spend, recency, favourite category, profile codes."),
-          "item_features": _out("Per product: purchases, buyers, revenue, repeat-buyer share, popularity rank."),
-          "interaction_matrix": _out("User x product interactions (long form): purchases, quantity, confidence.")},
+    outs={"user_features": table_out("Per user: purchases, spend, recency, favourite category, profile codes."),
+          "item_features": table_out("Per product: purchases, buyers, revenue, repeat-buyer share, popularity rank."),
+          "interaction_matrix": table_out("User x product interactions (long form): purchases, quantity, confidence.")},
     group_name="features",
 )
 def feature_tables(context: dg.AssetExecutionContext, prepared_users: pd.DataFrame,

@@ -11,6 +11,7 @@ import dagster as dg
 
 from dagster_project import ingest, validation
 from dagster_project.defs.checks import check_results, rule_check_specs
+from dagster_project.defs.metadata import table_out
 from dagster_project.defs.resources import RecoMartPaths
 
 READERS = {"raw_users": ingest.read_users, "raw_products": ingest.read_products,
@@ -19,11 +20,9 @@ READERS = {"raw_users": ingest.read_users, "raw_products": ingest.read_products,
 
 @dg.multi_asset(
     outs={
-        "raw_users": dg.AssetOut(description="Users from every users*.csv, merged (duplicates kept).",
-                                 kinds={"pandas", "parquet"}),
-        "raw_products": dg.AssetOut(description="Products from products*.json.", kinds={"pandas", "parquet"}),
-        "raw_transactions": dg.AssetOut(description="Transactions from transactions*.csv.",
-                                        kinds={"pandas", "parquet"}),
+        "raw_users": table_out("Users from every users*.csv, merged (duplicates kept)."),
+        "raw_products": table_out("Products from products*.json."),
+        "raw_transactions": table_out("Transactions from transactions*.csv."),
     },
     check_specs=rule_check_specs(),
     group_name="ingestion",

@@ -4,18 +4,14 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import preparation
-from dagster_project.defs.metadata import counts_table
+from dagster_project.defs.metadata import counts_table, table_out
 from dagster_project.validation import Frames
 
 
-def _out(description: str) -> dg.AssetOut:
-    return dg.AssetOut(description=description, kinds={"pandas", "parquet"})
-
-
 @dg.multi_asset(
-    outs={"prepared_users": _out("Unique users; invalid emails and ages cleared; gender and country encoded."),
-          "prepared_products": _out("Unique products; invalid prices cleared; category and brand encoded."),
-          "prepared_transactions": _out("Transactions every rule accepts, typed, with amounts, by time.")},
+    outs={"prepared_users": table_out("Unique users; invalid emails and ages cleared; gender and country encoded."),
+          "prepared_products": table_out("Unique products; invalid prices cleared; category and brand encoded."),
+          "prepared_transactions": table_out("Transactions every rule accepts, typed, with amounts, by time.")},
     deps=["validation_report"],
     group_name="preparation",
 )
