@@ -333,9 +333,6 @@ class DagsterAPI:
                 return event["error"]["message"].strip()
         return next((e.get("message") for e in events if e["__typename"] == "RunFailureEvent"), None)
 
-    def terminate(self, run_id: str) -> None:
-        self._call_client(lambda c: c.terminate_run(run_id), "Cannot stop the run")
-
     # --- assets -------------------------------------------------------------------------------
     def materializations(self, asset: str, limit: int = 20) -> list[dict]:
         """Latest materializations of an asset, newest first: run id, time (epoch s) and metadata."""

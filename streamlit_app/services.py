@@ -40,6 +40,11 @@ def server_info(conn: Connection) -> dict:
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def instance_info(conn: Connection) -> dict:
+    return _api_for(conn).instance_info()
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
 def recent_runs(conn: Connection, limit: int = 100) -> list[dict]:
     return _api_for(conn).runs(limit=limit)
 

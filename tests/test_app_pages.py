@@ -46,6 +46,7 @@ def test_overview_shows_the_headline_figures(app_env, trained):
     model = load_model(app_env.workspace.model_file)
     assert metrics["NDCG@10"] == f"{model.card['metrics']['new']['svd']['ndcg']:.3f}"
     assert "is up at" in at.success[0].value
+    assert not any("daemon is not running" in w.value for w in at.warning)
     last = at.dataframe[0].value.set_index("job")
     assert last.loc["complete_pipeline_job", "status"] == "SUCCESS"
 
@@ -192,3 +193,20 @@ def test_corrupt_model_falls_back_and_versions_roll_back(app_env, trained, tmp_p
     at.selectbox(key="version_choice").set_value(good.card["version"]).run()
     at.button(key="serve_version").click().run()
     assert load_model(models / "collaborative_filtering.pkl").card["version"] == good.card["version"]
+
+
+def test_overview_warns_when_the_daemon_is_down(tmp_path, sample_source, monkeypatch):
+    from tests.conftest import make_workspace
+    from tests.servers import DagsterServer
+
+    ws = make_workspace(tmp_path / "ws", sample_source)
+    server = DagsterServer(tmp_path / "home", ws.env())
+    try:
+        server.start_webserver()  # no daemon
+        monkeypatch.setenv("DAGSTER_PORT", str(server.port))
+        for key, value in ws.env().items():
+            monkeypatch.setenv(key, value)
+        at = open_page()
+        assert any("daemon is not running" in w.value for w in at.warning)
+    finally:
+        server.stop()

@@ -28,4 +28,3 @@ complete_pipeline_job = dg.define_asset_job(
     "complete_pipeline_job", selection=dg.AssetSelection.all(),
     description="Ingest, validate, prepare, build features and train the recommender.",
 )
-JOBS = {job.name: job for job in (ingestion_job, complete_pipeline_job)}

@@ -15,17 +15,21 @@ conn = services.connection()
 
 try:
     info = services.server_info(conn)
+    daemons = services.instance_info(conn)["instance"]["daemonHealth"]["allDaemonStatuses"]
     runs = services.recent_runs(conn)
     latest = {a: (services.materializations(conn, a, 1) or [None])[0]
               for a in ("raw_users", "raw_products", "raw_transactions", "validation_report")}
     dagster_ok = True
 except (DagsterUnavailable, DagsterRequestError) as exc:
     services.show_dagster_problem(exc)
-    info, runs, latest, dagster_ok = {}, [], {}, False
+    info, runs, latest, dagster_ok, daemons = {}, [], {}, False, []
 
 if dagster_ok:
     st.success(f"Dagster webserver {info.get('dagster_webserver_version', '')} is up at "
                f"[{conn.base_url}]({conn.base_url}).", icon=":material/cloud_done:")
+    if any(d["required"] and not d["healthy"] for d in daemons):
+        st.warning("The Dagster daemon is not running: refreshes will wait in the queue until it starts "
+                   "(`./run_pipeline.sh ui` starts it with the webserver).", icon=":material/pending:")
 
 st.subheader("Headline figures")
 cols = st.columns(5)
