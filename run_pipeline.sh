@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # RecoMart: set up, run the pipeline, start the Dagster UI and the app, run the tests.
 #   ./run_pipeline.sh up       install if needed, train once if no model, start Dagster (3000) + app (8501)
+#   ./run_pipeline.sh up --postgres   the same with the Dagster instance on a local PostgreSQL
 #   ./run_pipeline.sh test     install test tools if needed, run the whole test suite
 # Run with no argument for a menu. Servers bind 127.0.0.1 unless RECOMART_BIND_HOST says otherwise.
 set -euo pipefail
@@ -44,7 +45,7 @@ install() {
     touch "$stamp-${1:-run}"
   fi
   mkdir -p "$DAGSTER_HOME" data storage models
-  cmp -s dagster.yaml "$DAGSTER_HOME/dagster.yaml" || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+  [ -n "${DAGSTER_PG_HOST:-}" ] || cmp -s dagster.yaml "$DAGSTER_HOME/dagster.yaml" || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
   [ -n "$(ls data/users*.csv 2>/dev/null)" ] || "$PY" -m dagster_project.sample_data --out data
 }
 
@@ -65,8 +66,8 @@ start_dagster() {
 
 stop_dagster() {
   trap - EXIT INT TERM
-  for pid in ${DAGSTER_WEB_PID:-} ${DAGSTER_DAEMON_PID:-}; do
-    kill -TERM -- "-$pid" 2>/dev/null || true
+  for pid in ${APP_PID:-} ${DAGSTER_WEB_PID:-} ${DAGSTER_DAEMON_PID:-}; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   done
   wait 2>/dev/null || true
 }
@@ -77,11 +78,45 @@ run_app() {
     --server.headless true --browser.gatherUsageStats false
 }
 
+# A local PostgreSQL for the Dagster instance (./run_pipeline.sh up --postgres): a cluster in .pgdata/
+# on 127.0.0.1:${DAGSTER_PG_PORT:-5433}, with a generated password kept in .pgdata.password (git-ignored).
+use_postgres() {
+  local bin pgdata="$ROOT/.pgdata" pwfile="$ROOT/.pgdata.password" as=()
+  bin="$(dirname "$(readlink -f "$(command -v pg_ctl 2>/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -n 1)")")"
+  [ -x "$bin/pg_ctl" ] || { echo "PostgreSQL server not found: apt-get install postgresql" >&2; exit 1; }
+  [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+  export DAGSTER_PG_HOST=127.0.0.1 DAGSTER_PG_PORT="${DAGSTER_PG_PORT:-5433}" DAGSTER_PG_USER=recomart DAGSTER_PG_DB=recomart
+  if [ ! -f "$pgdata/PG_VERSION" ]; then
+    echo "Creating a local PostgreSQL cluster in $pgdata"
+    (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(24))' > "$pwfile")
+    mkdir -p "$pgdata"
+    if [ ${#as[@]} -gt 0 ]; then chown postgres "$pgdata" "$pwfile"; fi
+    "${as[@]}" "$bin/initdb" -D "$pgdata" -U recomart --pwfile="$pwfile" --auth=scram-sha-256 -E UTF8 >/dev/null
+  fi
+  "${as[@]}" "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -o \
+    "-p $DAGSTER_PG_PORT -c listen_addresses=127.0.0.1 -k $pgdata" status >/dev/null 2>&1 ||
+    "${as[@]}" "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -o \
+      "-p $DAGSTER_PG_PORT -c listen_addresses=127.0.0.1 -k $pgdata" start >/dev/null
+  DAGSTER_PG_PASSWORD="$(cat "$pwfile")"
+  export DAGSTER_PG_PASSWORD PGPASSWORD="$DAGSTER_PG_PASSWORD"
+  "$bin/psql" -h 127.0.0.1 -p "$DAGSTER_PG_PORT" -U recomart -d postgres -tAc \
+    "select 1 from pg_database where datname = 'recomart'" | grep -q 1 ||
+    "$bin/createdb" -h 127.0.0.1 -p "$DAGSTER_PG_PORT" -U recomart recomart
+  export DAGSTER_HOME="$ROOT/.dagster_home_pg"
+  mkdir -p "$DAGSTER_HOME"
+  cp deploy/postgres/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+  echo "Dagster instance on PostgreSQL at 127.0.0.1:$DAGSTER_PG_PORT (stop it with: ${as[*]} $bin/pg_ctl -D $pgdata stop)"
+}
+
 cmd_up() {
   install
+  [ "${1:-}" = "--postgres" ] && use_postgres
   [ -f "${RECOMART_MODELS_DIR:-models}/collaborative_filtering.pkl" ] || run_job complete_pipeline_job
   start_dagster
-  run_app
+  # In the background of its own session, so a TERM to this script stops the app with Dagster.
+  setsid "$0" app &
+  APP_PID=$!
+  wait "$APP_PID"
 }
 
 cmd_ui() {
@@ -116,7 +151,7 @@ case "${1:-menu}" in
   ingest) run_job ingestion_job ;;
   ui) cmd_ui ;;
   app) install; run_app ;;
-  up) cmd_up ;;
+  up) shift; cmd_up "$@" ;;
   test) shift; cmd_test "$@" ;;
   menu) menu ;;
   *) echo "usage: $0 [install|run|ingest|ui|app|up|test [pytest args]]" >&2; exit 2 ;;

@@ -11,6 +11,7 @@ Imports no Dagster: the app and the tests load a model with `load_model(path)`.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ import scipy.sparse as sp
 
 from dagster_project.contract import id_key, product_key
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MAGIC = b"RECOMART-MODEL"  # file = MAGIC, format version, sha256 of the payload (one line), then the pickle
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
 
 
@@ -223,28 +225,44 @@ class RecommenderModel:
 
 
 def save_model(model: RecommenderModel, path: Path) -> Path:
+    """Write the model atomically, behind a header with its format version and checksum."""
     from dagster_project.fileio import atomic_path
 
+    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    header = b"%s %d %s\n" % (MAGIC, model.format_version, hashlib.sha256(payload).hexdigest().encode())
     with atomic_path(Path(path)) as tmp:
         with open(tmp, "wb") as handle:
-            pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.write(header)
+            handle.write(payload)
     return Path(path)
 
 
 def load_model(path: str | Path) -> RecommenderModel:
-    """Load a model file; a clear `ModelError` when it is missing, corrupt or incompatible."""
+    """Load a model file; a clear `ModelError` when it is missing, corrupt or incompatible.
+
+    The header's format version and checksum are verified before anything is unpickled, so a
+    truncated, damaged or foreign file is refused rather than half-read.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"No model at {path}: run the complete pipeline to train one.")
+    with open(path, "rb") as handle:
+        header = handle.readline(200)
+        payload = handle.read()
+    parts = header.split()
+    if len(parts) != 3 or parts[0] != MAGIC:
+        raise ModelError(f"{path} is not a RecoMart model file (or was written by an older version); "
+                         f"retrain with the complete pipeline.")
+    if parts[1] != str(FORMAT_VERSION).encode():
+        raise ModelError(f"{path} has model format {parts[1].decode(errors='replace')}; this version reads "
+                         f"{FORMAT_VERSION}. Retrain with the complete pipeline.")
+    if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
+        raise ModelError(f"Model file {path} is damaged (checksum mismatch); retrain with the complete pipeline.")
     try:
-        with open(path, "rb") as handle:
-            model = pickle.load(handle)
-    except Exception as exc:  # unpickling can raise almost anything on a damaged file
+        model = pickle.loads(payload)
+    except Exception as exc:  # unpickling can raise almost anything on an incompatible file
         raise ModelError(f"Model file {path} cannot be read ({type(exc).__name__}: {exc}); "
                          f"retrain with the complete pipeline.") from exc
     if not isinstance(model, RecommenderModel):
         raise ModelError(f"{path} does not hold a RecoMart model.")
-    if model.format_version != FORMAT_VERSION:
-        raise ModelError(f"{path} has model format {model.format_version}; this version reads "
-                         f"{FORMAT_VERSION}. Retrain with the complete pipeline.")
     return model

@@ -124,6 +124,17 @@ query Checks {{
 }}
 """
 
+CHECK_EXECUTIONS_QUERY = f"""
+query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {{
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 1) {{
+    runId
+    status
+    timestamp
+    evaluation {{ success severity description metadataEntries {{ {METADATA_FIELDS} }} }}
+  }}
+}}
+"""
+
 INSTANCE_QUERY = """
 query Instance {
   version
@@ -189,6 +200,19 @@ def launched_by(tags: dict[str, str]) -> str:
     if "dagster/from_ui" in tags or "user" in tags:
         return "Dagster UI"
     return "command line / API"
+
+
+def _refused_code(exc: BaseException) -> int | None:
+    """401/403 behind a client error: the token is missing or wrong."""
+    from gql.transport.exceptions import TransportServerError
+
+    for _ in range(10):  # a bounded walk down the chain of causes
+        if exc is None:
+            return None
+        if isinstance(exc, TransportServerError) and exc.code in (401, 403):
+            return exc.code
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _is_connection_problem(exc: BaseException) -> bool:
@@ -285,6 +309,9 @@ class DagsterAPI:
         try:
             return call(self.client)
         except DagsterGraphQLClientError as exc:
+            if _refused_code(exc):
+                raise DagsterRequestError(f"The Dagster webserver refused the request ({_refused_code(exc)}): "
+                                          f"check DAGSTER_TOKEN.") from exc
             if _is_connection_problem(exc):
                 raise self._unavailable(exc) from exc
             raise DagsterRequestError(f"{what}: {exc}") from exc
@@ -346,13 +373,20 @@ class DagsterAPI:
         found = self.materializations(asset, limit=1)
         return found[0] if found else None
 
+    def _latest_execution(self, asset_path: list[str], check_name: str) -> dict:
+        found = self.query(CHECK_EXECUTIONS_QUERY, {"assetKey": {"path": asset_path}, "checkName": check_name})
+        return (found["assetCheckExecutions"] or [{}])[0]
+
     def check_results(self) -> list[dict]:
         """Every asset check with its latest evaluation."""
         rows = []
         for node in self.query(CHECKS_QUERY)["assetNodes"]:
             checks = node["assetChecksOrError"]
             for check in checks.get("checks", []) if checks["__typename"] == "AssetChecks" else []:
-                execution = check.get("executionForLatestMaterialization") or {}
+                # A run outside the queue can record its evaluation against an older materialization;
+                # then the latest evaluation is what the user wants to see.
+                execution = check.get("executionForLatestMaterialization") or self._latest_execution(
+                    node["assetKey"]["path"], check["name"])
                 evaluation = execution.get("evaluation") or {}
                 meta = metadata_values(evaluation.get("metadataEntries", []))
                 rows.append({"asset": "/".join(node["assetKey"]["path"]), "check": check["name"],

@@ -64,16 +64,31 @@ def instance():
         yield inst
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory, sample_source):
-    """A real Dagster webserver + daemon on a free loopback port, over temporary folders and DAGSTER_HOME."""
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def live(request, tmp_path_factory, sample_source):
+    """A real Dagster webserver + daemon on a free loopback port, over temporary folders and DAGSTER_HOME.
+
+    Twice: on the local SQLite instance (dagster.yaml) and on a throwaway PostgreSQL server
+    (deploy/postgres/dagster.yaml), when PostgreSQL's server binaries are installed.
+    """
+    from contextlib import ExitStack
+
     from streamlit_app.dagster_api import Connection, DagsterAPI
+    from tests.postgres import postgres_server, server_bin
     from tests.servers import dagster_server
 
-    root = tmp_path_factory.mktemp("live")
+    root = tmp_path_factory.mktemp(f"live-{request.param}")
     ws = make_workspace(root, sample_source)
-    with dagster_server(root / "dagster_home", ws.env()) as server:
-        yield LiveDagster(server, ws, Connection(port=server.port), DagsterAPI(Connection(port=server.port)))
+    with ExitStack() as stack:
+        env, instance_yaml = ws.env(), ROOT / "dagster.yaml"
+        if request.param == "postgres":
+            if server_bin() is None:
+                pytest.skip("PostgreSQL server binaries are not installed (.ci/run installs them)")
+            env = {**env, **stack.enter_context(postgres_server())}
+            instance_yaml = ROOT / "deploy" / "postgres" / "dagster.yaml"
+        server = stack.enter_context(dagster_server(root / "dagster_home", env, instance_yaml))
+        yield LiveDagster(server, ws, Connection(port=server.port), DagsterAPI(Connection(port=server.port)),
+                          request.param)
 
 
 @dataclass
@@ -82,6 +97,7 @@ class LiveDagster:
     workspace: Workspace
     connection: object
     api: object
+    storage: str = "sqlite"
 
 
 @pytest.fixture(scope="session")

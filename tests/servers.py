@@ -105,8 +105,8 @@ class DagsterServer:
 
 
 @contextmanager
-def dagster_server(home: Path, env: dict[str, str]):
-    server = DagsterServer(home, env)
+def dagster_server(home: Path, env: dict[str, str], instance_yaml: Path = ROOT / "dagster.yaml"):
+    server = DagsterServer(home, env, instance_yaml)
     try:
         server.start_webserver()
         server.start_daemon()
@@ -116,11 +116,11 @@ def dagster_server(home: Path, env: dict[str, str]):
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str], log: Path):
+def streamlit_server(env: dict[str, str], log: Path, extra_args: tuple[str, ...] = ()):
     port = free_port()
     proc = start([str(BIN / "streamlit"), "run", "streamlit_app/app.py", "--server.address", "127.0.0.1",
-                  "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                 {**os.environ, **env, "PYTHONPATH": str(ROOT)}, log)
+                  "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                  *extra_args], {**os.environ, **env, "PYTHONPATH": str(ROOT)}, log)
     try:
         wait_until(lambda: _answers(f"http://127.0.0.1:{port}/_stcore/health"), 60, "Streamlit answering")
         yield f"http://127.0.0.1:{port}"

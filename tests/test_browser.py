@@ -80,3 +80,35 @@ def test_refresh_then_browse_recommendations(live, trained, browser, tmp_path):
             settle(page)
             page.get_by_role("heading", name=name.replace("_", " ").capitalize()).first.wait_for(timeout=30_000)
             shot(page, name)
+
+
+def test_sign_in_and_roles_in_the_browser(live, trained, browser, tmp_path):
+    from streamlit_app.auth import hash_password
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'[users.olga]\npassword_hash = "{hash_password("op-secret")}"\nrole = "operator"\n'
+                       f'[users.vic]\npassword_hash = "{hash_password("view-secret")}"\nrole = "viewer"\n')
+    env = {"DAGSTER_HOST": "127.0.0.1", "DAGSTER_PORT": str(live.server.port), **live.workspace.env()}
+    with streamlit_server(env, tmp_path / "streamlit.log", ("--secrets.files", str(secrets))) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        def sign_in(name: str, password: str) -> None:
+            page.goto(url)
+            page.get_by_label("User name").fill(name)
+            page.get_by_role("textbox", name="Password").fill(password)
+            page.get_by_role("button", name="Sign in").click()
+
+        sign_in("vic", "wrong")
+        page.get_by_text("Unknown user name or wrong password").wait_for(timeout=30_000)
+
+        sign_in("vic", "view-secret")
+        page.get_by_text("Headline figures").wait_for(timeout=60_000)
+        settle(page)
+        assert page.get_by_role("link", name="Recommendations").is_visible()
+        assert page.get_by_role("link", name="Refresh").count() == 0
+        shot(page, "signed_in_viewer")
+
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_label("User name").wait_for(timeout=30_000)
+        sign_in("olga", "op-secret")
+        page.get_by_role("link", name="Refresh").wait_for(timeout=60_000)

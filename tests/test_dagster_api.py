@@ -88,3 +88,19 @@ def test_failed_run_explains_itself(live, trained):
     message = live.api.failure_message(run_id)
     assert "below the threshold 99.9" in message and "lower the minimum quality score" in message
     assert load_model(live.workspace.model_file).card["run_id"] != run_id  # the model was not replaced
+
+
+def test_instance_storage_is_the_one_configured(live, trained):
+    """The postgres variant really stores runs in PostgreSQL (not a silent SQLite fallback)."""
+    home = live.server.home
+    if live.storage == "postgres":
+        import psycopg2
+
+        env = live.server.env
+        with psycopg2.connect(host=env["DAGSTER_PG_HOST"], port=env["DAGSTER_PG_PORT"], user=env["DAGSTER_PG_USER"],
+                              dbname=env["DAGSTER_PG_DB"]) as conn, conn.cursor() as cur:
+            cur.execute("select run_id from runs")
+            assert trained in {row[0] for row in cur.fetchall()}
+        assert not (home / "history" / "runs.db").exists()
+    else:
+        assert (home / "history" / "runs.db").exists()

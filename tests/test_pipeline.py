@@ -9,7 +9,7 @@ import pytest
 from dagster_project.defs.jobs import INGESTION_ASSETS
 from dagster_project.definitions import defs
 from dagster_project.fileio import sha256_of
-from dagster_project.recommender import load_model
+from dagster_project.recommender import FORMAT_VERSION, load_model
 
 ALL_ASSETS = {"raw_users", "raw_products", "raw_transactions", "validation_report", "prepared_users",
               "prepared_products", "prepared_transactions", "user_features", "item_features",
@@ -103,7 +103,7 @@ def test_model_beats_popularity_and_carries_its_card(completed):
     assert metrics["new"]["svd"]["ndcg"] > metrics["new"]["popularity"]["ndcg"]
     assert metrics["rebuy"]["svd"]["ndcg"] >= metrics["rebuy"]["popularity"]["ndcg"]
     assert model.card["run_id"] == result.run_id and len(model.card["data_checksum"]) == 64
-    assert model.format_version == 1 and model.card["trained_at"]
+    assert model.format_version == FORMAT_VERSION and model.card["trained_at"]
     meta = latest_metadata(instance, "collaborative_filtering_model")
     assert meta["ndcg_at_10"] == metrics["new"]["svd"]["ndcg"]
     user = model.user_ids[0]

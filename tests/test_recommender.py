@@ -88,18 +88,18 @@ def test_save_and_load_round_trip(model, tmp_path):
 def test_bad_model_files_give_clear_errors(model, tmp_path):
     with pytest.raises(ModelError, match="No model at"):
         load_model(tmp_path / "missing.pkl")
-    (tmp_path / "corrupt.pkl").write_bytes(b"\x80\x05garbage")
-    with pytest.raises(ModelError, match="cannot be read"):
-        load_model(tmp_path / "corrupt.pkl")
-    (tmp_path / "other.pkl").write_bytes(pickle.dumps({"not": "a model"}))
-    with pytest.raises(ModelError, match="does not hold"):
-        load_model(tmp_path / "other.pkl")
-    model.format_version = 999
-    try:
-        save_model(model, tmp_path / "future.pkl")
-    finally:
-        model.format_version = 1
-    with pytest.raises(ModelError, match="model format 999"):
+    (tmp_path / "foreign.pkl").write_bytes(pickle.dumps({"not": "a model"}))
+    with pytest.raises(ModelError, match="not a RecoMart model file"):
+        load_model(tmp_path / "foreign.pkl")
+    good = save_model(model, tmp_path / "m.pkl").read_bytes()
+    (tmp_path / "damaged.pkl").write_bytes(good[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="damaged \\(checksum mismatch\\)"):
+        load_model(tmp_path / "damaged.pkl")
+    (tmp_path / "truncated.pkl").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        load_model(tmp_path / "truncated.pkl")
+    (tmp_path / "future.pkl").write_bytes(good.replace(b"RECOMART-MODEL 2 ", b"RECOMART-MODEL 9 ", 1))
+    with pytest.raises(ModelError, match="model format 9"):
         load_model(tmp_path / "future.pkl")
 
 

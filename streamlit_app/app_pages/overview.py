@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dagster_project.recommender import ModelError
-from streamlit_app import services, tables
+from streamlit_app import access, services, tables
 from streamlit_app.dagster_api import JOBS, DagsterRequestError, DagsterUnavailable
 
 st.title("RecoMart")
@@ -48,7 +48,8 @@ except ModelError as exc:
     model = None
     cols[4].metric("NDCG@10", "–")
     st.warning(f"{exc}", icon=":material/model_training:")
-    st.page_link("app_pages/refresh.py", label="Start a refresh", icon=":material/refresh:")
+    if access.current_user().is_operator:
+        st.page_link("app_pages/refresh.py", label="Start a refresh", icon=":material/refresh:")
 if model is not None:
     new = model.card["metrics"]["new"]
     lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else float("nan")

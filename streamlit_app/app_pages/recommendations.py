@@ -6,7 +6,7 @@ import streamlit as st
 from dagster_project import model_store
 from dagster_project.contract import id_key
 from dagster_project.recommender import ModelError
-from streamlit_app import services, tables
+from streamlit_app import access, services, tables
 from streamlit_app.settings import served_model_path
 
 st.title("Recommendations")
@@ -14,7 +14,8 @@ try:
     model = services.served_model()
 except ModelError as exc:
     st.warning(str(exc), icon=":material/model_training:")
-    st.page_link("app_pages/refresh.py", label="Train one now on the Refresh page", icon=":material/refresh:")
+    if access.current_user().is_operator:
+        st.page_link("app_pages/refresh.py", label="Train one now on the Refresh page", icon=":material/refresh:")
     st.stop()
 
 card = model.card
@@ -39,9 +40,12 @@ with st.expander("Model versions"):
         names = [model_store.version_name(p) for p in kept]
         st.table(pd.DataFrame({"version": names, "serving": ["yes" if n == card.get("version") else "" for n in names]})
                  .set_index("version"))
-        chosen = st.selectbox("Version to serve", names, key="version_choice")
-        if st.button("Serve this version", disabled=chosen == card.get("version") and not services.model_problems(),
-                     key="serve_version"):
+        chosen = st.selectbox("Version to serve", names, key="version_choice",
+                              disabled=not access.current_user().is_operator,
+                              help=None if access.current_user().is_operator else "Operators only")
+        if st.button("Serve this version", key="serve_version",
+                     disabled=not access.current_user().is_operator
+                     or (chosen == card.get("version") and not services.model_problems())):
             try:
                 model_store.roll_back(models_dir, kept[names.index(chosen)])
                 st.toast(f"Now serving {chosen}")

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from streamlit_app import services, tables
+from streamlit_app import access, services, tables
 from streamlit_app.dagster_api import ACTIVE_STATUSES, FINISHED_STATUSES, JOBS, DagsterRequestError, DagsterUnavailable
 from streamlit_app.run_requests import RefreshOptions, build_run_config, run_tags
 
+user = access.require_operator()
 st.title("Refresh the data and the model")
 conn = services.connection()
 api = services.api()
@@ -25,7 +26,7 @@ if st.button("Start refresh", type="primary", icon=":material/play_arrow:"):
         with services.submit_lock():
             under_way = api.active_runs()
             if not under_way:
-                run_id = api.submit(job, build_run_config(job, options), run_tags(st.session_state.get("user")))
+                run_id = api.submit(job, build_run_config(job, options), run_tags(user.name))
         if under_way:
             st.session_state["tracked_run"] = under_way[0]["runId"]
             st.info(f"A refresh is already under way ({under_way[0]['jobName']}, {under_way[0]['status']}): "
