@@ -357,7 +357,11 @@ class DagsterAPI:
                 return evaluation["description"]
         for event in events:
             if event["__typename"] == "ExecutionStepFailureEvent" and event.get("error"):
-                return event["error"]["message"].strip()
+                message = event["error"]["message"].strip()
+                if "DagsterExecutionInterruptedError" in message:
+                    return ("The run was interrupted: the Dagster daemon or its machine stopped while it ran. "
+                            "Nothing it had not finished was published; start the refresh again.")
+                return message
         return next((e.get("message") for e in events if e["__typename"] == "RunFailureEvent"), None)
 
     # --- assets -------------------------------------------------------------------------------

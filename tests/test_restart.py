@@ -39,3 +39,46 @@ def test_app_recovers_when_the_webserver_restarts_mid_run(tmp_path, sample_sourc
         assert at.session_state["tracked_run"] == run_id and not at.exception
     finally:
         server.stop()
+
+
+def test_daemon_restart_mid_run_shows_the_real_outcome_and_the_next_refresh_works(tmp_path, sample_source,
+                                                                                   monkeypatch):
+    from streamlit_app.dagster_api import Connection, DagsterAPI
+
+    ws = make_workspace(tmp_path / "ws", sample_source)
+    # Hold the features write for a while, so the daemon stops while the run is in progress.
+    server = DagsterServer(tmp_path / "home", {**ws.env(), "RECOMART_WRITE_PAUSE": "30:features"})
+    try:
+        server.start_webserver()
+        server.start_daemon()
+        api = DagsterAPI(Connection(port=server.port))
+        monkeypatch.setenv("DAGSTER_PORT", str(server.port))
+        for key, value in ws.env().items():
+            monkeypatch.setenv(key, value)
+        at = AppTest.from_file(str(ROOT / "streamlit_app" / "app.py"), default_timeout=60)
+        at.run()
+        at.switch_page("app_pages/refresh.py").run()
+        at.button[0].click().run()
+        first = at.session_state["tracked_run"]
+        wait_until(lambda: list((ws.storage / "features").glob(".*.tmp")), 120, "the run writing features")
+
+        stop(server.daemon)
+        server.env.pop("RECOMART_WRITE_PAUSE")
+        server.start_daemon()
+
+        def shows_the_end() -> bool:
+            at.run()
+            return any("ended with status FAILURE" in e.value for e in at.error)
+
+        wait_until(shows_the_end, 120, "the page showing the interrupted run's failure", interval=1)
+        assert api.run_status(first) == "FAILURE"
+        assert any("interrupted" in c.value for c in at.code)
+        assert not ws.model_file.exists()  # nothing half-published
+
+        at.button[0].click().run()  # the same page, no reload: a new refresh
+        second = at.session_state["tracked_run"]
+        assert second != first
+        wait_until(lambda: api.run_status(second) in ("SUCCESS", "FAILURE"), 240, "the second run finishing", 1)
+        assert api.run_status(second) == "SUCCESS" and ws.model_file.exists()
+    finally:
+        server.stop()
