@@ -35,6 +35,9 @@ ENTITIES = (USERS, PRODUCTS, TRANSACTIONS)
 
 MIN_AGE, MAX_AGE = 13, 110
 MAX_QUANTITY = 10_000
+# Catalogue lines that are not merchandise (postage, fees, manual adjustments): never recommended.
+NON_PRODUCT_PATTERN = (r"(?i)^\s*(?:manual|discount|samples?|carriage|adjust.*|bank charges?|amazon fee|cruk commission)\s*$"
+                       r"|\b(?:postage|shipping fee|delivery fee|service fee|handling fee)\b")
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 

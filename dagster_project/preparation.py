@@ -7,10 +7,13 @@ Transactions are dropped when any rule rejects them.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
-from dagster_project.contract import EMAIL_PATTERN, MAX_AGE, MIN_AGE, parse_timestamps, to_number
+from dagster_project.contract import (EMAIL_PATTERN, MAX_AGE, MIN_AGE, NON_PRODUCT_PATTERN, is_in, parse_timestamps,
+                                      to_number)
 from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
 from dagster_project.validation import Frames, failure_masks
 
@@ -67,9 +70,19 @@ def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
     return pd.concat([out, users[extra]], axis=1).reset_index(drop=True), dropped
 
 
-def prepare_products(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
+def prepare_products(frames: Frames, non_product_pattern: str = NON_PRODUCT_PATTERN) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Unique, named merchandise; lines whose name or code matches `non_product_pattern` are dropped."""
     raw = frames.products
     products, dropped = _drop(raw, failure_masks(frames, "products"), ["product_id_unique", "product_name_present"])
+    if non_product_pattern:
+        def matches(values: pd.Series) -> np.ndarray:
+            with warnings.catch_warnings():  # a user's pattern may have groups; only the match matters
+                warnings.simplefilter("ignore", UserWarning)
+                return values.astype("string").str.contains(non_product_pattern, regex=True).fillna(False).to_numpy(bool)
+        not_merchandise = matches(_text(products, "name")) | matches(products["product_id"])
+        if not_merchandise.any():
+            dropped["not_merchandise"] = int(not_merchandise.sum())
+            products = products.loc[~not_merchandise]
     out = pd.DataFrame({"product_id": products["product_id"].astype("string"), "name": _text(products, "name")})
     out["category"] = _text(products, "category").fillna("Uncategorized")
     out["brand"] = _text(products, "brand").fillna("Unknown")
@@ -85,6 +98,8 @@ def prepare_products(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
 def prepare_transactions(frames: Frames, products: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Keep the transactions every rule accepts; amounts use the product price when unit_price is absent."""
     masks = failure_masks(frames, "transactions")
+    masks["product_excluded"] = frames.transactions["product_id"].notna() & ~is_in(
+        frames.transactions["product_id"], products["product_id"]) & ~masks.get("product_known", False)
     tx, dropped = _drop(frames.transactions, masks, list(masks.columns))
     out = pd.DataFrame({
         "transaction_id": _text(tx, "transaction_id"),
@@ -92,7 +107,8 @@ def prepare_transactions(frames: Frames, products: pd.DataFrame) -> tuple[pd.Dat
         "product_id": tx["product_id"].astype("string"),
         "timestamp": parse_timestamps(tx["timestamp"]),
     })
-    out["quantity"] = (to_number(tx["quantity"]).fillna(1) if "quantity" in tx else 1).astype("int64")
+    quantity = to_number(tx["quantity"]).fillna(1) if "quantity" in tx else pd.Series(1, index=tx.index)
+    out["quantity"] = quantity.astype("int64")
     list_price = out["product_id"].map(products.set_index("product_id")["price"])
     unit_price = to_number(tx["unit_price"]) if "unit_price" in tx else pd.Series(np.nan, index=tx.index)
     out["unit_price"] = unit_price.fillna(list_price.astype("float64"))

@@ -124,6 +124,27 @@ def _one_product(d: Path) -> None:
     rewrite(d / "transactions.csv", lambda tx: tx.assign(product_id="P0001"))
 
 
+def _postage_lines(d: Path) -> None:
+    items = products(d)
+    items += [{"product_id": "POST", "name": "POSTAGE", "price": 18}, {"product_id": "M", "name": "Manual", "price": 1}]
+    (d / "products.json").write_text(json.dumps(items))
+    rewrite(d / "transactions.csv", set_rows("product_id", "POST", slice(0, 40)))
+
+
+def _postage_never_recommended(ws: Workspace) -> None:
+    model = load_model(ws.model_file)
+    assert "POST" not in set(model.items["product_id"])
+    assert "POST" not in set(model.recommend("unknown-user", 20)["product_id"])
+
+
+def _required_columns_only(d: Path) -> None:
+    for f in d.glob("users*.csv"):
+        rewrite(f, lambda frame: frame[["user_id"]])
+    rewrite(d / "transactions.csv", lambda tx: tx[["user_id", "product_id", "timestamp"]])
+    (d / "products.json").write_text(json.dumps([{"product_id": p["product_id"], "name": p["name"]}
+                                                 for p in products(d)]))
+
+
 def _model_loads(ws: Workspace) -> None:
     model = load_model(ws.model_file)
     user = model.user_ids[0]
@@ -160,6 +181,9 @@ CASES = [
          r"Quality score .* below the threshold 80.0.*quantity_valid on transactions: 3001 of 3001 rows"),
     Case("a quarter of transactions without a user", _quarter_without_user,
          r"below the threshold.*transaction_ids_present on transactions: 750 of 3001 rows.*lower the minimum quality"),
+    Case("codes that are not products (postage, manual)", _postage_lines,
+         drops={"prepared_products": {"not_merchandise": 2}}, check=_postage_never_recommended),
+    Case("required columns only", _required_columns_only, drops={"prepared_transactions": {"user_known": 30}}),
     Case("one user", _one_user, check=_model_loads),
     Case("one product", _one_product, check=_model_loads),
 ]

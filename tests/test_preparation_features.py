@@ -58,3 +58,19 @@ def test_features_sum_to_the_transactions():
     items = features.item_features(tx, products).set_index("product_id")
     assert items.loc["a", "buyers"] == 2 and items.loc["a", "repeat_buyer_share"] == 0.5
     assert items.loc["c", "purchases"] == 0 and items.loc["a", "popularity_rank"] == 1
+
+
+def test_postage_and_fees_are_not_products():
+    products = pd.DataFrame({"product_id": ["POST", "M", "DOT", "P1", "P2", "BANK CHARGES"],
+                             "name": ["POSTAGE", "Manual", "DOTCOM POSTAGE", "Voltix Charger", "Manual Coffee Grinder",
+                                      "Bank Charges"]}, dtype="string")
+    tx = pd.DataFrame({"user_id": ["1", "1", "2", "2"], "product_id": ["POST", "P1", "M", "P2"],
+                       "timestamp": ["2026-01-01"] * 4}, dtype="string")
+    users = pd.DataFrame({"user_id": ["1", "2"]}, dtype="string")
+    f = frames(users=users, products=products, transactions=tx)
+    kept, dropped = preparation.prepare_products(f)
+    assert kept["product_id"].tolist() == ["P1", "P2"] and dropped == {"not_merchandise": 4}
+    prepared_tx, tx_dropped = preparation.prepare_transactions(f, kept)
+    assert prepared_tx["product_id"].tolist() == ["P1", "P2"] and tx_dropped == {"product_excluded": 2}
+    everything, _ = preparation.prepare_products(f, non_product_pattern="")
+    assert len(everything) == 6
