@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dagster_project.validation import DEFAULT_MIN_QUALITY_SCORE
 from streamlit_app.dagster_api import JOBS
 
 
 @dataclass(frozen=True)
 class RefreshOptions:
-    min_quality_score: float = 80.0
+    min_quality_score: float = DEFAULT_MIN_QUALITY_SCORE
     test_share: float = 0.2
     auto_tune: bool = True
 

@@ -13,7 +13,7 @@ api = services.api()
 
 job = st.radio("What to run", list(JOBS), format_func=JOBS.get, horizontal=False)
 with st.expander("Options", expanded=False):
-    threshold = st.number_input("Minimum quality score to train (0-100)", min_value=0.0, max_value=100.0, value=80.0,
+    threshold = st.number_input("Minimum quality score to train (0-100)", min_value=0.0, max_value=100.0, value=RefreshOptions().min_quality_score,
                                 step=1.0, help="Below this score the run stops before training; the current "
                                                "model stays in place.", disabled=job == "ingestion_job")
     test_share = st.slider("Share of the latest purchases held out to measure the model", 0.05, 0.5, 0.2, 0.05,
