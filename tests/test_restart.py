@@ -1,4 +1,6 @@
-"""The webserver restarts during a run: the app shows a banner meanwhile, then the run's real final state."""
+"""The webserver or the daemon restarts during a run: the app copes, then shows the run's real outcome."""
+
+from contextlib import contextmanager
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -9,9 +11,11 @@ from tests.servers import DagsterServer, stop, wait_until
 pytestmark = pytest.mark.webserver
 
 
-def test_app_recovers_when_the_webserver_restarts_mid_run(tmp_path, sample_source, monkeypatch):
+@contextmanager
+def refresh_started(tmp_path, sample_source, monkeypatch, extra_env=None):
+    """A private webserver + daemon, and the Refresh page after one click on "Start refresh"."""
     ws = make_workspace(tmp_path / "ws", sample_source)
-    server = DagsterServer(tmp_path / "home", ws.env())
+    server = DagsterServer(tmp_path / "home", {**ws.env(), **(extra_env or {})})
     try:
         server.start_webserver()
         server.start_daemon()
@@ -22,6 +26,13 @@ def test_app_recovers_when_the_webserver_restarts_mid_run(tmp_path, sample_sourc
         at.run()
         at.switch_page("app_pages/refresh.py").run()
         at.button[0].click().run()
+        yield ws, server, at
+    finally:
+        server.stop()
+
+
+def test_app_recovers_when_the_webserver_restarts_mid_run(tmp_path, sample_source, monkeypatch):
+    with refresh_started(tmp_path, sample_source, monkeypatch) as (_, server, at):
         run_id = at.session_state["tracked_run"]
 
         stop(server.web)
@@ -37,28 +48,16 @@ def test_app_recovers_when_the_webserver_restarts_mid_run(tmp_path, sample_sourc
 
         wait_until(shows_success, 240, "the page showing the run's success", interval=1)
         assert at.session_state["tracked_run"] == run_id and not at.exception
-    finally:
-        server.stop()
 
 
 def test_daemon_restart_mid_run_shows_the_real_outcome_and_the_next_refresh_works(tmp_path, sample_source,
                                                                                    monkeypatch):
     from streamlit_app.dagster_api import Connection, DagsterAPI
 
-    ws = make_workspace(tmp_path / "ws", sample_source)
     # Hold the features write for a while, so the daemon stops while the run is in progress.
-    server = DagsterServer(tmp_path / "home", {**ws.env(), "RECOMART_WRITE_PAUSE": "30:features"})
-    try:
-        server.start_webserver()
-        server.start_daemon()
+    with refresh_started(tmp_path, sample_source, monkeypatch, {"RECOMART_WRITE_PAUSE": "30:features"}) as (
+            ws, server, at):
         api = DagsterAPI(Connection(port=server.port))
-        monkeypatch.setenv("DAGSTER_PORT", str(server.port))
-        for key, value in ws.env().items():
-            monkeypatch.setenv(key, value)
-        at = AppTest.from_file(str(ROOT / "streamlit_app" / "app.py"), default_timeout=60)
-        at.run()
-        at.switch_page("app_pages/refresh.py").run()
-        at.button[0].click().run()
         first = at.session_state["tracked_run"]
         wait_until(lambda: list((ws.storage / "features").glob(".*.tmp")), 120, "the run writing features")
 
@@ -80,5 +79,3 @@ def test_daemon_restart_mid_run_shows_the_real_outcome_and_the_next_refresh_work
         assert second != first
         wait_until(lambda: api.run_status(second) in ("SUCCESS", "FAILURE"), 240, "the second run finishing", 1)
         assert api.run_status(second) == "SUCCESS" and ws.model_file.exists()
-    finally:
-        server.stop()
