@@ -63,9 +63,12 @@ def test_refresh_then_browse_recommendations(live, trained, browser, tmp_path):
         assert runs[0]["status"] == "SUCCESS" and runs[0]["launchedBy"].startswith("RecoMart app")
 
         user = load_model(live.workspace.model_file).user_ids[0]
+        # The Refresh page reruns once when the run ends; let that finish so the click is not lost to it.
+        page.wait_for_timeout(1000)
+        settle(page)
         page.get_by_role("link", name="Recommendations").click()
         box = page.get_by_label("Customer id or name")
-        box.wait_for(timeout=30_000)
+        box.wait_for(timeout=60_000)
         box.fill(user)
         box.press("Enter")
         page.get_by_text("New for this customer").wait_for(timeout=30_000)
