@@ -73,7 +73,7 @@ def test_refresh_then_browse_recommendations(live, trained, browser, tmp_path):
         box.press("Enter")
         page.get_by_text("New for this customer").wait_for(timeout=30_000)
         settle(page)
-        assert page.get_by_role("button", name="Download as CSV").is_visible()
+        page.get_by_role("button", name="Download as CSV").wait_for(timeout=30_000)  # the list is shown
         path = shot(page, "recommendations")
         assert path.stat().st_size > 10_000
 
@@ -107,7 +107,7 @@ def test_sign_in_and_roles_in_the_browser(live, trained, browser, tmp_path):
         sign_in("vic", "view-secret")
         page.get_by_text("Headline figures").wait_for(timeout=60_000)
         settle(page)
-        assert page.get_by_role("link", name="Recommendations").is_visible()
+        page.get_by_role("link", name="Recommendations").wait_for(timeout=30_000)
         assert page.get_by_role("link", name="Refresh").count() == 0
         shot(page, "signed_in_viewer")
 
