@@ -39,24 +39,24 @@ class TrainingSettings:
     seed: int = 0
 
 
-def count_matrix(transactions: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
-    """Users x items purchase counts (transactions whose user or item is not indexed are ignored)."""
-    rows = users.get_indexer(transactions["user_id"])
-    cols = items.get_indexer(transactions["product_id"])
+def _sparse(frame: pd.DataFrame, users: pd.Index, items: pd.Index, values: np.ndarray) -> sp.csr_matrix:
+    """Users x items matrix of `values`, summed per pair; rows whose user or item is not indexed are ignored."""
+    rows = users.get_indexer(frame["user_id"])
+    cols = items.get_indexer(frame["product_id"])
     keep = (rows >= 0) & (cols >= 0)
-    data = np.ones(int(keep.sum()), dtype=np.float32)
-    matrix = sp.csr_matrix((data, (rows[keep], cols[keep])), shape=(len(users), len(items)))
+    matrix = sp.csr_matrix((values[keep], (rows[keep], cols[keep])), shape=(len(users), len(items)))
     matrix.sum_duplicates()
     return matrix
 
 
+def count_matrix(transactions: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
+    """Users x items purchase counts from transactions."""
+    return _sparse(transactions, users, items, np.ones(len(transactions), dtype=np.float32))
+
+
 def interaction_counts(interactions: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
     """Users x items purchase counts from the long interaction table (features.interaction_table)."""
-    rows = users.get_indexer(interactions["user_id"])
-    cols = items.get_indexer(interactions["product_id"])
-    keep = (rows >= 0) & (cols >= 0)
-    values = interactions["purchases"].to_numpy(dtype=np.float32)[keep]
-    return sp.csr_matrix((values, (rows[keep], cols[keep])), shape=(len(users), len(items)))
+    return _sparse(interactions, users, items, interactions["purchases"].to_numpy(dtype=np.float32))
 
 
 def data_checksum(transactions: pd.DataFrame) -> str:
