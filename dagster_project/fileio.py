@@ -18,13 +18,17 @@ from typing import Any
 
 import pandas as pd
 
+# Every temporary file RecoMart writes is named .recomart-tmp-<target>.<random>.tmp: a name it owns, so
+# clean-up after a killed run can never take another program's temporary files.
+TEMP_PREFIX, TEMP_SUFFIX = ".recomart-tmp-", ".tmp"
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -36,6 +40,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
         _fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def own_temp_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """Temporary files RecoMart's atomic writes left in `folder` (regular files only, links never)."""
+    pattern = f"{TEMP_PREFIX}*{TEMP_SUFFIX}"
+    found = Path(folder).rglob(pattern) if recursive else Path(folder).glob(pattern)
+    return [p for p in found if p.is_file() and not p.is_symlink()]
 
 
 def _test_pause(path: Path) -> None:

@@ -22,8 +22,17 @@ def versions_dir(models_dir: Path) -> Path:
 
 
 def list_versions(models_dir: Path) -> list[Path]:
-    """Kept model versions, newest first (names sort by training time)."""
-    return sorted(versions_dir(models_dir).glob("collaborative_filtering-*.pkl"), reverse=True)
+    """Kept model versions, newest first (names sort by training time).
+
+    Only regular files that really live in `versions/`: a symlink, or anything that resolves outside
+    the folder, is never listed, so no roll-back, fallback or prune ever reads or deletes through it.
+    """
+    folder = versions_dir(models_dir)
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    home = folder.resolve()
+    return sorted((p for p in folder.glob("collaborative_filtering-*.pkl")
+                   if not p.is_symlink() and p.is_file() and p.resolve().parent == home), reverse=True)
 
 
 def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
@@ -41,9 +50,8 @@ def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
 
 def roll_back(models_dir: Path, version_file: Path) -> Path:
     """Serve an earlier kept version (only files inside the models folder's versions/)."""
-    version_file = Path(version_file).resolve()
-    if version_file.parent != versions_dir(models_dir).resolve() or not version_file.is_file():
-        raise ValueError(f"{version_file} is not a kept model version in {versions_dir(models_dir)}")
+    if Path(version_file).resolve() not in {p.resolve() for p in list_versions(models_dir)}:
+        raise ValueError(f"{Path(version_file).name} is not a kept model version in {versions_dir(models_dir)}")
     load_model(version_file)  # never serve a file that does not load
     served = Path(models_dir) / MODEL_FILENAME
     with atomic_path(served) as tmp:

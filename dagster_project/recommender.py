@@ -11,9 +11,7 @@ Imports no Dagster: the app and the tests load a model with `load_model(path)`.
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +19,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from dagster_project import model_file
 from dagster_project.contract import id_key, product_key
 
-FORMAT_VERSION = 2
-MAGIC = b"RECOMART-MODEL"  # file = MAGIC, format version, sha256 of the payload (one line), then the pickle
+FORMAT_VERSION = 3  # 3: data-only container (model_file); 2 and earlier held a pickle and are refused
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
 
 
@@ -104,13 +102,6 @@ class RecommenderModel:
         self._item_embeddings = norms / np.where(lengths > 0, lengths, 1.0)
         self._item_columns = {c: self.items[c].to_numpy() for c in ITEM_COLUMNS}
         self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T)  # k x items
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.__post_init__()
 
     @property
     def n_users(self) -> int:
@@ -225,44 +216,53 @@ class RecommenderModel:
 
 
 def save_model(model: RecommenderModel, path: Path) -> Path:
-    """Write the model atomically, behind a header with its format version and checksum."""
-    from dagster_project.fileio import atomic_path
-
-    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    header = b"%s %d %s\n" % (MAGIC, model.format_version, hashlib.sha256(payload).hexdigest().encode())
-    with atomic_path(Path(path)) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(header)
-            handle.write(payload)
-    return Path(path)
+    """Write the model atomically as a data-only file (see model_file: loading it never runs code)."""
+    counts = model.counts.tocsr()
+    return model_file.write_bundle(Path(path), model_file.Bundle(
+        document={"params": asdict(model.params), "card": model.card, "counts_shape": list(counts.shape)},
+        arrays={"counts_indptr": counts.indptr, "counts_indices": counts.indices, "counts_data": counts.data,
+                "item_factors": model.item_factors, "factor_weights": model.factor_weights,
+                "popularity": model.popularity},
+        tables={"user_ids": pd.DataFrame({"user_id": pd.Series(model.user_ids, dtype="string")}),
+                "user_profiles": model.user_profiles.rename_axis("user_id").reset_index(),
+                "items": model.items[ITEM_COLUMNS]}), FORMAT_VERSION)
 
 
 def load_model(path: str | Path) -> RecommenderModel:
-    """Load a model file; a clear `ModelError` when it is missing, corrupt or incompatible.
+    """Load a model file; a clear `ModelError` when it is missing, damaged, foreign or from another version.
 
-    The header's format version and checksum are verified before anything is unpickled, so a
-    truncated, damaged or foreign file is refused rather than half-read.
+    Nothing from the file is executed, whatever its bytes: it holds only JSON, arrays and tables.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"No model at {path}: run the complete pipeline to train one.")
-    with open(path, "rb") as handle:
-        header = handle.readline(200)
-        payload = handle.read()
-    parts = header.split()
-    if len(parts) != 3 or parts[0] != MAGIC:
-        raise ModelError(f"{path} is not a RecoMart model file (or was written by an older version); "
-                         f"retrain with the complete pipeline.")
-    if parts[1] != str(FORMAT_VERSION).encode():
-        raise ModelError(f"{path} has model format {parts[1].decode(errors='replace')}; this version reads "
-                         f"{FORMAT_VERSION}. Retrain with the complete pipeline.")
-    if hashlib.sha256(payload).hexdigest().encode() != parts[2]:
-        raise ModelError(f"Model file {path} is damaged (checksum mismatch); retrain with the complete pipeline.")
     try:
-        model = pickle.loads(payload)
-    except Exception as exc:  # unpickling can raise almost anything on an incompatible file
-        raise ModelError(f"Model file {path} cannot be read ({type(exc).__name__}: {exc}); "
-                         f"retrain with the complete pipeline.") from exc
-    if not isinstance(model, RecommenderModel):
-        raise ModelError(f"{path} does not hold a RecoMart model.")
+        bundle = model_file.read_bundle(path, FORMAT_VERSION)
+        model = _from_bundle(bundle)
+    except model_file.ModelFileError as exc:
+        raise ModelError(f"Model file {path} cannot be used: {exc}. Retrain with the complete pipeline.") from None
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise ModelError(f"Model file {path} cannot be used: its parts do not fit together. Retrain with the "
+                         f"complete pipeline.") from None
     return model
+
+
+def _from_bundle(bundle: model_file.Bundle) -> RecommenderModel:
+    """Rebuild the model from a file's parts, checking that their shapes agree before anything is served."""
+    doc, arrays, tables = bundle.document, bundle.arrays, bundle.tables
+    params = ModelParams(**{k: doc["params"][k] for k in ModelParams.__dataclass_fields__})
+    items = tables["items"]
+    user_ids = pd.Index(tables["user_ids"]["user_id"].astype("string"))
+    n_users, n_items = (int(x) for x in doc["counts_shape"])
+    counts = sp.csr_matrix((arrays["counts_data"], arrays["counts_indices"], arrays["counts_indptr"]),
+                           shape=(n_users, n_items))
+    counts.check_format(full_check=True)
+    factors, weights, popularity = arrays["item_factors"], arrays["factor_weights"], arrays["popularity"]
+    if (list(items.columns) != ITEM_COLUMNS or len(items) != n_items or len(user_ids) != n_users
+            or factors.ndim != 2 or factors.shape[0] != n_items or weights.shape != (factors.shape[1],)
+            or popularity.shape != (n_items,) or not isinstance(doc["card"], dict)):
+        raise ValueError("shapes disagree")
+    profiles = tables["user_profiles"]
+    profiles = profiles.set_index(profiles["user_id"].astype("string")).drop(columns="user_id")
+    return RecommenderModel(params=params, user_ids=user_ids, user_profiles=profiles, items=items, counts=counts,
+                            item_factors=factors, factor_weights=weights, popularity=popularity, card=doc["card"])

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dagster_project.fileio import own_temp_files
+
 LOCK_NAME = ".recomart.lock"
 DEFAULT_TIMEOUT = float(os.environ.get("RECOMART_LOCK_TIMEOUT", "3600"))
 
@@ -67,10 +69,12 @@ def storage_lock(storage: Path, owner: str, timeout: float = DEFAULT_TIMEOUT,
         handle.close()  # closing releases the flock
 
 
-def remove_stale_temp_files(folder: Path) -> int:
-    """Temp files a killed writer left behind (only safe while holding the lock)."""
-    count = 0
-    for path in Path(folder).rglob(".*.tmp"):
+def remove_stale_temp_files(folder: Path, recursive: bool = True) -> int:
+    """RecoMart's own temp files a killed writer left behind (only safe while holding the lock).
+
+    Only names RecoMart owns (fileio.TEMP_PREFIX): a folder shared with other programs keeps theirs.
+    """
+    stale = own_temp_files(folder, recursive)
+    for path in stale:
         path.unlink(missing_ok=True)
-        count += 1
-    return count
+    return len(stale)

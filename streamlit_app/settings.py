@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dagster_project.settings import model_path
+from dagster_project.settings import PROJECT_ROOT, model_path
 from streamlit_app.dagster_api import Connection
 
 TRUE = ("1", "true", "yes", "on")
@@ -36,14 +36,34 @@ def served_model_path() -> Path:
     return model_path()
 
 
-def read_secrets() -> Mapping[str, object]:
-    """Streamlit's secrets, or nothing when no secrets.toml exists."""
-    import streamlit as st
+class SecretsUnreadable(RuntimeError):
+    """A secrets file exists but cannot be read: the app must stop rather than run without it."""
 
+
+def read_secrets() -> Mapping[str, object]:
+    """Streamlit's secrets; empty only when no secrets file exists at all.
+
+    A file that exists but cannot be parsed raises `SecretsUnreadable` (sign-in must never silently
+    turn into "no sign-in configured").
+    """
+    import streamlit as st
+    from streamlit import config
+    from streamlit.errors import StreamlitSecretNotFoundError
+
+    own = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+    read = {Path(p).expanduser().resolve() for p in config.get_option("secrets.files")}
+    if own.is_file() and own.resolve() not in read and not config.is_manually_set("secrets.files"):
+        raise SecretsUnreadable(f"The app was started from {Path.cwd()}, so Streamlit does not read this project's "
+                                f"sign-in settings in {own}. Start it from the project folder "
+                                f"(`./run_pipeline.sh app`).")
     try:
         return {k: st.secrets[k] for k in st.secrets}
-    except Exception:  # no secrets file: Streamlit raises on first access
-        return {}
+    except StreamlitSecretNotFoundError as exc:
+        if getattr(exc, "error_id", None) == "no-secrets-found":
+            return {}
+        raise SecretsUnreadable(str(exc)) from None
+    except Exception as exc:  # anything else Streamlit meets while reading them: fail closed
+        raise SecretsUnreadable(f"{type(exc).__name__}: {exc}") from None
 
 
 def current_connection() -> Connection:

@@ -28,7 +28,10 @@ def test_password_hashes():
     assert auth.check_credentials({"users": USERS}, "olga", "view-secret") is None
     assert auth.check_credentials({"users": USERS}, "mallory", "x") is None
     assert auth.mode({}) == "open" and auth.mode({"users": USERS}) == "password"
-    assert auth.role_for_email({"roles": {"operators": ["Ann@Shop.example"]}}, "ann@shop.example") == "operator"
+    roles = {"roles": {"operators": ["Ann@Shop.example"]}}
+    assert auth.role_for_email(roles, "ann@shop.example", verified=True) == "operator"
+    assert auth.role_for_email(roles, "ann@shop.example", verified=False) == "viewer"  # unverified e-mail
+    assert auth.role_for_email(roles, "bob@shop.example", verified=True) == "viewer"
 
 
 def app_with_users(monkeypatch) -> AppTest:
@@ -61,6 +64,7 @@ def test_viewer_browses_but_cannot_refresh(monkeypatch):
     assert "recommendations.py" in str(found.value)
     # And the page itself refuses a viewer, should it be reached some other way.
     page = AppTest.from_file(str(ROOT / "streamlit_app" / "app_pages" / "refresh.py"), default_timeout=60)
+    page.secrets["users"] = USERS
     page.session_state["signed_in_user"] = auth.User("vic", "viewer")
     page.run()
     assert any("Only operators" in e.value for e in page.error) and not page.button

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dagster_project.fileio import sha256_of
+from dagster_project.fileio import own_temp_files, sha256_of
 from dagster_project.recommender import load_model
 from tests.conftest import ROOT
 from tests.servers import BIN, wait_until
@@ -24,7 +24,7 @@ def start_run(env: dict, log) -> subprocess.Popen:
 
 
 def temp_files(folder):
-    return list(folder.rglob(".*.tmp"))
+    return own_temp_files(folder)
 
 
 def everything_loads(ws) -> None:

@@ -59,7 +59,7 @@ def test_daemon_restart_mid_run_shows_the_real_outcome_and_the_next_refresh_work
             ws, server, at):
         api = DagsterAPI(Connection(port=server.port))
         first = at.session_state["tracked_run"]
-        wait_until(lambda: list((ws.storage / "features").glob(".*.tmp")), 120, "the run writing features")
+        wait_until(lambda: list((ws.storage / "features").glob(".recomart-tmp-*.tmp")), 120, "the run writing features")
 
         stop(server.daemon)
         server.env.pop("RECOMART_WRITE_PAUSE")

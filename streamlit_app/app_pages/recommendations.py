@@ -46,6 +46,7 @@ with st.expander("Model versions"):
         if st.button("Serve this version", key="serve_version",
                      disabled=not access.current_user().is_operator
                      or (chosen == card.get("version") and not services.model_problems())):
+            access.require_operator()  # checked here, whatever the page showed or disabled
             try:
                 model_store.roll_back(models_dir, kept[names.index(chosen)])
                 st.toast(f"Now serving {chosen}")

@@ -22,6 +22,7 @@ with st.expander("Options", expanded=False):
 options = RefreshOptions(threshold, test_share, auto_tune)
 
 if st.button("Start refresh", type="primary", icon=":material/play_arrow:"):
+    user = access.require_operator()  # the role at the moment of acting, not when the page was drawn
     try:
         with services.submit_lock():
             under_way = api.active_runs()
