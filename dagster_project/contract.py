@@ -22,12 +22,26 @@ class EntitySpec:
     optional: tuple[str, ...]
     id_columns: tuple[str, ...]
     case_insensitive: tuple[str, ...] = ()  # ids matched regardless of case (stored upper-case)
+    text_columns: tuple[str, ...] = ()  # must be text (or a number) in JSON: objects, lists, booleans are not
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The file pattern and its gzip-compressed form: `users*.csv` and `users*.csv.gz`."""
+        return (self.pattern, f"{self.pattern}.gz")
+
+    @property
+    def file_format(self) -> str:
+        return "JSON" if self.pattern.endswith(".json") else "CSV"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.required, *self.optional)
 
 
 USERS = EntitySpec("users", "users*.csv", ("user_id",),
                    ("name", "email", "age", "gender", "country", "signup_date"), ("user_id",))
 PRODUCTS = EntitySpec("products", "products*.json", ("product_id", "name"),
-                      ("category", "brand", "price"), ("product_id",), ("product_id",))
+                      ("category", "brand", "price"), ("product_id",), ("product_id",), ("product_id", "name"))
 TRANSACTIONS = EntitySpec("transactions", "transactions*.csv", ("user_id", "product_id", "timestamp"),
                           ("transaction_id", "quantity", "unit_price"), ("transaction_id", "user_id", "product_id"),
                           ("product_id",))
@@ -35,6 +49,31 @@ ENTITIES = (USERS, PRODUCTS, TRANSACTIONS)
 
 MIN_AGE, MAX_AGE = 13, 110
 MAX_QUANTITY = 10_000
+# Above any real price in any currency, and low enough that quantity x price x rows stays finite.
+MAX_PRICE = 1e12
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds no real export reaches: past them a file is broken (an unclosed quote swallowing the rest
+    of the file, a binary file, a generated bomb), and reading on would only cost time and memory.
+
+    A field or header over its limit fails the file with a message naming the row and column; an
+    earlier timestamp is an invalid value, dropped and counted by `timestamp_valid`.
+    """
+
+    max_field_chars: int = 64 * 1024
+    max_header_bytes: int = 256 * 1024
+    max_columns: int = 1_000
+    max_json_depth: int = 32
+    earliest_timestamp: str = "1990-01-01"  # the first plausible purchase; earlier dates are export defects
+
+    @property
+    def earliest(self) -> pd.Timestamp:
+        return pd.Timestamp(self.earliest_timestamp, tz="UTC")
+
+
+LIMITS = InputLimits()
 # Catalogue lines that are not merchandise (postage, fees, manual adjustments): never recommended.
 NON_PRODUCT_PATTERN = (r"(?i)^\s*(?:manual|discount|samples?|carriage|adjust.*|bank charges?|amazon fee|cruk commission)\s*$"
                        r"|\b(?:postage|shipping fee|delivery fee|service fee|handling fee)\b")
@@ -66,13 +105,19 @@ def _arrow_text(values: pd.Series) -> pa.ChunkedArray | pa.Array:
 
 
 def to_number(values: pd.Series) -> pd.Series:
-    """Numbers, with anything unparseable as NaN (the checks count those). Vectorized in Arrow."""
+    """Finite numbers, with anything else as NaN (the checks count those). Vectorized in Arrow.
+
+    'nan', 'inf' in any spelling and overflowing literals such as 1e309 are not numbers here: a sum or
+    a scale over them would turn every figure that touches them into inf or NaN.
+    """
     if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64")
-    text = _arrow_text(values)
-    numeric = pc.if_else(pc.match_substring_regex(text, NUMBER_PATTERN), pc.utf8_trim_whitespace(text),
-                         pa.scalar(None, pa.large_string()))
-    parsed = pc.cast(numeric, pa.float64()).to_numpy(zero_copy_only=False)
+        parsed = values.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        text = _arrow_text(values)
+        numeric = pc.if_else(pc.match_substring_regex(text, NUMBER_PATTERN), pc.utf8_trim_whitespace(text),
+                             pa.scalar(None, pa.large_string()))
+        parsed = pc.cast(numeric, pa.float64()).to_numpy(zero_copy_only=False)
+    parsed = np.where(np.isfinite(parsed), parsed, np.nan)
     return pd.Series(parsed, index=values.index, dtype="float64")
 
 

@@ -1,4 +1,8 @@
-"""Fingerprints of the data folder's input files, for the sensor that watches them.
+"""The data folder's input files: which ones may be read, and their fingerprints for the sensor.
+
+Only files that lie inside the data folder are inputs: a link (or any path) in the folder that leads
+outside it is refused, never followed, so a link planted in an upload folder cannot make a run read,
+hash or echo a file elsewhere on the machine.
 
 A file is re-hashed only when its size or modification time changed, so polling a folder of large
 exports stays cheap. The fingerprint of the whole set is the sensor's run key: unchanged files can
@@ -8,12 +12,38 @@ never start a second run.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
-from dagster_project.contract import ENTITIES
+from dagster_project.contract import ENTITIES, EntitySpec
 from dagster_project.fileio import sha256_of
 
-FileState = dict[str, list]  # name -> [mtime_ns, size, sha256]
+FileState = dict[str, list]  # name -> [mtime_ns, size, sha256 (or REFUSED)]
+REFUSED = "refused: leads outside the data folder"
+
+
+def resolve_inside(data_dir: Path, path: Path) -> Path | None:
+    """The real file behind `path` when it lies inside `data_dir` (links resolved), else None."""
+    try:
+        folder, target = Path(data_dir).resolve(), Path(path).resolve()
+    except (OSError, RuntimeError):  # a link loop (RuntimeError before Python 3.13)
+        return None
+    return target if target.is_relative_to(folder) else None
+
+
+def matching(data_dir: Path, spec: EntitySpec) -> list[Path]:
+    """Every entry of the folder that matches the entity's patterns (links included, not followed)."""
+    found = {p for pattern in spec.patterns for p in Path(data_dir).glob(pattern)}
+    return sorted(found)
+
+
+def open_inside(data_dir: Path, path: Path):
+    """Open an input file for reading, refusing to follow a link swapped in after the check."""
+    target = resolve_inside(data_dir, path)
+    if target is None:
+        raise PermissionError(f"{path} leads outside {data_dir}")
+    fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    return os.fdopen(fd, "rb")
 
 
 def scan(data_dir: Path, previous: FileState | None = None) -> FileState:
@@ -22,15 +52,21 @@ def scan(data_dir: Path, previous: FileState | None = None) -> FileState:
     if not Path(data_dir).is_dir():
         return state
     for spec in ENTITIES:
-        for path in sorted(Path(data_dir).glob(spec.pattern)):
-            if not path.is_file():
+        for path in matching(data_dir, spec):
+            target = resolve_inside(data_dir, path)
+            if target is None:
+                # Recorded (from the link itself) so that adding one starts a run that names and refuses it.
+                link = path.lstat()
+                state[path.name] = [link.st_mtime_ns, link.st_size, REFUSED]
                 continue
-            stat = path.stat()
+            if not target.is_file():
+                continue
+            stat = target.stat()
             old = previous.get(path.name)
-            if old and old[0] == stat.st_mtime_ns and old[1] == stat.st_size:
+            if old and old[0] == stat.st_mtime_ns and old[1] == stat.st_size and old[2] != REFUSED:
                 state[path.name] = old
             else:
-                state[path.name] = [stat.st_mtime_ns, stat.st_size, sha256_of(path)]
+                state[path.name] = [stat.st_mtime_ns, stat.st_size, sha256_of(target)]
     return state
 
 

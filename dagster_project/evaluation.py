@@ -1,7 +1,7 @@
 """Offline evaluation of top-N lists on a time-based holdout.
 
 Protocol: the transactions are cut at a moment in time; everything before trains, everything after
-tests. A user is evaluated when they bought something before the cutoff (so the model knows them)
+tests (a seeded random cut when time cannot separate them; see `random_split`). A user is evaluated when they bought something before the cutoff (so the model knows them)
 and something relevant after it. Two lists are scored, as the product shows both:
 - "new": items the user had not bought before the cutoff, with bought items excluded from the list;
 - "rebuy": every item bought after the cutoff, re-buys included, nothing excluded.
@@ -28,6 +28,17 @@ def time_split(transactions: pd.DataFrame, test_share: float = 0.2) -> tuple[pd.
     cutoff = transactions["timestamp"].quantile(1.0 - test_share)
     before = transactions["timestamp"] < cutoff
     return transactions.loc[before], transactions.loc[~before], cutoff
+
+
+def random_split(transactions: pd.DataFrame, test_share: float = 0.2,
+                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded random `test_share` of the transactions as the test set.
+
+    The fallback when time cannot separate past from future (every timestamp equal, a single day of
+    data): it measures how well held-out purchases are predicted, not how well the future is.
+    """
+    test = np.random.default_rng(seed).random(len(transactions)) < test_share
+    return transactions.loc[~test], transactions.loc[test]
 
 
 @dataclass(frozen=True)

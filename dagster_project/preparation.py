@@ -12,10 +12,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from dagster_project.contract import (EMAIL_PATTERN, MAX_AGE, MIN_AGE, NON_PRODUCT_PATTERN, is_in, parse_timestamps,
-                                      to_number)
+from dagster_project.contract import (EMAIL_PATTERN, MAX_AGE, MAX_PRICE, MIN_AGE, NON_PRODUCT_PATTERN, is_in,
+                                      parse_timestamps, to_number)
 from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
-from dagster_project.validation import Frames, failure_masks
+from dagster_project.validation import Frames, failure_masks, plausible_times
 
 GENDERS = {"f": "F", "female": "F", "w": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}
 
@@ -61,8 +61,9 @@ def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
     gender = _text(users, "gender").str.lower()
     out["gender"] = gender.map(GENDERS).fillna(gender.where(gender.isna(), "Other")).fillna("Unknown")
     out["country"] = _text(users, "country").str.upper().fillna("Unknown")
-    signup = parse_timestamps(users["signup_date"]) if "signup_date" in users else pd.Series(pd.NaT, index=users.index)
-    out["signup_date"] = signup
+    signup = (parse_timestamps(users["signup_date"]) if "signup_date" in users
+              else pd.Series(pd.NaT, index=users.index, dtype="datetime64[ns, UTC]"))
+    out["signup_date"] = signup.where(plausible_times(signup, frames.limits))
     out["gender_code"] = encode(out["gender"])
     out["country_code"] = encode(out["country"])
     out["age_scaled"] = min_max(out["age"].astype("float64"))
@@ -73,7 +74,8 @@ def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
 def prepare_products(frames: Frames, non_product_pattern: str = NON_PRODUCT_PATTERN) -> tuple[pd.DataFrame, dict[str, int]]:
     """Unique, named merchandise; lines whose name or code matches `non_product_pattern` are dropped."""
     raw = frames.products
-    products, dropped = _drop(raw, failure_masks(frames, "products"), ["product_id_unique", "product_name_present"])
+    products, dropped = _drop(raw, failure_masks(frames, "products"),
+                              ["product_id_present", "product_id_unique", "product_name_present"])
     if non_product_pattern:
         def matches(values: pd.Series) -> np.ndarray:
             with warnings.catch_warnings():  # a user's pattern may have groups; only the match matters
@@ -87,7 +89,7 @@ def prepare_products(frames: Frames, non_product_pattern: str = NON_PRODUCT_PATT
     out["category"] = _text(products, "category").fillna("Uncategorized")
     out["brand"] = _text(products, "brand").fillna("Unknown")
     price = to_number(products["price"]) if "price" in products else pd.Series(np.nan, index=products.index)
-    out["price"] = price.where(price > 0)
+    out["price"] = price.where((price > 0) & (price <= MAX_PRICE))
     out["category_code"] = encode(out["category"])
     out["brand_code"] = encode(out["brand"])
     out["price_scaled"] = min_max(np.log1p(out["price"]))

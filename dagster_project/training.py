@@ -7,6 +7,12 @@
 3. Fit the chosen settings on the whole training part and score the test set, beside the best-seller
    and buy-again baselines: those are the figures on the model card.
 4. Fit the chosen settings on all transactions: that is the model served.
+
+A figure over a handful of customers is noise, and over none it is a 0.0 that looks like a bad model.
+When the time cut leaves fewer than `min_eval_users` customers to measure (every timestamp equal, one
+day of data, a few customers), a seeded random cut is tried instead and the card says so; a list that
+still cannot be measured is left out of the metrics, and the card says "not measured" and why.
+Tuning falls back to the default settings the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class TrainingSettings:
     test_share: float = 0.2
     max_eval_users: int = 2000  # validation customers per trial (a seeded sample beyond that)
     max_test_users: int = 20000  # holdout customers measured (a seeded sample beyond that)
+    min_eval_users: int = 10  # below this many customers a list's figures are not reported
     k: int = 10
     seed: int = 0
 
@@ -120,20 +127,66 @@ def select_params(train: sp.csr_matrix, validation: sp.csr_matrix, settings: Tra
 
 
 def holdout_metrics(train: sp.csr_matrix, test: sp.csr_matrix, params: ModelParams, settings: TrainingSettings) -> dict:
-    """The chosen model beside the baselines, on both lists (the same customers for every model)."""
+    """The chosen model beside the baselines, per list (the same customers for every model).
+
+    A list with fewer than `settings.min_eval_users` customers to measure is left out.
+    """
     holdout = ev.make_holdout(train, test)
     factors = fit_factors(weigh(train, params.weighting), params.factors, settings.seed)
     popularity = ev.popularity_scorer(train)
     k = settings.k
     new = _sample(holdout.users("new"), settings.max_test_users, settings.seed)
     rebuy = _sample(holdout.users("rebuy"), settings.max_test_users, settings.seed)
-    return {
-        "new": {"svd": ev.evaluate(_svd_scorer(train, params, factors), holdout, "new", k, new),
-                "popularity": ev.evaluate(popularity, holdout, "new", k, new)},
-        "rebuy": {"svd": ev.evaluate(_rebuy_scorer(train, params, factors), holdout, "rebuy", k, rebuy),
-                  "popularity": ev.evaluate(popularity, holdout, "rebuy", k, rebuy),
-                  "buy_again": ev.evaluate(ev.buy_again_scorer(train), holdout, "rebuy", k, rebuy)},
-    }
+    metrics = {}
+    if new.size >= settings.min_eval_users:
+        metrics["new"] = {"svd": ev.evaluate(_svd_scorer(train, params, factors), holdout, "new", k, new),
+                          "popularity": ev.evaluate(popularity, holdout, "new", k, new)}
+    if rebuy.size >= settings.min_eval_users:
+        metrics["rebuy"] = {"svd": ev.evaluate(_rebuy_scorer(train, params, factors), holdout, "rebuy", k, rebuy),
+                            "popularity": ev.evaluate(popularity, holdout, "rebuy", k, rebuy),
+                            "buy_again": ev.evaluate(ev.buy_again_scorer(train), holdout, "rebuy", k, rebuy)}
+    return metrics
+
+
+@dataclass(frozen=True)
+class Split:
+    """A train/test cut of the transactions and how many customers its test part can measure."""
+
+    train: pd.DataFrame
+    train_counts: sp.csr_matrix
+    test_counts: sp.csr_matrix
+    protocol: str  # "time split" or "random split"
+    cutoff: pd.Timestamp | None  # time splits only
+    users: dict[str, int]  # customers measurable per list ("new", "rebuy")
+
+
+def _split(train: pd.DataFrame, test: pd.DataFrame, protocol: str, cutoff: pd.Timestamp | None,
+           users: pd.Index, items: pd.Index) -> Split:
+    train_counts, test_counts = count_matrix(train, users, items), count_matrix(test, users, items)
+    holdout = ev.make_holdout(train_counts, test_counts)
+    measurable = {kind: int(holdout.users(kind).size) for kind in ("new", "rebuy")}
+    return Split(train, train_counts, test_counts, protocol, cutoff, measurable)
+
+
+def evaluation_split(transactions: pd.DataFrame, users: pd.Index, items: pd.Index,
+                     settings: TrainingSettings) -> Split:
+    """The time split; a seeded random split when time leaves too few customers on the new-products list."""
+    train, test, cutoff = ev.time_split(transactions, settings.test_share)
+    by_time = _split(train, test, "time split", cutoff, users, items)
+    if by_time.users["new"] >= settings.min_eval_users:
+        return by_time
+    train, test = ev.random_split(transactions, settings.test_share, settings.seed)
+    at_random = _split(train, test, "random split", None, users, items)
+    return at_random if at_random.users["new"] > by_time.users["new"] else by_time
+
+
+def _not_measured(split: Split, metrics: dict, settings: TrainingSettings) -> dict[str, str]:
+    """Why each list has no figures, in words for the card and the app."""
+    names = {"new": "new products", "rebuy": "lists with re-buys"}
+    return {kind: (f"not measured: {split.users[kind]} customer(s) could be checked on {names[kind]} with a "
+                   f"{split.protocol}, and at least {settings.min_eval_users} are needed for a figure that means "
+                   f"something")
+            for kind in names if kind not in metrics}
 
 
 def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.DataFrame,
@@ -145,16 +198,22 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
         raise ValueError("No valid transactions left after preparation: nothing to train on.")
     user_index = pd.Index(transactions["user_id"].unique())
     item_index = pd.Index(products["product_id"])
-    train_tx, test_tx, cutoff = ev.time_split(transactions, settings.test_share)
-    fit_tx, val_tx, val_cutoff = ev.time_split(train_tx, settings.test_share)
-    train, test = count_matrix(train_tx, user_index, item_index), count_matrix(test_tx, user_index, item_index)
+    split = evaluation_split(transactions, user_index, item_index, settings)
+    train, test = split.train_counts, split.test_counts
 
-    if fixed is None:
-        params, trials = select_params(count_matrix(fit_tx, user_index, item_index),
-                                       count_matrix(val_tx, user_index, item_index), settings)
-    else:
+    selection = "fixed settings"
+    if fixed is not None:
         params, trials = fixed, []
+    elif (validation := evaluation_split(split.train, user_index, item_index, settings)).users["new"] \
+            >= settings.min_eval_users:
+        params, trials = select_params(validation.train_counts, validation.test_counts, settings)
+        selection = f"chosen on a validation slice ({validation.protocol})"
+    else:
+        params, trials = ModelParams(), []
+        selection = (f"default settings: the validation slice had {validation.users['new']} customer(s) to "
+                     f"measure, fewer than {settings.min_eval_users}")
     metrics = holdout_metrics(train, test, params, settings)
+    not_measured = _not_measured(split, metrics, settings)
 
     counts = (count_matrix(transactions, user_index, item_index) if interactions is None
               else interaction_counts(interactions, user_index, item_index))
@@ -166,8 +225,13 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "params": asdict(params),
         "metrics": metrics,
-        "holdout": {"protocol": "time split", "test_share": settings.test_share, "cutoff": str(cutoff),
-                    "validation_cutoff": str(val_cutoff), "k": settings.k, "max_test_users": settings.max_test_users},
+        "measured": "new" in metrics,
+        "not_measured": not_measured,
+        "selection": selection,
+        "holdout": {"protocol": split.protocol, "test_share": settings.test_share,
+                    "cutoff": str(split.cutoff) if split.cutoff is not None else None,
+                    "evaluated_users": split.users, "min_users": settings.min_eval_users, "k": settings.k,
+                    "max_test_users": settings.max_test_users},
         "selection_trials": trials,
         "users": len(user_index), "items": len(item_index), "interactions": int(counts.nnz),
         "transactions": len(transactions),

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
-from dagster_project.contract import (EMAIL_PATTERN, ENTITIES, MAX_AGE, MAX_QUANTITY, MIN_AGE, EntitySpec,
-                                      duplicated_rows, is_in, parse_timestamps, to_number)
+from dagster_project.contract import (EMAIL_PATTERN, ENTITIES, LIMITS, MAX_AGE, MAX_PRICE, MAX_QUANTITY, MIN_AGE,
+                                      EntitySpec, InputLimits, duplicated_rows, is_in, parse_timestamps, to_number)
 
 ERROR, WARN = "ERROR", "WARN"
 # The quality gate's default. Real exports often carry a quarter of rows from guest checkouts with no
@@ -27,11 +27,12 @@ DEFAULT_MIN_QUALITY_SCORE = 50.0
 
 @dataclass(frozen=True)
 class Frames:
-    """The three raw tables a rule may look at (referential rules need two)."""
+    """The three raw tables a rule may look at (referential rules need two), and the contract's limits."""
 
     users: pd.DataFrame
     products: pd.DataFrame
     transactions: pd.DataFrame
+    limits: InputLimits = LIMITS
 
     def of(self, entity: str) -> pd.DataFrame:
         return getattr(self, entity)
@@ -86,8 +87,8 @@ def _bad_age(f: Frames) -> pd.Series:
 def _bad_price(entity: str, column: str) -> Callable[[Frames], pd.Series]:
     def failing(f: Frames) -> pd.Series:
         raw = f.of(entity)[column]
-        price = to_number(raw)
-        return raw.notna() & (price.isna() | (price <= 0))
+        price = to_number(raw)  # NaN for text, 'nan', 'inf' and overflowing literals such as 1e309
+        return raw.notna() & (price.isna() | (price <= 0) | (price > MAX_PRICE))
     return failing
 
 
@@ -104,9 +105,14 @@ def _bad_quantity(f: Frames) -> pd.Series:
     return raw.notna() & (quantity.isna() | (quantity <= 0) | (quantity > MAX_QUANTITY) | (quantity % 1 != 0))
 
 
+def plausible_times(parsed: pd.Series, limits: InputLimits = LIMITS) -> pd.Series:
+    """From the earliest plausible date (year 1 or 1500 is an export default, not a purchase) to tomorrow."""
+    return (parsed >= limits.earliest) & (parsed <= pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1))
+
+
 def _bad_timestamp(f: Frames) -> pd.Series:
     parsed = parse_timestamps(f.transactions["timestamp"])
-    return parsed.isna() | (parsed > pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1))
+    return parsed.isna() | ~plausible_times(parsed, f.limits)
 
 
 def _duplicate_rows(f: Frames) -> pd.Series:
@@ -120,11 +126,14 @@ RULES: tuple[Rule, ...] = (
          _duplicated("user_id", "users")),
     Rule("email_valid", "users", WARN, "email present and shaped like name@domain.tld", ("email",), _bad_email),
     Rule("age_in_range", "users", WARN, f"age, when given, is a number from {MIN_AGE} to {MAX_AGE}", ("age",), _bad_age),
+    Rule("product_id_present", "products", ERROR, "every product has a product_id, text or a number (null, "
+         "objects and lists are not ids)", ("product_id",), _missing("product_id", "products")),
     Rule("product_id_unique", "products", WARN, "a product_id appears once", ("product_id",),
          _duplicated("product_id", "products")),
-    Rule("product_name_present", "products", WARN, "every product has a name", ("name",), _missing("name", "products")),
-    Rule("price_positive", "products", WARN, "price, when given, is a number above 0", ("price",),
-         _bad_price("products", "price")),
+    Rule("product_name_present", "products", WARN, "every product has a name, text or a number", ("name",),
+         _missing("name", "products")),
+    Rule("price_positive", "products", WARN, f"price, when given, is a finite number above 0 and at most {MAX_PRICE:,.0f}",
+         ("price",), _bad_price("products", "price")),
     Rule("transaction_ids_present", "transactions", ERROR, "user_id and product_id are present",
          ("user_id", "product_id"), lambda f: f.transactions["user_id"].isna() | f.transactions["product_id"].isna()),
     Rule("user_known", "transactions", WARN, "the user_id exists in the user files", ("user_id",),
@@ -133,10 +142,12 @@ RULES: tuple[Rule, ...] = (
          _unknown("product_id", "products")),
     Rule("quantity_valid", "transactions", WARN, f"quantity, when given, is a whole number from 1 to {MAX_QUANTITY}",
          ("quantity",), _bad_quantity),
-    Rule("unit_price_valid", "transactions", WARN, "unit_price, when given, is a number above 0", ("unit_price",),
+    Rule("unit_price_valid", "transactions", WARN,
+         f"unit_price, when given, is a finite number above 0 and at most {MAX_PRICE:,.0f}", ("unit_price",),
          _bad_price("transactions", "unit_price")),
-    Rule("timestamp_valid", "transactions", WARN, "timestamp parses as a date-time and is not in the future",
-         ("timestamp",), _bad_timestamp),
+    Rule("timestamp_valid", "transactions", WARN, "timestamp parses as a date-time, not before the earliest "
+         f"plausible date ({LIMITS.earliest_timestamp} unless configured) and not in the future", ("timestamp",),
+         _bad_timestamp),
     Rule("transaction_not_duplicated", "transactions", WARN, "no exact duplicate transaction lines", (),
          _duplicate_rows),
 )

@@ -44,11 +44,34 @@ def collaborative_filtering_model(context: dg.AssetExecutionContext, config: Mod
         card={"run_id": context.run_id, "data_checksum": training.data_checksum(prepared_transactions)})
     version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + context.run_id[:8]
     path = model_store.publish(model, paths.models, version)
-    metrics = model.card["metrics"]
-    new, rebuy = metrics["new"], metrics["rebuy"]
-    lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else None
-    context.log.info(f"Model saved to {path}: NDCG@10 {new['svd']['ndcg']:.4f} vs popularity "
-                     f"{new['popularity']['ndcg']:.4f}; params {model.params}")
+    card = model.card
+    metrics = card["metrics"]
+    holdout = card["holdout"]
+    measured = {"measured": dg.MetadataValue.bool(card["measured"]),
+                "holdout_protocol": dg.MetadataValue.text(holdout["protocol"]),
+                "evaluated_users": dg.MetadataValue.int(holdout["evaluated_users"]["new"])}
+    if "new" in metrics:
+        new = metrics["new"]
+        lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else None
+        context.log.info(f"Model saved to {path}: NDCG@10 {new['svd']['ndcg']:.4f} vs popularity "
+                         f"{new['popularity']['ndcg']:.4f} ({holdout['protocol']}); params {model.params}")
+        measured.update({
+            "ndcg_at_10": dg.MetadataValue.float(new["svd"]["ndcg"]),
+            "popularity_ndcg_at_10": dg.MetadataValue.float(new["popularity"]["ndcg"]),
+            "ndcg_lift_vs_popularity": dg.MetadataValue.float(round(lift, 4) if lift else 0.0),
+            "precision_at_10": dg.MetadataValue.float(new["svd"]["precision"]),
+            "recall_at_10": dg.MetadataValue.float(new["svd"]["recall"]),
+            "coverage": dg.MetadataValue.float(new["svd"]["coverage"])})
+    if "rebuy" in metrics:
+        measured.update({"rebuy_ndcg_at_10": dg.MetadataValue.float(metrics["rebuy"]["svd"]["ndcg"]),
+                         "buy_again_ndcg_at_10": dg.MetadataValue.float(metrics["rebuy"]["buy_again"]["ndcg"])})
+    if holdout["protocol"] != "time split":
+        context.log.warning(f"The time holdout had {holdout['evaluated_users']['new']} customer(s) to measure; the "
+                            f"model was measured on a {holdout['protocol']} instead (see the model card).")
+    for reason in card["not_measured"].values():
+        context.log.warning(f"Model saved to {path}, {reason}.")
+    if card["not_measured"]:
+        measured["evaluation"] = dg.MetadataValue.text("; ".join(card["not_measured"].values()))
     return dg.MaterializeResult(metadata={
         **file_metadata(path, records=model.n_users),
         "version": dg.MetadataValue.text(version),
@@ -57,14 +80,8 @@ def collaborative_filtering_model(context: dg.AssetExecutionContext, config: Mod
         "shrinkage": dg.MetadataValue.float(model.params.shrinkage),
         "weighting": dg.MetadataValue.text(model.params.weighting),
         "rebuy_weight": dg.MetadataValue.float(model.params.rebuy_weight),
-        "ndcg_at_10": dg.MetadataValue.float(new["svd"]["ndcg"]),
-        "popularity_ndcg_at_10": dg.MetadataValue.float(new["popularity"]["ndcg"]),
-        "ndcg_lift_vs_popularity": dg.MetadataValue.float(round(lift, 4) if lift else 0.0),
-        "precision_at_10": dg.MetadataValue.float(new["svd"]["precision"]),
-        "recall_at_10": dg.MetadataValue.float(new["svd"]["recall"]),
-        "coverage": dg.MetadataValue.float(new["svd"]["coverage"]),
-        "rebuy_ndcg_at_10": dg.MetadataValue.float(rebuy["svd"]["ndcg"]),
-        "buy_again_ndcg_at_10": dg.MetadataValue.float(rebuy["buy_again"]["ndcg"]),
-        "train_seconds": dg.MetadataValue.float(model.card["train_seconds"]),
+        "selection": dg.MetadataValue.text(card["selection"]),
+        **measured,
+        "train_seconds": dg.MetadataValue.float(card["train_seconds"]),
         "metrics": dg.MetadataValue.json(metrics),
     })
