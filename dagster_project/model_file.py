@@ -1,7 +1,8 @@
 """The model file: a data-only container that a reader can open without running anything from it.
 
 A model file is an uncompressed ZIP archive holding one JSON document, NumPy arrays (`.npy`, read
-with `allow_pickle=False`, so object arrays are refused) and tables (Parquet). Nothing in it is ever
+with `allow_pickle=False`, so object arrays are refused) and tables (Arrow IPC files, fully validated
+when read; uncompressed, because they load ~10x faster than Parquet and the app loads models often). Nothing in it is ever
 unpickled or imported, so a file planted in `models/` can at worst fail to load: it cannot run code.
 Members are read by their expected names only and never extracted to disk; stored (not deflated)
 members keep a crafted file from expanding in memory beyond its size on disk, and the ZIP's CRC-32
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 
 from dagster_project.fileio import atomic_path
 
@@ -68,8 +69,10 @@ def write_bundle(path: Path, bundle: Bundle, version: int) -> Path:
                 archive.writestr(f"{name}.npy", buffer.getvalue())
             for name, table in bundle.tables.items():
                 buffer = io.BytesIO()
-                pq.write_table(pa.Table.from_pandas(table, preserve_index=False), buffer)
-                archive.writestr(f"{name}.parquet", buffer.getvalue())
+                arrow = pa.Table.from_pandas(table, preserve_index=False)
+                with ipc.new_file(buffer, arrow.schema) as writer:
+                    writer.write_table(arrow)
+                archive.writestr(f"{name}.arrow", buffer.getvalue())
     return Path(path)
 
 
@@ -114,7 +117,9 @@ def _read_members(archive: zipfile.ZipFile, version: int) -> Bundle:
         arrays[name] = array
     for name in _names(document, "tables"):
         try:
-            tables[name] = pq.read_table(io.BytesIO(archive.read(f"{name}.parquet"))).to_pandas()
+            table = ipc.open_file(pa.BufferReader(archive.read(f"{name}.arrow"))).read_all()
+            table.validate(full=True)  # offsets and lengths checked before any value is touched
+            tables[name] = table.to_pandas()
         except (pa.ArrowException, ValueError, TypeError, MemoryError):
             raise ModelFileError(f"its table {name!r} cannot be read") from None
     return Bundle(document, arrays, tables)

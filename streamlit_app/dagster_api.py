@@ -77,6 +77,7 @@ query RunFailure($runId: ID!) {
         __typename
         ... on MessageEvent { message level stepKey }
         ... on ExecutionStepFailureEvent { error { message } }
+        ... on ResourceInitFailureEvent { error { message } }
         ... on RunFailureEvent { message }
         ... on AssetCheckEvaluationEvent { evaluation { success severity description checkName } }
       }
@@ -356,8 +357,8 @@ class DagsterAPI:
             if evaluation and not evaluation["success"] and evaluation["checkName"] in BLOCKING_CHECKS:
                 return evaluation["description"]
         for event in events:
-            if event["__typename"] == "ExecutionStepFailureEvent" and event.get("error"):
-                message = event["error"]["message"].strip()
+            if event["__typename"] in ("ExecutionStepFailureEvent", "ResourceInitFailureEvent") and event.get("error"):
+                message = event["error"]["message"].strip().removeprefix("dagster._core.definitions.events.Failure: ")
                 if "DagsterExecutionInterruptedError" in message:
                     return ("The run was interrupted: the Dagster daemon or its machine stopped while it ran. "
                             "Nothing it had not finished was published; start the refresh again.")

@@ -42,10 +42,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+def start(cmd: list[str], env: dict, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
     """Start a server in its own session, so stopping the group stops its children too."""
     handle = open(log, "wb")
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen, grace: float = 15) -> None:
@@ -116,11 +116,14 @@ def dagster_server(home: Path, env: dict[str, str], instance_yaml: Path = ROOT /
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str], log: Path, extra_args: tuple[str, ...] = ()):
+def streamlit_server(env: dict[str, str], log: Path, extra_args: tuple[str, ...] = (),
+                     address: str | None = "127.0.0.1", cwd: Path = ROOT):
+    """The app on a free port; `address=None` leaves the listen address to Streamlit (every interface)."""
     port = free_port()
-    proc = start([str(BIN / "streamlit"), "run", "streamlit_app/app.py", "--server.address", "127.0.0.1",
+    where = ("--server.address", address) if address is not None else ()
+    proc = start([str(BIN / "streamlit"), "run", str(ROOT / "streamlit_app" / "app.py"), *where,
                   "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                  *extra_args], {**os.environ, **env, "PYTHONPATH": str(ROOT)}, log)
+                  *extra_args], {**os.environ, **env, "PYTHONPATH": str(ROOT)}, log, cwd)
     try:
         wait_until(lambda: _answers(f"http://127.0.0.1:{port}/_stcore/health"), 60, "Streamlit answering")
         yield f"http://127.0.0.1:{port}"

@@ -35,9 +35,15 @@ def test_invalid_instance_file_is_rejected(tmp_path):
 def test_compose_file():
     compose = yaml.safe_load((ROOT / "deploy/docker/docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "code_location", "webserver", "daemon", "app"} <= set(services)
-    for name in ("webserver", "app"):
-        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"])
+    assert {"postgres", "code_location", "webserver", "daemon", "app", "dagster_ui"} <= set(services)
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert set(published) == {"dagster_ui", "app"}  # the Dagster webserver is never published itself
+    assert all(port.startswith("${RECOMART_PUBLISH_HOST:-127.0.0.1}:") for ports in published.values() for port in ports)
+    proxy = (ROOT / "deploy/docker/nginx-dagster-ui.conf").read_text()
+    assert "auth_basic_user_file /run/secrets/dagster-ui.htpasswd;" in proxy and "proxy_pass http://webserver:3000" in proxy
+    assert services["app"]["secrets"][0]["target"] == "/srv/recomart/.streamlit/secrets.toml"
+    assert {s["file"] for s in compose["secrets"].values()} <= {"./secrets/streamlit-secrets.toml",
+                                                                 "./secrets/dagster-ui.htpasswd"}
     assert "${DAGSTER_PG_PASSWORD" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
     assert services["code_location"]["command"][:3] == ["dagster", "api", "grpc"]
     workspace = yaml.safe_load((ROOT / "deploy/docker/workspace.yaml").read_text())
@@ -47,8 +53,20 @@ def test_compose_file():
 def test_helm_values():
     values = yaml.safe_load((ROOT / "deploy/k8s/values.yaml").read_text())
     assert values["dagsterWebserver"]["replicaCount"] >= 2
+    assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP" and values["dagsterWebserver"]["enableReadOnly"]
+    assert values["ingress"]["enabled"] and "auth-url" in " ".join(values["ingress"]["annotations"])
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["postgresql"]["enabled"] is False and "postgresqlPassword" not in values["postgresql"]
     deployment = values["dagster-user-deployments"]["deployments"][0]
     assert deployment["dagsterApiGrpcArgs"] == ["-m", "dagster_project.definitions"]
     assert values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]["maxConcurrentRuns"] == 1
+
+
+def test_secrets_never_enter_the_image():
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    for entry in (".streamlit/secrets.toml", ".env", "storage/", "models/", ".dagster_home/", ".venv/",
+                  "deploy/docker/secrets/"):
+        assert entry in ignored, entry
+    copies = [line for line in (ROOT / "deploy/docker/Dockerfile").read_text().splitlines() if line.startswith("COPY")]
+    assert not any(".streamlit " in line or line.rstrip().endswith(".streamlit") or "secrets" in line for line in copies)
+    assert "COPY .streamlit/config.toml ./.streamlit/config.toml" in copies

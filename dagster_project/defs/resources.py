@@ -9,6 +9,7 @@ import pandas as pd
 
 from dagster_project import settings
 from dagster_project.defs.metadata import file_metadata
+from dagster_project.defs.run_config import check_run_config
 from dagster_project.fileio import write_json, write_parquet
 from dagster_project.storage_lock import remove_stale_temp_files, storage_lock
 
@@ -95,6 +96,8 @@ def storage_io_manager(init_context: dg.InitResourceContext):
     """The IO manager, holding the storage lock for as long as the run (or step process) uses it."""
     paths: RecoMartPaths = init_context.resources.paths
     log = init_context.log.info if init_context.log else (lambda _: None)
+    if init_context.dagster_run is not None:  # every run reaches here before its first read or write
+        check_run_config(init_context.dagster_run.run_config)
     with storage_lock(paths.storage, owner=f"run {init_context.run_id}", log=log):
         for folder in (paths.storage, paths.models):
             if removed := remove_stale_temp_files(folder):

@@ -4,7 +4,7 @@ import streamlit as st
 
 from streamlit_app import access, services, tables
 from streamlit_app.dagster_api import ACTIVE_STATUSES, FINISHED_STATUSES, JOBS, DagsterRequestError, DagsterUnavailable
-from streamlit_app.run_requests import RefreshOptions, build_run_config, run_tags
+from streamlit_app.run_requests import RefreshOptions, build_run_config, limits, run_tags
 
 user = access.require_operator()
 st.title("Refresh the data and the model")
@@ -13,12 +13,17 @@ api = services.api()
 
 job = st.radio("What to run", list(JOBS), format_func=JOBS.get, horizontal=False)
 with st.expander("Options", expanded=False):
-    threshold = st.number_input("Minimum quality score to train (0-100)", min_value=0.0, max_value=100.0, value=RefreshOptions().min_quality_score,
-                                step=1.0, help="Below this score the run stops before training; the current "
-                                               "model stays in place.", disabled=job == "ingestion_job")
-    test_share = st.slider("Share of the latest purchases held out to measure the model", 0.05, 0.5, 0.2, 0.05,
-                           disabled=job == "ingestion_job")
-    auto_tune = st.checkbox("Tune the model automatically", value=True, disabled=job == "ingestion_job")
+    defaults = RefreshOptions()
+    low, high = limits("min_quality_score")
+    threshold = st.number_input(f"Minimum quality score to train ({low:g}-{high:g})", min_value=low, max_value=high,
+                                value=float(defaults.min_quality_score), step=1.0,
+                                help="Below this score the run stops before training; the current model stays in "
+                                     "place.", disabled=job == "ingestion_job")
+    low, high = limits("test_share")
+    test_share = st.slider("Share of the latest purchases held out to measure the model", low, high,
+                           float(defaults.test_share), 0.05, disabled=job == "ingestion_job")
+    auto_tune = st.checkbox("Tune the model automatically", value=bool(defaults.auto_tune),
+                            disabled=job == "ingestion_job")
 options = RefreshOptions(threshold, test_share, auto_tune)
 
 if st.button("Start refresh", type="primary", icon=":material/play_arrow:"):

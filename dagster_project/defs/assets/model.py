@@ -6,21 +6,10 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import model_store, training
-from dagster_project.defs import constants
 from dagster_project.defs.metadata import file_metadata
 from dagster_project.defs.resources import RecoMartPaths
+from dagster_project.defs.run_config import ModelConfig
 from dagster_project.recommender import ModelParams
-
-
-class ModelConfig(dg.Config):
-    auto_tune: bool = True
-    """Choose rank, shrinkage, weighting and re-buy weight on a validation slice (else use the values below)."""
-    factors: int = constants.FACTORS
-    shrinkage: float = constants.SHRINKAGE
-    weighting: str = constants.WEIGHTING
-    rebuy_weight: float = constants.REBUY_WEIGHT
-    test_share: float = constants.TEST_SHARE
-    """Share of the latest transactions held out to measure the model."""
 
 
 @dg.asset(group_name="model", kinds={"scikitlearn"}, deps=["user_features", "item_features"])
@@ -29,10 +18,6 @@ def collaborative_filtering_model(context: dg.AssetExecutionContext, config: Mod
                                   prepared_users: pd.DataFrame, interaction_matrix: pd.DataFrame
                                   ) -> dg.MaterializeResult:
     """SVD collaborative filtering (shrunk PureSVD) on the user x product matrix -> models/collaborative_filtering.pkl."""
-    if config.weighting not in ("binary", "log"):
-        raise dg.Failure(f"weighting must be 'binary' or 'log', not {config.weighting!r}")
-    if not 0.05 <= config.test_share <= 0.5:
-        raise dg.Failure(f"test_share must be between 0.05 and 0.5, not {config.test_share}")
     fixed = None if config.auto_tune else ModelParams(config.factors, config.shrinkage, config.weighting,
                                                       config.rebuy_weight)
     if prepared_transactions.empty:

@@ -1,20 +1,12 @@
 """Preparation: deduplicated, typed, encoded and normalized tables, with the rows dropped and why."""
 
-import re
-
 import dagster as dg
 import pandas as pd
 
 from dagster_project import preparation
-from dagster_project.contract import NON_PRODUCT_PATTERN
 from dagster_project.defs.metadata import counts_table, table_out
+from dagster_project.defs.run_config import PreparationConfig
 from dagster_project.validation import Frames
-
-
-class PreparationConfig(dg.Config):
-    non_product_pattern: str = NON_PRODUCT_PATTERN
-    """Regular expression on product names and codes for lines that are not merchandise (postage, fees);
-    they and their transactions are dropped. Empty keeps every product."""
 
 
 @dg.multi_asset(
@@ -27,10 +19,6 @@ class PreparationConfig(dg.Config):
 def prepared_data(context: dg.AssetExecutionContext, config: PreparationConfig, raw_users: pd.DataFrame,
                   raw_products: pd.DataFrame, raw_transactions: pd.DataFrame):
     """Clean, encode and normalize the raw tables; count every dropped row under the rule it failed."""
-    try:
-        re.compile(config.non_product_pattern)
-    except re.error as exc:
-        raise dg.Failure(description=f"non_product_pattern is not a valid regular expression: {exc}") from None
     frames = Frames(raw_users, raw_products, raw_transactions)
     users, users_dropped = preparation.prepare_users(frames)
     products, products_dropped = preparation.prepare_products(frames, config.non_product_pattern)

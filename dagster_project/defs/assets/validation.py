@@ -4,12 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import validation
-from dagster_project.defs.constants import MIN_QUALITY_SCORE
-
-
-class ValidationConfig(dg.Config):
-    min_quality_score: float = MIN_QUALITY_SCORE
-    """Quality score (0-100) below which the run stops before preparation and training."""
+from dagster_project.defs.run_config import ValidationConfig
 
 
 def checks_markdown(report: validation.ValidationReport) -> str:
