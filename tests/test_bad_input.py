@@ -5,9 +5,12 @@ naming the file, row or column and the fix. Whenever a run fails, the last good 
 features and the served model are byte-for-byte what they were.
 """
 
+import gzip
 import json
 import re
 import shutil
+import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -45,6 +48,8 @@ class Case:
     fails: str | None = None  # regex the failure message must match; None = the run succeeds
     drops: dict | None = None  # {asset: {reason: rows}} expected in the prepared assets' metadata
     check: Callable[[Workspace], None] | None = None
+    check_run: Callable[[object, dg.DagsterInstance], None] | None = None  # on the run's result and events
+    max_seconds: float | None = None  # the whole run, success or failure
 
 
 def _latin1(d: Path) -> None:
@@ -152,6 +157,212 @@ def _model_loads(ws: Workspace) -> None:
     model.recommend("unknown-user")
 
 
+def _excel_renamed(d: Path) -> None:
+    with zipfile.ZipFile(d / "transactions.csv", "w") as workbook:  # what an .xlsx is: a zip of XML parts
+        workbook.writestr("[Content_Types].xml", "<Types/>")
+        workbook.writestr("xl/workbook.xml", "<workbook/>")
+
+
+def _gzip_renamed(d: Path) -> None:
+    (d / "users1.csv").write_bytes(gzip.compress((d / "users1.csv").read_bytes()))
+
+
+def _gzip_named(d: Path) -> None:
+    (d / "users2.csv.gz").write_bytes(gzip.compress((d / "users2.csv").read_bytes()))
+    (d / "users2.csv").unlink()
+
+
+def _all_users_read(ws: Workspace) -> None:
+    from dagster_project.ingest import read_users
+
+    assert len(read_users(ws.data)) == 1383
+    _model_loads(ws)
+
+
+def _deep_json_array(d: Path) -> None:
+    items = products(d)
+    text = json.dumps(items)
+    (d / "products.json").write_text(text[:-1] + ", " + "[" * 100_000 + "]" * 100_000 + "]")
+
+
+def _deep_json_lines(d: Path) -> None:
+    lines = [json.dumps(p) for p in products(d)]
+    lines[3] = lines[3][:-1] + ', "tags": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    (d / "products.json").write_text("\n".join(lines) + "\n")
+
+
+def _product_id_twice(d: Path) -> None:
+    text = (d / "transactions.csv").read_text().splitlines()
+    text[0] += ',"product_id"'
+    (d / "transactions.csv").write_text("\n".join([text[0], *(line + ',"P0001"' for line in text[1:])]) + "\n")
+
+
+def _null_product_id(d: Path) -> None:
+    items = products(d)
+    items[5]["product_id"] = None
+    (d / "products.json").write_text(json.dumps(items))
+
+
+def _catalogue_is_clean(ws: Workspace) -> None:
+    model = load_model(ws.model_file)
+    ids = model.items["product_id"]
+    assert ids.notna().all() and ids.map(type).eq(str).all()
+    assert not ids.str.contains(r"[{}\[\]]").any()
+    assert model.popular(500)["product_id"].notna().all()
+    for product in ids:
+        model.similar_items(product, 3)
+
+
+def _objects_as_ids_and_names(d: Path) -> None:
+    items = products(d)
+    items[1]["product_id"] = {"code": "P0002"}
+    items[2]["product_id"] = ["P0003"]
+    items[3]["name"] = {"en": "A name"}
+    items[4]["name"] = ["A", "name"]
+    items[5]["name"] = True
+    (d / "products.json").write_text(json.dumps(items))
+
+
+def _non_finite_numbers(d: Path) -> None:
+    values = ["1e309", "inf", "-Infinity", "NaN", "nan"]
+    rewrite(d / "transactions.csv", lambda tx: tx.assign(unit_price=[*values, *tx["unit_price"][len(values):]]))
+    text = (d / "products.json").read_text()
+    items = json.loads(text)
+    items[0]["price"] = "PLACEHOLDER"
+    (d / "products.json").write_text(json.dumps(items).replace('"PLACEHOLDER"', "1e309"))
+
+
+def _figures_are_finite(ws: Workspace) -> None:
+    users = pd.read_parquet(ws.storage / "features" / "user_features.parquet")
+    items = pd.read_parquet(ws.storage / "features" / "item_features.parquet")
+    prepared = pd.read_parquet(ws.storage / "prepared" / "products.parquet")
+    assert users["total_spend"].map(lambda v: v == v and abs(v) < 1e300).all()
+    assert items["revenue"].map(lambda v: v == v and abs(v) < 1e300).all()
+    assert prepared["price_scaled"].dropna().nunique() > 50  # not every scaled price squashed to 0
+    assert pd.isna(prepared.set_index("product_id").loc["P0001", "price"])
+    _model_loads(ws)
+
+
+def _ancient_years(d: Path) -> None:
+    rewrite(d / "transactions.csv", set_rows("timestamp", "0001-01-01 00:00:00", slice(0, 3)))
+    rewrite(d / "transactions.csv", set_rows("timestamp", "1500-06-01 10:00:00", slice(3, 6)))
+
+
+def _recency_is_plausible(ws: Workspace) -> None:
+    users = pd.read_parquet(ws.storage / "features" / "user_features.parquet")
+    assert users["recency_days"].max() < 2000
+
+
+def _same_timestamp(d: Path) -> None:
+    rewrite(d / "transactions.csv", lambda tx: tx.assign(timestamp="2026-06-01 12:00:00"))
+
+
+def _measured_at_random(ws: Workspace) -> None:
+    card = load_model(ws.model_file).card
+    assert card["measured"] and card["holdout"]["protocol"] == "random split"
+    assert card["holdout"]["evaluated_users"]["new"] >= 10 and card["metrics"]["new"]["svd"]["users"] >= 10
+    page = app_page(ws, "recommendations")
+    assert any("Measured on a random 20% of the purchases" in m.value for m in page.markdown)
+
+
+def _labelled_random(result, instance) -> None:
+    meta = instance.get_latest_materialization_event(dg.AssetKey("collaborative_filtering_model")) \
+        .asset_materialization.metadata
+    assert meta["holdout_protocol"].value == "random split" and meta["measured"].value is True
+    warnings = [e.message for e in instance.all_logs(result.run_id) if e.level >= 30]
+    assert any("random split" in w for w in warnings), warnings
+
+
+def _few_customers(d: Path) -> None:
+    rewrite(d / "transactions.csv", lambda tx: tx.assign(user_id=[("1001", "1002", "1003")[i % 3]
+                                                                  for i in range(len(tx))]))
+
+
+def _not_measured(ws: Workspace) -> None:
+    card = load_model(ws.model_file).card
+    assert card["measured"] is False and "new" not in card["metrics"]
+    assert card["not_measured"]["new"].startswith("not measured")
+    _model_loads(ws)
+    overview, recommendations = app_page(ws, "overview"), app_page(ws, "recommendations")
+    assert {m.label: m.value for m in overview.metric}["NDCG@10"] == "not measured"
+    assert any("The served model was not measured" in w.value for w in overview.warning)
+    assert recommendations.expander[0].label.endswith("· not measured")
+    assert any(w.value.startswith("New products: not measured") for w in recommendations.warning)
+    assert not recommendations.dataframe or "0.0" not in str(recommendations.dataframe[0].value)
+
+
+def app_page(ws: Workspace, page: str):
+    """A page of the app over this workspace's model, with no Dagster webserver (the pages must still say it)."""
+    import os
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    saved = {k: os.environ.get(k) for k in ("RECOMART_MODELS_DIR", "DAGSTER_PORT")}
+    os.environ.update({"RECOMART_MODELS_DIR": str(ws.models), "DAGSTER_PORT": "1"})
+    try:
+        at = AppTest.from_file(str(ROOT / "streamlit_app" / "app.py"), default_timeout=60)
+        at.run()
+        if page != "overview":
+            at.switch_page(f"app_pages/{page}.py")
+            at.run()
+        assert not at.exception, at.exception
+        return at
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+
+
+def _labelled_not_measured(result, instance) -> None:
+    meta = instance.get_latest_materialization_event(dg.AssetKey("collaborative_filtering_model")) \
+        .asset_materialization.metadata
+    assert meta["measured"].value is False and "ndcg_at_10" not in meta
+    assert meta["evaluation"].value.startswith("not measured")
+    warnings = [e.message for e in instance.all_logs(result.run_id) if e.level >= 30]
+    assert any("not measured" in w for w in warnings), warnings
+
+
+def _huge_name(d: Path) -> None:
+    items = products(d)
+    items[7]["name"] = "x" * 5_000_000
+    (d / "products.json").write_text(json.dumps(items))
+
+
+def _huge_header(d: Path) -> None:
+    header = ",".join(f"column_{i}" for i in range(300_000))
+    (d / "transactions.csv").write_text(header + "\n" + (d / "transactions.csv").read_text())
+
+
+def _wide_header(d: Path) -> None:
+    lines = (d / "transactions.csv").read_text().splitlines()
+    extra = ",".join(f"c{i}" for i in range(5_000))
+    (d / "transactions.csv").write_text("\n".join([lines[0] + "," + extra, *lines[1:]]) + "\n")
+
+
+SECRET = "SECRET-TOKEN-123"
+
+
+def _link_outside(d: Path) -> None:
+    outside = d.parent / "outside"
+    outside.mkdir()
+    (outside / "token.txt").write_text(SECRET + "\n")
+    (d / "users9.csv").symlink_to(outside / "token.txt")
+
+
+def _secret_first_line(d: Path) -> None:
+    (d / "users9.csv").write_text(SECRET + "\nanother line\n")
+
+
+def _secret_not_echoed(result, instance) -> None:
+    logged = "\n".join(repr(entry) for entry in instance.all_logs(result.run_id))
+    assert "users9.csv" in logged
+    assert SECRET not in logged and SECRET not in failure_message(result)
+
+
 CASES = [
     Case("missing data folder", lambda d: shutil.rmtree(d), r"Data folder .*data does not exist.*RECOMART_DATA_DIR"),
     Case("no products file", lambda d: (d / "products.json").unlink(), r"No products file in .*'products\*\.json'"),
@@ -188,6 +399,37 @@ CASES = [
     Case("required columns only", _required_columns_only, drops={"prepared_transactions": {"user_known": 30}}),
     Case("one user", _one_user, check=_model_loads),
     Case("one product", _one_product, check=_model_loads),
+    Case("Excel workbook renamed transactions.csv", _excel_renamed,
+         r"transactions\.csv: this looks like an Excel workbook \(\.xlsx\), not a CSV export\. Export the transactions "
+         r"as CSV"),
+    Case("gzip file renamed users1.csv", _gzip_renamed, check=_all_users_read),
+    Case("gzip export named users2.csv.gz", _gzip_named, check=_all_users_read),
+    Case("deeply nested JSON array", _deep_json_array, r"products\.json: the JSON is nested more than 32 levels deep"),
+    Case("deeply nested JSON Lines", _deep_json_lines,
+         r"products\.json: line 4: the JSON is nested more than 32 levels deep"),
+    Case("product_id twice in the header", _product_id_twice,
+         r"transactions\.csv: the column 'product_id' appears 2 times in the header \(columns 3, 7\)"),
+    Case("product_id null", _null_product_id, drops={"prepared_products": {"product_id_present": 1}},
+         check=_catalogue_is_clean),
+    Case("objects and lists as product ids and names", _objects_as_ids_and_names,
+         drops={"prepared_products": {"product_id_present": 2, "product_name_present": 3}}, check=_catalogue_is_clean),
+    Case("non-finite numbers (1e309, inf, NaN)", _non_finite_numbers,
+         drops={"prepared_transactions": {"unit_price_valid": 5}}, check=_figures_are_finite),
+    Case("timestamps in the years 1 and 1500", _ancient_years, drops={"prepared_transactions": {"timestamp_valid": 21}},
+         check=_recency_is_plausible),
+    Case("every timestamp identical", _same_timestamp, check=_measured_at_random, check_run=_labelled_random),
+    Case("three customers", _few_customers, check=_not_measured, check_run=_labelled_not_measured),
+    Case("a 5 MB product name", _huge_name,
+         r"products\.json: item 8, field 'name': the value is 5,000,000 characters long, over the limit of 65,536"),
+    Case("a 2.9 MB header line with 300,000 columns", _huge_header,
+         r"transactions\.csv: the first line is longer than 256 KB", max_seconds=20),
+    Case("a header with 5,000 columns", _wide_header,
+         r"transactions\.csv: the header has more than 1,000 columns \(5,006\)", max_seconds=20),
+    Case("a link to a file outside the data folder", _link_outside,
+         r"users9\.csv: refused: it is a link that leads outside the data folder", check_run=_secret_not_echoed),
+    Case("a file whose first line is a secret", _secret_first_line,
+         r"users9\.csv: the header has 1 column\(s\) and none of them is one RecoMart expects",
+         check_run=_secret_not_echoed),
 ]
 
 
@@ -220,8 +462,13 @@ def test_bad_input(case: Case, baseline: Workspace, tmp_path):
     before = fingerprints(ws)
     case.setup(ws.data)
     with dg.instance_for_test() as instance:
+        started = time.monotonic()
         result = defs.resolve_job_def("complete_pipeline_job").execute_in_process(
             run_config=ws.run_config(), instance=instance, raise_on_error=False)
+        if case.max_seconds:
+            assert time.monotonic() - started < case.max_seconds
+        if case.check_run:
+            case.check_run(result, instance)
         if case.fails:
             assert not result.success
             message = failure_message(result)

@@ -51,10 +51,18 @@ except ModelError as exc:
     if access.current_user().is_operator:
         st.page_link("app_pages/refresh.py", label="Start a refresh", icon=":material/refresh:")
 if model is not None:
-    new = model.card["metrics"]["new"]
-    lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else float("nan")
-    cols[4].metric("NDCG@10", f"{new['svd']['ndcg']:.3f}", f"{lift:.2f}x best-sellers",
-                   help="Ranking quality of new-product lists on the latest held-out purchases")
+    new = model.card.get("metrics", {}).get("new")
+    if new:
+        lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else float("nan")
+        cols[4].metric("NDCG@10", f"{new['svd']['ndcg']:.3f}", f"{lift:.2f}x best-sellers",
+                       help="Ranking quality of new-product lists on held-out purchases. "
+                            + tables.holdout_text(model.card))
+    else:  # nothing was evaluated: say so, never show 0.0 as if it were a measurement
+        reason = tables.not_measured(model.card).get("new", "not measured")
+        cols[4].metric("NDCG@10", "not measured", help=reason)
+        st.warning(f"The served model was {reason}. Its recommendations work, but how good they are is unknown: "
+                   f"more customers with purchases over a longer time make it measurable.",
+                   icon=":material/help:")
     trained = datetime.fromisoformat(model.card["trained_at"])
     st.info(f"Model trained {tables.ago(trained.timestamp())} ({trained:%Y-%m-%d %H:%M} UTC) on "
             f"{model.card['transactions']:,} transactions; run `{model.card.get('run_id', '?')[:8]}`.",

@@ -23,13 +23,17 @@ for problem in services.model_problems():
     st.warning(f"The served model file cannot be used ({problem}) Serving the newest kept version that loads: "
                f"{card.get('version', '?')}.", icon=":material/warning:")
 with st.expander(f"Model card · version {card.get('version', '?')} · trained {card['trained_at']} · "
-                 f"run {card.get('run_id', '?')[:8]}"):
+                 f"run {card.get('run_id', '?')[:8]}" + ("" if card.get("measured", True) else " · not measured")):
     params = card["params"]
     st.markdown(f"Shrunk-SVD collaborative filtering, rank **{params['factors']}**, shrinkage **{params['shrinkage']}**, "
-                f"**{params['weighting']}** confidence, re-buy weight **{params['rebuy_weight']}** (chosen on a "
-                f"validation slice). Trained on {card['transactions']:,} transactions, {card['users']:,} customers, "
-                f"{card['items']:,} products. Measured on the purchases after {card['holdout']['cutoff'][:10]}.")
-    st.dataframe(tables.metrics_frame(card), hide_index=True, width="stretch")
+                f"**{params['weighting']}** confidence, re-buy weight **{params['rebuy_weight']}** "
+                f"({card.get('selection', 'chosen on a validation slice')}). Trained on {card['transactions']:,} "
+                f"transactions, {card['users']:,} customers, {card['items']:,} products. {tables.holdout_text(card)}")
+    for list_kind, reason in tables.not_measured(card).items():
+        st.warning(f"{'New products' if list_kind == 'new' else 'Lists with re-buys'}: {reason}.",
+                   icon=":material/help:")
+    if card.get("metrics"):
+        st.dataframe(tables.metrics_frame(card), hide_index=True, width="stretch")
 
 with st.expander("Model versions"):
     models_dir = served_model_path().parent
