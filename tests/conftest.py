@@ -119,3 +119,15 @@ def app_env(live, monkeypatch):
     for key, value in live.workspace.env().items():
         monkeypatch.setenv(key, value)
     return live
+
+
+@pytest.fixture
+def browser(tmp_path, monkeypatch):
+    """Headless Chromium (Debian's, driven by Playwright); the helpers that drive the app are in tests/browser.py."""
+    from tests.browser import CHROMIUM, launch
+
+    if not CHROMIUM:
+        pytest.skip("Debian's chromium is not installed (./run_pipeline.sh test installs it when run as root)")
+    monkeypatch.setenv("HOME", str(tmp_path))  # chromium writes under $HOME
+    with launch() as browser:
+        yield browser
