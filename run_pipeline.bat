@@ -1,6 +1,7 @@
 @echo off
 rem RecoMart for Windows: the same commands as run_pipeline.sh.
 rem   run_pipeline.bat up | run | ingest | ui | app | test | install   (no argument: menu)
+rem   run_pipeline.bat test --repeat 5 -m browser   the same pytest run 5 times in a row, to catch flaky tests
 setlocal EnableDelayedExpansion
 cd /d "%~dp0"
 set "ROOT=%CD%"
@@ -15,7 +16,7 @@ set "MODULE=dagster_project.definitions"
 
 set "CMD=%~1"
 if "%CMD%"=="" goto menu
-goto %CMD% 2>nul || (echo usage: %~nx0 [install^|run^|ingest^|ui^|app^|up^|test] & exit /b 2)
+goto %CMD% 2>nul || (echo usage: %~nx0 [install^|run^|ingest^|ui^|app^|up^|test [--repeat N]] & exit /b 2)
 
 :install_env
 if not exist "%PY%" (
@@ -58,8 +59,21 @@ exit /b
 
 :test
 set "REQS=requirements-dev.txt" & call :install_env || exit /b 1
-"%PY%" -m pytest %2 %3 %4 %5 %6 %7 %8 %9
-exit /b
+if not "%~2"=="--repeat" (
+  "%PY%" -m pytest %2 %3 %4 %5 %6 %7 %8 %9
+  exit /b
+)
+rem The same tests N times in a row, each a fresh pytest; opt-in, CI runs the suite once.
+set /a "FAILED=0"
+for /l %%i in (1,1,%~3) do (
+  echo === repeat %%i of %~3 ===
+  "%PY%" -m pytest %4 %5 %6 %7 %8 %9
+  if errorlevel 1 set /a "FAILED+=1"
+)
+set /a "PASSED=%~3-FAILED"
+echo %PASSED% of %~3 repeats passed
+if not "%FAILED%"=="0" exit /b 1
+exit /b 0
 
 :menu
 echo RecoMart

@@ -3,6 +3,7 @@
 #   ./run_pipeline.sh up       install if needed, train once if no model, start Dagster (3000) + app (8501)
 #   ./run_pipeline.sh up --postgres   the same with the Dagster instance on a local PostgreSQL
 #   ./run_pipeline.sh test     install test tools if needed, run the whole test suite
+#   ./run_pipeline.sh test --repeat 5 -m browser   the same pytest run 5 times in a row, to catch flaky tests
 # Run with no argument for a menu. Servers bind 127.0.0.1 unless RECOMART_BIND_HOST says otherwise.
 set -euo pipefail
 
@@ -126,12 +127,46 @@ cmd_ui() {
 }
 
 cmd_test() {
+  local repeat=1
+  if [ "${1:-}" = "--repeat" ]; then
+    repeat="${2:-}"
+    [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 test --repeat N [pytest args]" >&2; exit 2; }
+    shift 2
+  fi
   install dev
   if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Installing Debian's chromium for the browser tests"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
-  "$PY" -m pytest "$@"
+  if [ "$repeat" = 1 ]; then
+    "$PY" -m pytest "$@"
+  else
+    repeat_tests "$repeat" "$@"
+  fi
+}
+
+# The same tests N times in a row, each a fresh pytest (new servers, new temporary folders), so a test that
+# passes only by chance shows up here rather than in someone else's run. Opt-in: CI runs the suite once.
+repeat_tests() {
+  local n="$1" i rc start outcome failed=0 log summary=()
+  shift
+  log="$(mktemp)"
+  for ((i = 1; i <= n; i++)); do
+    echo "=== repeat $i of $n: pytest $* ==="
+    start=$SECONDS
+    set +e
+    "$PY" -m pytest "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    [ "$rc" = 0 ] || failed=$((failed + 1))
+    outcome="$(grep -E '(passed|failed|errors?|skipped|deselected|no tests ran).* in [0-9.]+s' "$log" | tail -n 1 | tr -d '=' | xargs || true)"
+    summary+=("repeat $i of $n: exit $rc, ${outcome:-no pytest summary}, wall $((SECONDS - start)) s")
+  done
+  rm -f "$log"
+  echo "=== repeats ==="
+  printf '%s\n' "${summary[@]}"
+  echo "$((n - failed)) of $n repeats passed"
+  [ "$failed" = 0 ]
 }
 
 menu() {
@@ -154,5 +189,5 @@ case "${1:-menu}" in
   up) shift; cmd_up "$@" ;;
   test) shift; cmd_test "$@" ;;
   menu) menu ;;
-  *) echo "usage: $0 [install|run|ingest|ui|app|up|test [pytest args]]" >&2; exit 2 ;;
+  *) echo "usage: $0 [install|run|ingest|ui|app|up|test [--repeat N] [pytest args]]" >&2; exit 2 ;;
 esac
