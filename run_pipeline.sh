@@ -4,7 +4,11 @@
 #   ./run_pipeline.sh up --postgres   the same with the Dagster instance on a local PostgreSQL
 #   ./run_pipeline.sh test     install test tools if needed, run the whole test suite
 #   ./run_pipeline.sh test --repeat 5 -m browser   the same pytest run 5 times in a row, to catch flaky tests
-# Run with no argument for a menu. Servers bind 127.0.0.1 unless RECOMART_BIND_HOST says otherwise.
+# Run with no argument for a menu.
+# The app binds RECOMART_BIND_HOST (default 127.0.0.1). The Dagster webserver always binds 127.0.0.1:
+# Dagster OSS has no sign-in, so other machines reach it only through an authenticating proxy in front.
+# RECOMART_VENV picks the virtual environment (default .venv/); RECOMART_SKIP_INSTALL=1 uses it as it is,
+# with no pip install.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -13,7 +17,8 @@ VENV="${RECOMART_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-HOST="${RECOMART_BIND_HOST:-127.0.0.1}"
+APP_HOST="${RECOMART_BIND_HOST:-127.0.0.1}"
+DAGSTER_BIND=127.0.0.1  # never RECOMART_BIND_HOST: see the header
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
 APP_PORT="${APP_PORT:-8501}"
 MODULE=dagster_project.definitions
@@ -32,22 +37,26 @@ find_python() {
 
 # Install (or update) the virtual environment; a stamp of the requirements skips work already done.
 install() {
-  local files=("requirements.txt") stamp
+  local files=("requirements.txt") stamp data="${RECOMART_DATA_DIR:-data}"
   [ "${1:-}" = "dev" ] && files=("requirements-dev.txt")
-  if [ ! -x "$PY" ]; then
-    echo "Creating virtual environment in $VENV"
-    "$(find_python)" -m venv "$VENV"
+  if [ "${RECOMART_SKIP_INSTALL:-0}" = 1 ]; then
+    [ -x "$PY" ] || { echo "RECOMART_SKIP_INSTALL=1, but there is no $PY (set RECOMART_VENV)" >&2; exit 1; }
+  else
+    if [ ! -x "$PY" ]; then
+      echo "Creating virtual environment in $VENV"
+      "$(find_python)" -m venv "$VENV"
+    fi
+    stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)"
+    if [ ! -f "$stamp-dev" ] && [ ! -f "$stamp-${1:-run}" ]; then
+      echo "Installing dependencies (${files[*]})"
+      "$PY" -m pip install --quiet --upgrade pip
+      "$PY" -m pip install --quiet -r "${files[@]}"
+      touch "$stamp-${1:-run}"
+    fi
   fi
-  stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)"
-  if [ ! -f "$stamp-dev" ] && [ ! -f "$stamp-${1:-run}" ]; then
-    echo "Installing dependencies (${files[*]})"
-    "$PY" -m pip install --quiet --upgrade pip
-    "$PY" -m pip install --quiet -r "${files[@]}"
-    touch "$stamp-${1:-run}"
-  fi
-  mkdir -p "$DAGSTER_HOME" data storage models
+  mkdir -p "$DAGSTER_HOME" "$data" "${RECOMART_STORAGE_DIR:-storage}" "${RECOMART_MODELS_DIR:-models}"
   [ -n "${DAGSTER_PG_HOST:-}" ] || cmp -s dagster.yaml "$DAGSTER_HOME/dagster.yaml" || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
-  [ -n "$(ls data/users*.csv 2>/dev/null)" ] || "$PY" -m dagster_project.sample_data --out data
+  [ -n "$(ls "$data"/users*.csv 2>/dev/null)" ] || "$PY" -m dagster_project.sample_data --out "$data"
 }
 
 run_job() {
@@ -57,8 +66,8 @@ run_job() {
 
 # Start the webserver and daemon in their own session, so stopping the group stops every child.
 start_dagster() {
-  echo "Dagster UI: http://$HOST:$DAGSTER_PORT"
-  setsid "$VENV/bin/dagster-webserver" -h "$HOST" -p "$DAGSTER_PORT" -m "$MODULE" &
+  echo "Dagster UI: http://$DAGSTER_BIND:$DAGSTER_PORT"
+  setsid "$VENV/bin/dagster-webserver" -h "$DAGSTER_BIND" -p "$DAGSTER_PORT" -m "$MODULE" &
   DAGSTER_WEB_PID=$!
   setsid "$VENV/bin/dagster-daemon" run -m "$MODULE" &
   DAGSTER_DAEMON_PID=$!
@@ -74,8 +83,8 @@ stop_dagster() {
 }
 
 run_app() {
-  echo "RecoMart app: http://$HOST:$APP_PORT"
-  "$VENV/bin/streamlit" run streamlit_app/app.py --server.address "$HOST" --server.port "$APP_PORT" \
+  echo "RecoMart app: http://$APP_HOST:$APP_PORT"
+  "$VENV/bin/streamlit" run streamlit_app/app.py --server.address "$APP_HOST" --server.port "$APP_PORT" \
     --server.headless true --browser.gatherUsageStats false
 }
 
