@@ -65,7 +65,11 @@ run_job() {
 }
 
 # Start the webserver and daemon in their own session, so stopping the group stops every child.
+# A fresh instance gets its tables first: started together on an empty DAGSTER_HOME, both would create
+# them, and the slower one would exit with "table ... already exists".
 start_dagster() {
+  [ -f "$DAGSTER_HOME/history/runs.db" ] && [ -f "$DAGSTER_HOME/schedules/schedules.db" ] ||
+    "$VENV/bin/dagster" instance migrate >/dev/null
   echo "Dagster UI: http://$DAGSTER_BIND:$DAGSTER_PORT"
   setsid "$VENV/bin/dagster-webserver" -h "$DAGSTER_BIND" -p "$DAGSTER_PORT" -m "$MODULE" &
   DAGSTER_WEB_PID=$!
