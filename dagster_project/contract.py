@@ -75,7 +75,8 @@ class InputLimits:
 
 LIMITS = InputLimits()
 # Catalogue lines that are not merchandise (postage, fees, manual adjustments): never recommended.
-NON_PRODUCT_PATTERN = (r"(?i)^\s*(?:manual|discount|samples?|carriage|adjust.*|bank charges?|amazon fee|cruk commission)\s*$"
+NON_PRODUCT_PATTERN = (r"(?i)^\s*(?:manual|discount|samples?|carriage|adjust.*|bank charges?|amazon fee"
+                       r"|cruk commission)\s*$"
                        r"|\b(?:postage|shipping fee|delivery fee|service fee|handling fee)\b")
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 

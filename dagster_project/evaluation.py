@@ -1,8 +1,9 @@
 """Offline evaluation of top-N lists on a time-based holdout.
 
 Protocol: the transactions are cut at a moment in time; everything before trains, everything after
-tests (a seeded random cut when time cannot separate them; see `random_split`). A user is evaluated when they bought something before the cutoff (so the model knows them)
-and something relevant after it. Two lists are scored, as the product shows both:
+tests (a seeded random cut when time cannot separate them; see `random_split`). A user is evaluated
+when they bought something before the cutoff (so the model knows them) and something relevant after
+it. Two lists are scored, as the product shows both:
 - "new": items the user had not bought before the cutoff, with bought items excluded from the list;
 - "rebuy": every item bought after the cutoff, re-buys included, nothing excluded.
 Metrics at k: precision, recall, NDCG (binary relevance), hit rate, and catalog coverage.

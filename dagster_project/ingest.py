@@ -214,7 +214,9 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     text = re.sub(r"^(?:[ \t]*(?:\r\n|\r|\n))+", "", text)  # the parser skips blank lines before the header
     lines = re.split(r"\r\n|\r|\n", text, maxsplit=1)
     if len(lines) == 1 and len(head) > limits.max_header_bytes:
-        raise DataInputError(f"{path}: the first line is longer than {limits.max_header_bytes // 1024:,} KB, far "
+        size = limits.max_header_bytes
+        raise DataInputError(f"{path}: the first line is longer than "
+                             f"{f'{size // 1024:,} KB' if size >= 1024 else f'{size} bytes'}, far "
                              f"more than a header row. Check that this is the {spec.name} export and that its "
                              f"lines end with line breaks.")
     delimiter = _delimiter(lines[0])
@@ -243,7 +245,10 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     except (pd.errors.ParserError, csv.Error, ValueError, OverflowError) as exc:
         raise DataInputError(f"{path}: the CSV cannot be parsed ({_parse_problem(exc)}). Check that every row "
                              f"has as many fields as the header and that quoted fields are closed.") from None
-    except file_formats.DECOMPRESSION_ERRORS:
+    except file_formats.DECOMPRESSION_ERRORS as exc:
+        if kind is None:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise DataInputError(f"{path}: the file cannot be read ({reason}).") from None
         raise DataInputError(f"{path}: the file is a damaged {kind} archive: compress the export again, or put it "
                              f"in the folder uncompressed.") from None
     frame.columns = _clean_names(frame.columns)
@@ -372,7 +377,7 @@ def read_json_records(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS
 
 
 def _read_json_lines(path: Path, text: str, first_error: json.JSONDecodeError, limits: InputLimits) -> list:
-    lines = text.splitlines()
+    lines = re.split(r"\r\n|\r|\n", text)  # not splitlines(): JSON strings may hold U+2028 and other breaks
     if len(lines) < 2 or not lines[0].lstrip().startswith("{"):
         raise DataInputError(f"{path}: invalid JSON at line {first_error.lineno}, column {first_error.colno}: "
                              f"{first_error.msg}. Fix the file or export it again.") from None

@@ -12,8 +12,16 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from dagster_project.contract import (EMAIL_PATTERN, MAX_AGE, MAX_PRICE, MIN_AGE, NON_PRODUCT_PATTERN, is_in,
-                                      parse_timestamps, to_number)
+from dagster_project.contract import (
+    EMAIL_PATTERN,
+    MAX_AGE,
+    MAX_PRICE,
+    MIN_AGE,
+    NON_PRODUCT_PATTERN,
+    is_in,
+    parse_timestamps,
+    to_number,
+)
 from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
 from dagster_project.validation import Frames, failure_masks, plausible_times
 
@@ -71,7 +79,8 @@ def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
     return pd.concat([out, users[extra]], axis=1).reset_index(drop=True), dropped
 
 
-def prepare_products(frames: Frames, non_product_pattern: str = NON_PRODUCT_PATTERN) -> tuple[pd.DataFrame, dict[str, int]]:
+def prepare_products(frames: Frames,
+                     non_product_pattern: str = NON_PRODUCT_PATTERN) -> tuple[pd.DataFrame, dict[str, int]]:
     """Unique, named merchandise; lines whose name or code matches `non_product_pattern` are dropped."""
     raw = frames.products
     products, dropped = _drop(raw, failure_masks(frames, "products"),
@@ -80,7 +89,8 @@ def prepare_products(frames: Frames, non_product_pattern: str = NON_PRODUCT_PATT
         def matches(values: pd.Series) -> np.ndarray:
             with warnings.catch_warnings():  # a user's pattern may have groups; only the match matters
                 warnings.simplefilter("ignore", UserWarning)
-                return values.astype("string").str.contains(non_product_pattern, regex=True).fillna(False).to_numpy(bool)
+                found = values.astype("string").str.contains(non_product_pattern, regex=True)
+                return found.fillna(False).to_numpy(bool)
         not_merchandise = matches(_text(products, "name")) | matches(products["product_id"])
         if not_merchandise.any():
             dropped["not_merchandise"] = int(not_merchandise.sum())

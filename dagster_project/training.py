@@ -19,15 +19,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from dagster_project import evaluation as ev
-from dagster_project.recommender import (ITEM_COLUMNS, FactorScorer, ModelParams, RecommenderModel, blend_rebuy,
-                                         fit_factors, shrink, weigh)
+from dagster_project.recommender import (
+    ITEM_COLUMNS,
+    FactorScorer,
+    ModelParams,
+    RecommenderModel,
+    blend_rebuy,
+    fit_factors,
+    shrink,
+    weigh,
+)
 
 PROFILE_COLUMNS = ["name", "age", "gender", "country"]
 
@@ -91,7 +99,8 @@ def _rebuy_scorer(train: sp.csr_matrix, params: ModelParams, factors=None) -> ev
     return lambda rows: blend_rebuy(cf(rows), train[rows].toarray(), params.rebuy_weight)
 
 
-def select_params(train: sp.csr_matrix, validation: sp.csr_matrix, settings: TrainingSettings) -> tuple[ModelParams, list[dict]]:
+def select_params(train: sp.csr_matrix, validation: sp.csr_matrix,
+                  settings: TrainingSettings) -> tuple[ModelParams, list[dict]]:
     """Coordinate search on the validation slice; returns the best settings and every trial's score.
 
     Shrinkage matters most, then weighting, then rank (PureSVD is flat in k once shrunk), so: shrinkage
@@ -222,7 +231,7 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
     profile_columns = [c for c in PROFILE_COLUMNS if c in users]
     profiles = users.drop_duplicates("user_id").set_index("user_id")[profile_columns]
     model_card = {
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "params": asdict(params),
         "metrics": metrics,
         "measured": "new" in metrics,

@@ -14,9 +14,22 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from dagster_project.contract import (
+    EMAIL_PATTERN,
+    ENTITIES,
+    LIMITS,
+    MAX_AGE,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MIN_AGE,
+    EntitySpec,
+    InputLimits,
+    duplicated_rows,
+    is_in,
+    parse_timestamps,
+    to_number,
+)
 from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
-from dagster_project.contract import (EMAIL_PATTERN, ENTITIES, LIMITS, MAX_AGE, MAX_PRICE, MAX_QUANTITY, MIN_AGE,
-                                      EntitySpec, InputLimits, duplicated_rows, is_in, parse_timestamps, to_number)
 
 ERROR, WARN = "ERROR", "WARN"
 # The quality gate's default. Real exports often carry a quarter of rows from guest checkouts with no
@@ -125,15 +138,17 @@ RULES: tuple[Rule, ...] = (
     Rule("user_id_unique", "users", WARN, "a user_id appears once across all user files", ("user_id",),
          _duplicated("user_id", "users")),
     Rule("email_valid", "users", WARN, "email present and shaped like name@domain.tld", ("email",), _bad_email),
-    Rule("age_in_range", "users", WARN, f"age, when given, is a number from {MIN_AGE} to {MAX_AGE}", ("age",), _bad_age),
+    Rule("age_in_range", "users", WARN, f"age, when given, is a number from {MIN_AGE} to {MAX_AGE}", ("age",),
+         _bad_age),
     Rule("product_id_present", "products", ERROR, "every product has a product_id, text or a number (null, "
          "objects and lists are not ids)", ("product_id",), _missing("product_id", "products")),
     Rule("product_id_unique", "products", WARN, "a product_id appears once", ("product_id",),
          _duplicated("product_id", "products")),
     Rule("product_name_present", "products", WARN, "every product has a name, text or a number", ("name",),
          _missing("name", "products")),
-    Rule("price_positive", "products", WARN, f"price, when given, is a finite number above 0 and at most {MAX_PRICE:,.0f}",
-         ("price",), _bad_price("products", "price")),
+    Rule("price_positive", "products", WARN,
+         f"price, when given, is a finite number above 0 and at most {MAX_PRICE:,.0f}", ("price",),
+         _bad_price("products", "price")),
     Rule("transaction_ids_present", "transactions", ERROR, "user_id and product_id are present",
          ("user_id", "product_id"), lambda f: f.transactions["user_id"].isna() | f.transactions["product_id"].isna()),
     Rule("user_known", "transactions", WARN, "the user_id exists in the user files", ("user_id",),

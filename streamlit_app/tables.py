@@ -74,7 +74,8 @@ def metrics_frame(card: dict) -> pd.DataFrame:
     rows = []
     for list_kind, models in card.get("metrics", {}).items():
         for model, m in models.items():
-            rows.append({"list": "new products" if list_kind == "new" else "with re-buys", "model": names.get(model, model),
+            rows.append({"list": "new products" if list_kind == "new" else "with re-buys",
+                         "model": names.get(model, model),
                          "NDCG@10": round(m["ndcg"], 4), "precision@10": round(m["precision"], 4),
                          "recall@10": round(m["recall"], 4), "hit rate": round(m["hit_rate"], 4),
                          "coverage": round(m["coverage"], 4), "users": m["users"]})

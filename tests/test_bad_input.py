@@ -11,9 +11,9 @@ import re
 import shutil
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import dagster as dg
 import pandas as pd
@@ -380,7 +380,8 @@ CASES = [
     Case("ragged rows", _ragged, r"transactions\.csv: the CSV cannot be parsed .*line 6.*as many fields as the header"),
     Case("truncated JSON", lambda d: (d / "products.json").write_text((d / "products.json").read_text()[:500]),
          r"products\.json: invalid JSON at line \d+, column \d+"),
-    Case("JSON that is not a list of objects", _wrapped_json, r"products\.json: expected a JSON array .*under 'products'"),
+    Case("JSON that is not a list of objects", _wrapped_json,
+         r"products\.json: expected a JSON array .*under 'products'"),
     Case("JSON Lines", _json_lines),
     Case("ids with spaces, other case, floats", _messy_ids, drops={"prepared_transactions": {"product_known": 15}}),
     Case("duplicate ids with conflicting attributes", _conflicting_duplicates,
@@ -392,8 +393,10 @@ CASES = [
          r"Quality score .* below the threshold 50.0.*quantity_valid on transactions: 3001 of 3001 rows"),
     Case("a quarter of transactions without a user", _quarter_without_user,
          drops={"prepared_transactions": {"transaction_ids_present": 750}}),
-    Case("most transactions without a user", lambda d: rewrite(d / "transactions.csv", set_rows("user_id", "", slice(0, 2500))),
-         r"below the threshold 50.0.*transaction_ids_present on transactions: 2500 of 3001 rows.*lower the minimum quality"),
+    Case("most transactions without a user",
+         lambda d: rewrite(d / "transactions.csv", set_rows("user_id", "", slice(0, 2500))),
+         r"below the threshold 50.0.*transaction_ids_present on transactions: 2500 of 3001 rows"
+         r".*lower the minimum quality"),
     Case("codes that are not products (postage, manual)", _postage_lines,
          drops={"prepared_products": {"not_merchandise": 2}}, check=_postage_never_recommended),
     Case("required columns only", _required_columns_only, drops={"prepared_transactions": {"user_known": 30}}),
@@ -482,7 +485,8 @@ def test_bad_input(case: Case, baseline: Workspace, tmp_path):
             dropped = event.asset_materialization.metadata["dropped_by_reason"].value
             for reason, rows in expected.items():
                 assert dropped.get(reason) == rows, (reason, dropped)
-        assert fingerprints(ws)[str(ws.model_file.relative_to(ws.root))] != before[str(ws.model_file.relative_to(ws.root))]
+        model_key = str(ws.model_file.relative_to(ws.root))
+        assert fingerprints(ws)[model_key] != before[model_key]
         (case.check or _model_loads)(ws)
 
 

@@ -74,3 +74,48 @@ def test_postage_and_fees_are_not_products():
     assert prepared_tx["product_id"].tolist() == ["P1", "P2"] and tx_dropped == {"product_excluded": 2}
     everything, _ = preparation.prepare_products(f, non_product_pattern="")
     assert len(everything) == 6
+
+
+def test_products_without_an_id_are_dropped_and_bad_prices_cleared():
+    products = pd.DataFrame({"product_id": ["A", None, "B", "C"], "name": ["a", "b", "c", "d"],
+                             "price": ["1", "2", "1e309", "10"]}, dtype="string")
+    tx = pd.DataFrame({"user_id": ["1", "1", "1"], "product_id": ["A", "B", "C"], "unit_price": ["1e309", "2", "3"],
+                       "timestamp": ["2026-01-01", "1500-01-01", "2026-01-02"]}, dtype="string")
+    f = frames(products=products, transactions=tx)
+    kept, dropped = preparation.prepare_products(f)
+    assert kept["product_id"].tolist() == ["A", "B", "C"] and dropped == {"product_id_present": 1}
+    assert pd.isna(kept.set_index("product_id").loc["B", "price"])
+    assert kept["price_scaled"].dropna().tolist() == [0.0, 1.0]
+    prepared_tx, tx_dropped = preparation.prepare_transactions(f, kept)
+    assert prepared_tx["product_id"].tolist() == ["C"]
+    assert tx_dropped == {"unit_price_valid": 1, "timestamp_valid": 1}
+
+
+def test_a_model_that_cannot_be_measured_says_so():
+    from dagster_project import training
+
+    tx = pd.DataFrame({"user_id": [f"u{i % 3}" for i in range(30)], "product_id": [f"p{i % 7}" for i in range(30)],
+                       "quantity": 1, "amount": 1.0, "timestamp": pd.Timestamp("2026-01-01", tz="UTC")})
+    products = pd.DataFrame({"product_id": [f"p{i}" for i in range(7)], "name": "n", "category": "c", "brand": "b",
+                             "price": 1.0})
+    users = pd.DataFrame({"user_id": ["u0", "u1", "u2"]})
+    card = training.train_model(tx, products, users).card
+    assert card["measured"] is False and card["metrics"] == {}
+    assert set(card["not_measured"]) == {"new", "rebuy"} and card["selection"].startswith("default settings")
+
+
+def test_identical_timestamps_fall_back_to_a_random_holdout():
+    import numpy as np
+
+    from dagster_project import training
+
+    rng = np.random.default_rng(0)
+    tx = pd.DataFrame({"user_id": [f"u{i}" for i in rng.integers(0, 60, 900)],
+                       "product_id": [f"p{i}" for i in rng.integers(0, 40, 900)],
+                       "quantity": 1, "amount": 1.0, "timestamp": pd.Timestamp("2026-01-01", tz="UTC")})
+    products = pd.DataFrame({"product_id": [f"p{i}" for i in range(40)], "name": "n", "category": "c", "brand": "b",
+                             "price": 1.0})
+    users = pd.DataFrame({"user_id": tx["user_id"].unique()})
+    card = training.train_model(tx, products, users).card
+    assert card["measured"] and card["holdout"]["protocol"] == "random split" and card["holdout"]["cutoff"] is None
+    assert card["metrics"]["new"]["svd"]["users"] >= 10
