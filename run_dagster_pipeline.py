@@ -41,11 +41,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ingestion-only", action="store_true", help="run ingestion_job only")
     parser.add_argument("--ui", action="store_true", help="start the Dagster UI instead of running a job")
-    parser.add_argument("--host", default=os.environ.get("RECOMART_BIND_HOST", "127.0.0.1"))
+    # The Dagster webserver has no sign-in: loopback only, whatever RECOMART_BIND_HOST (the app's) says.
+    parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
     parser.add_argument("--port", default=os.environ.get("DAGSTER_PORT", "3000"))
     args = parser.parse_args()
     dagster_home()
-    sys.path.insert(0, str(ROOT))
     if args.ui:
         return subprocess.call([sys.executable, "-m", "dagster", "dev", "-m", "dagster_project.definitions",
                                 "-h", args.host, "-p", str(args.port)], cwd=ROOT)

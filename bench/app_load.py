@@ -5,7 +5,7 @@ Each session speaks Streamlit's own protocol (a BackMsg asking for a page run, F
 would cause. Counted as errors: exceptions shown on a page, error banners, and no answer within the
 timeout. Loops are bounded by sessions x requests.
 
-    python bench/app_load.py --sessions 20 --requests 50      (starts Dagster and the app itself)
+    python -m bench.app_load --sessions 20 --requests 50      (starts Dagster and the app itself)
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 PAGES = ("", "runs", "data_quality", "recommendations")  # "" is the default page (Overview)
 

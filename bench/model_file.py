@@ -4,7 +4,7 @@ The model is trained on a generated dataset (1M transactions by default) with th
 profiles; the earlier format (a checksummed header, then a pickle of the same fields) and its loader
 are rebuilt here only to compare against, on a file this script itself just wrote.
 
-    python bench/model_file.py [--dataset 1m] [--repeat 5]
+    python -m bench.model_file [--dataset 1m] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.model_quality import dataset  # noqa: E402
-from dagster_project import ingest, preparation, training, validation  # noqa: E402
-from dagster_project.recommender import RecommenderModel, load_model, save_model  # noqa: E402
+from bench.model_quality import dataset
+from dagster_project import ingest, preparation, training, validation
+from dagster_project.recommender import RecommenderModel, load_model, save_model
 
 
 def train(name: str) -> RecommenderModel:

@@ -9,7 +9,7 @@ same way from the training part, never on the test set.
 Peers: best-sellers, "buy again" (rebuy list), implicit's ALS (benfred/implicit, if installed:
 `pip install -r requirements-bench.txt`), EASE (Steck 2019), and untuned PureSVD settings.
 
-    python bench/model_quality.py --datasets sample 1m
+    python -m bench.model_quality --datasets sample 1m
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.scale import dataset  # noqa: E402
-from dagster_project import evaluation as ev  # noqa: E402
-from dagster_project import ingest, preparation, training, validation  # noqa: E402
-from dagster_project.recommender import FactorScorer, ModelParams, blend_rebuy, fit_factors, shrink, weigh  # noqa: E402
+from bench.scale import dataset
+from dagster_project import evaluation as ev
+from dagster_project import ingest, preparation, training, validation
+from dagster_project.recommender import FactorScorer, ModelParams, blend_rebuy, fit_factors, shrink, weigh
 
 K = 10
 Fit = Callable[[sp.csr_matrix], ev.ScoreFn]

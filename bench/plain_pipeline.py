@@ -3,7 +3,7 @@
 The scale benchmark runs it beside `complete_pipeline_job` on the same data; the ratio of the two wall
 times is the orchestration overhead. Prints one JSON line of per-stage seconds.
 
-    python bench/plain_pipeline.py --data DIR --storage DIR --models DIR
+    python -m bench.plain_pipeline --data DIR --storage DIR --models DIR
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dagster_project import features, ingest, model_store, preparation, training, validation  # noqa: E402
-from dagster_project.fileio import write_json, write_parquet  # noqa: E402
+from dagster_project import features, ingest, model_store, preparation, training, validation
+from dagster_project.fileio import write_json, write_parquet
 
 
 def run(data: Path, storage: Path, models: Path) -> dict[str, float]:

@@ -5,7 +5,7 @@ transactions/100 capped at 20,000), then `dagster job execute` runs the complete
 instance and `bench/plain_pipeline.py` runs the same pure functions; both are measured for wall time
 and peak RSS. Per-stage times come from the Dagster run's step stats. Prints a Markdown table.
 
-    python bench/scale.py --sizes 3k 100k 1m 10m
+    python -m bench.scale --sizes 3k 100k 1m 10m
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SIZES = {"3k": (1383, 101, 3001), "100k": (10_000, 1_000, 100_000), "1m": (100_000, 10_000, 1_000_000),
          "10m": (1_000_000, 20_000, 10_000_000)}
@@ -62,7 +61,7 @@ def run_size(name: str, cache: Path, plain: bool = True) -> dict:
         home = work / "home"
         home.mkdir()
         shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(home), "RECOMART_DATA_DIR": str(data),
+        env = {**os.environ, "DAGSTER_HOME": str(home), "RECOMART_DATA_DIR": str(data),
                "RECOMART_STORAGE_DIR": str(work / "storage"), "RECOMART_MODELS_DIR": str(work / "models")}
         dagster = measured([str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions", "-j",
                             "complete_pipeline_job"], env, work, "dagster")

@@ -3,7 +3,7 @@ and (on the sample) the time from clicking "Start refresh" to the page showing s
 
 The model is trained on the 1M-transaction dataset (100,000 customers, 10,000 products).
 
-    python bench/serving.py
+    python -m bench.serving
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.model_quality import load  # noqa: E402
-from dagster_project import model_store, training  # noqa: E402
-from dagster_project.recommender import load_model  # noqa: E402
+from bench.model_quality import load
+from dagster_project import model_store, training
+from dagster_project.recommender import load_model
 
 APP = str(ROOT / "streamlit_app" / "app.py")
 

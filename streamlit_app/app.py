@@ -1,15 +1,10 @@
 """RecoMart: the self-service app over the Dagster pipeline (`streamlit run streamlit_app/app.py`)."""
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
-
-from streamlit_app import access  # noqa: E402
+from streamlit_app import access
 
 st.set_page_config(page_title="RecoMart", page_icon=":material/storefront:", layout="wide")
 
