@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -91,9 +90,9 @@ def run_load(url: str, sessions: int, requests: int, timeout: float = 60) -> Loa
 
 
 def main() -> None:
-    from tests.conftest import make_workspace
-    from tests.servers import dagster_server, streamlit_server, wait_for_run
     from streamlit_app.dagster_api import Connection, DagsterAPI
+    from tests.servers import dagster_server, streamlit_server, wait_for_run
+    from tests.workspace import make_workspace
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=20)

@@ -14,16 +14,15 @@ import hashlib
 import pickle
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from bench.model_quality import dataset
 from dagster_project import ingest, preparation, training, validation
 from dagster_project.recommender import RecommenderModel, load_model, save_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def train(name: str) -> RecommenderModel:

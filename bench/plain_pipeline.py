@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
 
 from dagster_project import features, ingest, model_store, preparation, training, validation
 from dagster_project.fileio import write_json, write_parquet

@@ -2,7 +2,7 @@
 
 Submitting runs and reading their status go through `dagster_graphql.DagsterGraphQLClient`; what the
 client cannot do (list runs with times and step stats, read materialization metadata and check
-results) goes through GraphQL queries over the same endpoint, kept together below. Nothing here
+results) goes through GraphQL queries over the same endpoint (graphql_queries.py). Nothing here
 reads Dagster's storage directly, so the app works against a webserver on another host.
 No Streamlit import: the pages cache these calls, the tests call them directly.
 """
@@ -11,10 +11,21 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+
+from streamlit_app.graphql_queries import (
+    CHECK_EXECUTIONS_QUERY,
+    CHECKS_QUERY,
+    INSTANCE_QUERY,
+    MATERIALIZATIONS_QUERY,
+    RUN_EVENTS_QUERY,
+    RUN_QUERY,
+    RUNS_QUERY,
+)
 
 JOBS = {"complete_pipeline_job": "Complete pipeline (ingest, validate, prepare, features, train)",
         "ingestion_job": "Ingestion only (read the exports, run the data checks)"}
@@ -22,137 +33,57 @@ BLOCKING_CHECKS = ("quality_gate",)  # a failed one stops the run; its descripti
 ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
 
-METADATA_FIELDS = """
-    label
-    __typename
-    ... on IntMetadataEntry { intValue }
-    ... on FloatMetadataEntry { floatValue }
-    ... on TextMetadataEntry { text }
-    ... on JsonMetadataEntry { jsonString }
-    ... on PathMetadataEntry { path }
-    ... on MarkdownMetadataEntry { mdStr }
-    ... on BoolMetadataEntry { boolValue }
-"""
-
-RUN_FIELDS = """
-    runId
-    jobName
-    status
-    creationTime
-    startTime
-    endTime
-    tags { key value }
-"""
-
-RUNS_QUERY = f"""
-query Runs($limit: Int, $filter: RunsFilter) {{
-  runsOrError(limit: $limit, filter: $filter) {{
-    __typename
-    ... on Runs {{ results {{ {RUN_FIELDS} }} }}
-    ... on PythonError {{ message }}
-  }}
-}}
-"""
-
-RUN_QUERY = f"""
-query Run($runId: ID!) {{
-  runOrError(runId: $runId) {{
-    __typename
-    ... on Run {{
-      {RUN_FIELDS}
-      stepStats {{ stepKey status startTime endTime }}
-    }}
-    ... on RunNotFoundError {{ message }}
-    ... on PythonError {{ message }}
-  }}
-}}
-"""
-
-RUN_EVENTS_QUERY = """
-query RunFailure($runId: ID!) {
-  logsForRun(runId: $runId, limit: 2000) {
-    __typename
-    ... on EventConnection {
-      events {
-        __typename
-        ... on MessageEvent { message level stepKey }
-        ... on ExecutionStepFailureEvent { error { message } }
-        ... on ResourceInitFailureEvent { error { message } }
-        ... on RunFailureEvent { message }
-        ... on AssetCheckEvaluationEvent { evaluation { success severity description checkName } }
-      }
-    }
-  }
-}
-"""
-
-MATERIALIZATIONS_QUERY = f"""
-query Materializations($assetKey: AssetKeyInput!, $limit: Int) {{
-  assetOrError(assetKey: $assetKey) {{
-    __typename
-    ... on Asset {{
-      assetMaterializations(limit: $limit) {{
-        runId
-        timestamp
-        metadataEntries {{ {METADATA_FIELDS} }}
-      }}
-    }}
-  }}
-}}
-"""
-
-CHECKS_QUERY = f"""
-query Checks {{
-  assetNodes {{
-    assetKey {{ path }}
-    assetChecksOrError {{
-      __typename
-      ... on AssetChecks {{
-        checks {{
-          name
-          description
-          blocking
-          executionForLatestMaterialization {{
-            runId
-            status
-            timestamp
-            evaluation {{ success severity description metadataEntries {{ {METADATA_FIELDS} }} }}
-          }}
-        }}
-      }}
-    }}
-  }}
-}}
-"""
-
-CHECK_EXECUTIONS_QUERY = f"""
-query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {{
-  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 1) {{
-    runId
-    status
-    timestamp
-    evaluation {{ success severity description metadataEntries {{ {METADATA_FIELDS} }} }}
-  }}
-}}
-"""
-
-INSTANCE_QUERY = """
-query Instance {
-  version
-  instance {
-    runQueueConfig { maxConcurrentRuns }
-    daemonHealth { allDaemonStatuses { daemonType healthy required } }
-  }
-}
-"""
+class DagsterError(RuntimeError):
+    """Anything that kept an answer from Dagster; pages show one banner for all of them."""
 
 
-class DagsterUnavailable(RuntimeError):
+class DagsterUnavailable(DagsterError):
     """The webserver cannot be reached; the message says where we looked and how to start it."""
 
 
-class DagsterRequestError(RuntimeError):
+class DagsterRequestError(DagsterError):
     """The webserver answered, but not with what was asked (unknown job, bad config, ...)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    status: str
+    start_time: float | None = None
+    end_time: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        return self.end_time - self.start_time if self.start_time and self.end_time else None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run as the app shows it: times are epoch seconds, tags as a dict."""
+
+    run_id: str
+    job_name: str
+    status: str
+    created: float | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def launched_by(self) -> str:
+        return launched_by(self.tags)
+
+    @property
+    def duration(self) -> float | None:
+        return self.end_time - self.start_time if self.start_time and self.end_time else None
+
+    @classmethod
+    def from_graphql(cls, raw: dict) -> Run:
+        steps = tuple(Step(s["stepKey"], s["status"] or "NOT_STARTED", s.get("startTime"), s.get("endTime"))
+                      for s in raw.get("stepStats") or [])
+        return cls(raw["runId"], raw["jobName"], raw["status"], raw.get("creationTime"), raw.get("startTime"),
+                   raw.get("endTime"), {t["key"]: t["value"] for t in raw.get("tags", [])}, steps)
 
 
 @dataclass(frozen=True)
@@ -203,29 +134,28 @@ def launched_by(tags: dict[str, str]) -> str:
     return "command line / API"
 
 
+def _causes(exc: BaseException | None, limit: int = 10) -> Iterator[BaseException]:
+    """An error and the errors behind it (a bounded walk down __cause__ / __context__)."""
+    for _ in range(limit):
+        if exc is None:
+            return
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
 def _refused_code(exc: BaseException) -> int | None:
     """401/403 behind a client error: the token is missing or wrong."""
     from gql.transport.exceptions import TransportServerError
 
-    for _ in range(10):  # a bounded walk down the chain of causes
-        if exc is None:
-            return None
-        if isinstance(exc, TransportServerError) and exc.code in (401, 403):
-            return exc.code
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((e.code for e in _causes(exc) if isinstance(e, TransportServerError) and e.code in (401, 403)), None)
 
 
 def _is_connection_problem(exc: BaseException) -> bool:
     """Whether an error (or any error behind it) is the network's or the server's, not the request's."""
     from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
 
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, (requests.RequestException, TransportServerError, TransportConnectionFailed, OSError)):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
+    problems = (requests.RequestException, TransportServerError, TransportConnectionFailed, OSError)
+    return any(isinstance(e, problems) for e in _causes(exc))
 
 
 class DagsterAPI:
@@ -319,7 +249,7 @@ class DagsterAPI:
         except requests.RequestException as exc:
             raise self._unavailable(exc) from exc
 
-    def runs(self, limit: int = 50, job_name: str | None = None, statuses: tuple[str, ...] | None = None) -> list[dict]:
+    def runs(self, limit: int = 50, job_name: str | None = None, statuses: tuple[str, ...] | None = None) -> list[Run]:
         """Recent runs, newest first, with start/end times and who launched them."""
         run_filter: dict[str, Any] = {}
         if job_name:
@@ -329,24 +259,18 @@ class DagsterAPI:
         data = self.query(RUNS_QUERY, {"limit": limit, "filter": run_filter})["runsOrError"]
         if data["__typename"] != "Runs":
             raise DagsterRequestError(data.get("message", data["__typename"]))
-        return [self._run(r) for r in data["results"]]
+        return [Run.from_graphql(r) for r in data["results"]]
 
-    def run(self, run_id: str) -> dict:
+    def run(self, run_id: str) -> Run:
+        """One run with its steps."""
         data = self.query(RUN_QUERY, {"runId": run_id})["runOrError"]
         if data["__typename"] != "Run":
             raise DagsterRequestError(data.get("message", data["__typename"]))
-        return self._run(data)
+        return Run.from_graphql(data)
 
-    @staticmethod
-    def _run(raw: dict) -> dict:
-        tags = {t["key"]: t["value"] for t in raw.get("tags", [])}
-        start, end = raw.get("startTime"), raw.get("endTime")
-        return {**raw, "tags": tags, "launchedBy": launched_by(tags),
-                "duration": (end - start) if start and end else None}
-
-    def active_runs(self) -> list[dict]:
+    def active_runs(self) -> list[Run]:
         """Runs of our jobs that are queued or in progress."""
-        return [r for r in self.runs(limit=20, statuses=ACTIVE_STATUSES) if r["jobName"] in JOBS]
+        return [r for r in self.runs(limit=20, statuses=ACTIVE_STATUSES) if r.job_name in JOBS]
 
     def failure_message(self, run_id: str) -> str | None:
         """Why a run failed, for the user: the quality gate's explanation, else the first step error."""
@@ -371,12 +295,12 @@ class DagsterAPI:
         data = self.query(MATERIALIZATIONS_QUERY, {"assetKey": {"path": [asset]}, "limit": limit})["assetOrError"]
         if data["__typename"] != "Asset":
             return []
-        return [{"runId": m["runId"], "timestamp": float(m["timestamp"]) / 1000.0,
+        return [{"run_id": m["runId"], "timestamp": float(m["timestamp"]) / 1000.0,
                  "metadata": metadata_values(m["metadataEntries"])} for m in data["assetMaterializations"]]
 
-    def latest_metadata(self, asset: str) -> dict | None:
-        found = self.materializations(asset, limit=1)
-        return found[0] if found else None
+    def latest_materializations(self, assets: list[str]) -> dict[str, dict | None]:
+        """Each asset's latest materialization (None for an asset never materialized)."""
+        return {asset: next(iter(self.materializations(asset, limit=1)), None) for asset in assets}
 
     def _latest_execution(self, asset_path: list[str], check_name: str) -> dict:
         found = self.query(CHECK_EXECUTIONS_QUERY, {"assetKey": {"path": asset_path}, "checkName": check_name})
@@ -398,6 +322,6 @@ class DagsterAPI:
                              "description": check.get("description"), "blocking": check["blocking"],
                              "status": execution.get("status", "NOT_RUN"), "passed": evaluation.get("success"),
                              "severity": evaluation.get("severity"), "failing_rows": meta.get("failing_rows"),
-                             "total_rows": meta.get("total_rows"), "runId": execution.get("runId"),
+                             "total_rows": meta.get("total_rows"), "run_id": execution.get("runId"),
                              "timestamp": execution.get("timestamp")})
         return rows

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import streamlit as st
 
 from dagster_project import model_store
 from dagster_project.recommender import ModelError, RecommenderModel, load_model
-from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestError, DagsterUnavailable
-from streamlit_app.settings import current_connection, served_model_path
+from dagster_project.settings import model_path
+from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterError, DagsterUnavailable, Run
+from streamlit_app.settings import current_connection
 
 QUERY_TTL = 5  # seconds: fresh enough to follow runs, cheap enough for many sessions
 
@@ -20,12 +23,8 @@ def _api_for(connection: Connection) -> DagsterAPI:
     return DagsterAPI(connection)
 
 
-def connection() -> Connection:
-    return current_connection()
-
-
 def api() -> DagsterAPI:
-    return _api_for(connection())
+    return _api_for(current_connection())
 
 
 @st.cache_resource(show_spinner=False)
@@ -45,12 +44,12 @@ def instance_info(conn: Connection) -> dict:
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def recent_runs(conn: Connection, limit: int = 100) -> list[dict]:
+def recent_runs(conn: Connection, limit: int = 100) -> list[Run]:
     return _api_for(conn).runs(limit=limit)
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
-def run_detail(conn: Connection, run_id: str) -> dict:
+def run_detail(conn: Connection, run_id: str) -> Run:
     return _api_for(conn).run(run_id)
 
 
@@ -60,18 +59,32 @@ def materializations(conn: Connection, asset: str, limit: int = 50) -> list[dict
 
 
 @st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def latest_materializations(conn: Connection, assets: tuple[str, ...]) -> dict[str, dict | None]:
+    return _api_for(conn).latest_materializations(list(assets))
+
+
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
 def check_results(conn: Connection) -> list[dict]:
     return _api_for(conn).check_results()
 
 
-def show_dagster_problem(exc: Exception) -> None:
+def show_dagster_problem(exc: DagsterError) -> None:
     """The banner for a webserver that is down, restarting, or refusing us."""
     if isinstance(exc, DagsterUnavailable):
         st.error(f"**Dagster is not reachable.** {exc}", icon=":material/cloud_off:")
-    elif isinstance(exc, DagsterRequestError):
-        st.error(f"**Dagster refused the request.** {exc}", icon=":material/error:")
     else:
-        raise exc
+        st.error(f"**Dagster refused the request.** {exc}", icon=":material/error:")
+
+
+@contextmanager
+def asking_dagster(stop_page: bool = False) -> Iterator[None]:
+    """Page code that asks Dagster: on failure show the banner, then go on (or stop the page)."""
+    try:
+        yield
+    except DagsterError as exc:
+        show_dagster_problem(exc)
+        if stop_page:
+            st.stop()
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model...")
@@ -85,7 +98,7 @@ def served_model() -> RecommenderModel:
     A damaged or incompatible file does not take the page down: the newest kept version that loads
     is served instead, and `model_problems()` says why.
     """
-    path = served_model_path()
+    path = model_path()
     st.session_state["model_problems"] = []
     try:
         stat = Path(path).stat()

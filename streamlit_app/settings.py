@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dagster_project.settings import PROJECT_ROOT, model_path
+from dagster_project.settings import PROJECT_ROOT
 from streamlit_app.dagster_api import Connection
 
 TRUE = ("1", "true", "yes", "on")
@@ -30,10 +30,6 @@ def connection_from(env: Mapping[str, str], secrets: Mapping[str, object]) -> Co
     return Connection(host=pick("DAGSTER_HOST", "host", "127.0.0.1"), port=port_number,
                       use_https=(pick("DAGSTER_USE_HTTPS", "use_https", "false") or "").lower() in TRUE,
                       token=pick("DAGSTER_TOKEN", "token", None))
-
-
-def served_model_path() -> Path:
-    return model_path()
 
 
 class SecretsUnreadable(RuntimeError):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
+
+from streamlit_app.dagster_api import Run
 
 STAGES = {"users": ("raw_users", "prepared_users", "user_features"),
           "products": ("raw_products", "prepared_products", "item_features"),
@@ -18,7 +20,7 @@ def when(epoch: float | None) -> pd.Timestamp | None:
 def ago(epoch: float | None, now: float | None = None) -> str:
     if not epoch:
         return "never"
-    seconds = (now or datetime.now(timezone.utc).timestamp()) - epoch
+    seconds = (now or datetime.now(UTC).timestamp()) - epoch
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             n = int(seconds // size)
@@ -26,24 +28,21 @@ def ago(epoch: float | None, now: float | None = None) -> str:
     return "just now"
 
 
-def runs_frame(runs: list[dict]) -> pd.DataFrame:
-    rows = [{"job": r["jobName"], "status": r["status"], "start": when(r.get("startTime") or r.get("creationTime")),
-             "duration_s": round(r["duration"], 1) if r.get("duration") is not None else None,
-             "launched_by": r["launchedBy"], "run_id": r["runId"]} for r in runs]
+def runs_frame(runs: list[Run]) -> pd.DataFrame:
+    rows = [{"job": r.job_name, "status": r.status, "start": when(r.start_time or r.created),
+             "duration_s": round(r.duration, 1) if r.duration is not None else None,
+             "launched_by": r.launched_by, "run_id": r.run_id} for r in runs]
     return pd.DataFrame(rows, columns=["job", "status", "start", "duration_s", "launched_by", "run_id"])
 
 
-def steps_frame(run: dict) -> pd.DataFrame:
-    rows = []
-    for step in run.get("stepStats") or []:
-        start, end = step.get("startTime"), step.get("endTime")
-        rows.append({"step": step["stepKey"], "status": step["status"] or "NOT_STARTED",
-                     "duration_s": round(end - start, 2) if start and end else None})
+def steps_frame(run: Run) -> pd.DataFrame:
+    rows = [{"step": step.key, "status": step.status,
+             "duration_s": round(step.duration, 2) if step.duration is not None else None} for step in run.steps]
     return pd.DataFrame(rows, columns=["step", "status", "duration_s"])
 
 
 def quality_frame(materializations: list[dict]) -> pd.DataFrame:
-    rows = [{"time": when(m["timestamp"]), "quality_score": m["metadata"].get("quality_score"), "run_id": m["runId"]}
+    rows = [{"time": when(m["timestamp"]), "quality_score": m["metadata"].get("quality_score"), "run_id": m["run_id"]}
             for m in materializations if m["metadata"].get("quality_score") is not None]
     return pd.DataFrame(rows, columns=["time", "quality_score", "run_id"]).sort_values("time")
 

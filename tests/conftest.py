@@ -1,38 +1,26 @@
-"""Shared fixtures: sample data in temporary folders, and a temporary Dagster instance."""
+"""Shared fixtures: sample data in temporary folders, a temporary Dagster instance, live servers, a browser.
+
+Plain helpers (paths, workspaces) are in tests/workspace.py."""
 
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from dagster_project.sample_data import generate
+from tests.workspace import ROOT, LiveDagster, Workspace, make_workspace
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("RECOMART_AUTOMATION", "off")  # no schedule or sensor runs during tests
+os.environ.setdefault("RECOMART_AUTOMATION", "off")
+SERVER_FIXTURES = {"live", "trained", "app_env"}
 
 
-@dataclass
-class Workspace:
-    root: Path
-    data: Path
-    storage: Path
-    models: Path
-
-    @property
-    def model_file(self) -> Path:
-        return self.models / "collaborative_filtering.pkl"
-
-    def env(self) -> dict[str, str]:
-        return {"RECOMART_DATA_DIR": str(self.data), "RECOMART_STORAGE_DIR": str(self.storage),
-                "RECOMART_MODELS_DIR": str(self.models)}
-
-    def run_config(self) -> dict:
-        return {"resources": {"paths": {"config": {"data_dir": str(self.data), "storage_dir": str(self.storage),
-                                                   "models_dir": str(self.models)}}}}
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark exactly the tests that need the live webserver and daemon, so `-m "not webserver"` keeps the rest."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.webserver)  # no schedule or sensor runs during tests
 
 
 @pytest.fixture(scope="session")
@@ -43,16 +31,8 @@ def sample_source(tmp_path_factory) -> Path:
     return out
 
 
-def make_workspace(root: Path, source: Path) -> Workspace:
-    ws = Workspace(root, root / "data", root / "storage", root / "models")
-    shutil.copytree(source, ws.data)
-    ws.storage.mkdir()
-    ws.models.mkdir()
-    return ws
-
-
 @pytest.fixture
-def workspace(tmp_path, sample_source) -> Workspace:
+def workspace(tmp_path: Path, sample_source: Path) -> Workspace:
     return make_workspace(tmp_path, sample_source)
 
 
@@ -65,7 +45,7 @@ def instance():
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def live(request, tmp_path_factory, sample_source):
+def live(request, tmp_path_factory, sample_source) -> LiveDagster:
     """A real Dagster webserver + daemon on a free loopback port, over temporary folders and DAGSTER_HOME.
 
     Twice: on the local SQLite instance (dagster.yaml) and on a throwaway PostgreSQL server
@@ -91,17 +71,8 @@ def live(request, tmp_path_factory, sample_source):
                           request.param)
 
 
-@dataclass
-class LiveDagster:
-    server: object
-    workspace: Workspace
-    connection: object
-    api: object
-    storage: str = "sqlite"
-
-
 @pytest.fixture(scope="session")
-def trained(live):
+def trained(live: LiveDagster) -> str:
     """The live instance after one complete pipeline run submitted through the GraphQL client."""
     from tests.servers import wait_for_run
 
@@ -112,7 +83,7 @@ def trained(live):
 
 
 @pytest.fixture
-def app_env(live, monkeypatch):
+def app_env(live: LiveDagster, monkeypatch) -> LiveDagster:
     """Point the app (AppTest runs it in this process) at the live webserver and the live folders."""
     monkeypatch.setenv("DAGSTER_HOST", "127.0.0.1")
     monkeypatch.setenv("DAGSTER_PORT", str(live.server.port))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.workspace import APP, ROOT
+
 BIN = Path(sys.executable).parent
 
 
@@ -63,7 +64,7 @@ def stop(proc: subprocess.Popen, grace: float = 15) -> None:
 
 
 def dagster_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
-    return {**os.environ, **extra, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), "RECOMART_AUTOMATION": "off"}
+    return {**os.environ, **extra, "DAGSTER_HOME": str(home), "RECOMART_AUTOMATION": "off"}
 
 
 class DagsterServer:
@@ -121,9 +122,9 @@ def streamlit_server(env: dict[str, str], log: Path, extra_args: tuple[str, ...]
     """The app on a free port; `address=None` leaves the listen address to Streamlit (every interface)."""
     port = free_port()
     where = ("--server.address", address) if address is not None else ()
-    proc = start([str(BIN / "streamlit"), "run", str(ROOT / "streamlit_app" / "app.py"), *where,
+    proc = start([str(BIN / "streamlit"), "run", str(APP), *where,
                   "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                  *extra_args], {**os.environ, **env, "PYTHONPATH": str(ROOT)}, log, cwd)
+                  *extra_args], {**os.environ, **env}, log, cwd)
     try:
         wait_until(lambda: _answers(f"http://127.0.0.1:{port}/_stcore/health"), 60, "Streamlit answering")
         yield f"http://127.0.0.1:{port}"

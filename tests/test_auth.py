@@ -9,10 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 from streamlit_app import auth
 from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestError
-from tests.conftest import ROOT
 from tests.servers import free_port
+from tests.workspace import APP, PAGES
 
-APP = str(ROOT / "streamlit_app" / "app.py")
 USERS = {"olga": {"password_hash": auth.hash_password("op-secret", iterations=1000), "role": "operator"},
          "vic": {"password_hash": auth.hash_password("view-secret", iterations=1000), "role": "viewer"}}
 
@@ -36,7 +35,7 @@ def test_password_hashes():
 
 def app_with_users(monkeypatch) -> AppTest:
     monkeypatch.setenv("DAGSTER_PORT", str(free_port()))  # no webserver needed for these pages
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=60)
     at.secrets["users"] = USERS
     at.run()
     return at
@@ -63,7 +62,7 @@ def test_viewer_browses_but_cannot_refresh(monkeypatch):
         at.switch_page("app_pages/refresh.py")  # not in a viewer's navigation
     assert "recommendations.py" in str(found.value)
     # And the page itself refuses a viewer, should it be reached some other way.
-    page = AppTest.from_file(str(ROOT / "streamlit_app" / "app_pages" / "refresh.py"), default_timeout=60)
+    page = AppTest.from_file(str(PAGES / "refresh.py"), default_timeout=60)
     page.secrets["users"] = USERS
     page.session_state["signed_in_user"] = auth.User("vic", "viewer")
     page.run()
@@ -81,7 +80,7 @@ def test_operator_may_refresh(monkeypatch):
 
 def test_open_mode_says_so(monkeypatch):
     monkeypatch.setenv("DAGSTER_PORT", str(free_port()))
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     assert any("Open access" in c.value and "127.0.0.1" in c.value for c in at.sidebar.caption)
 
@@ -129,7 +128,7 @@ class TokenProxy:
 def test_token_header_reaches_a_protected_endpoint(live, trained):
     with TokenProxy(live.server.url, "t0ken") as proxy:
         api = DagsterAPI(Connection(port=proxy.port, token="t0ken"))
-        assert trained in {r["runId"] for r in api.runs()}
+        assert trained in {r.run_id for r in api.runs()}
         assert api.run_status(trained) == "SUCCESS"  # through the GraphQL client, with the header
         with pytest.raises(DagsterRequestError, match="401.*DAGSTER_TOKEN"):
             DagsterAPI(Connection(port=proxy.port)).runs()

@@ -22,7 +22,7 @@ import pytest
 from dagster_project.definitions import defs
 from dagster_project.fileio import sha256_of
 from dagster_project.recommender import load_model
-from tests.conftest import Workspace, make_workspace
+from tests.workspace import APP, Workspace, make_workspace
 
 
 def rewrite(path: Path, change: Callable[[pd.DataFrame], pd.DataFrame], **to_csv) -> None:
@@ -297,12 +297,11 @@ def app_page(ws: Workspace, page: str):
 
     from streamlit.testing.v1 import AppTest
 
-    from tests.conftest import ROOT
 
     saved = {k: os.environ.get(k) for k in ("RECOMART_MODELS_DIR", "DAGSTER_PORT")}
     os.environ.update({"RECOMART_MODELS_DIR": str(ws.models), "DAGSTER_PORT": "1"})
     try:
-        at = AppTest.from_file(str(ROOT / "streamlit_app" / "app.py"), default_timeout=60)
+        at = AppTest.from_file(str(APP), default_timeout=60)
         at.run()
         if page != "overview":
             at.switch_page(f"app_pages/{page}.py")

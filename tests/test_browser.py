@@ -35,7 +35,7 @@ def test_refresh_then_browse_recommendations(live, trained, browser, tmp_path):
         settle(page)  # the page reruns once when the run ends; a click during that rerun would be lost
         shot(page, "refresh")
         run = live.api.run(run_id)
-        assert run["status"] == "SUCCESS" and run["launchedBy"].startswith("RecoMart app")
+        assert run.status == "SUCCESS" and run.launched_by.startswith("RecoMart app")
 
         user = load_model(live.workspace.model_file).user_ids[0]
         nav_link(page, "Recommendations").click()

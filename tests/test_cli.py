@@ -8,16 +8,9 @@ import sys
 import pytest
 
 from dagster_project.recommender import load_model
-from tests.conftest import ROOT
+from tests.workspace import ROOT, cli_env
 
 DAGSTER = shutil.which("dagster", path=os.path.dirname(sys.executable))
-
-
-def cli_env(workspace, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-    return {**os.environ, **workspace.env(), "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT)}
 
 
 @pytest.mark.parametrize("job, writes_model", [("ingestion_job", False), ("complete_pipeline_job", True)])

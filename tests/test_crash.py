@@ -10,9 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from dagster_project.fileio import own_temp_files, sha256_of
 from dagster_project.recommender import load_model
-from tests.conftest import ROOT
 from tests.servers import BIN, wait_until
-from tests.test_cli import cli_env
+from tests.workspace import APP, ROOT, cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +55,7 @@ def test_sigkill_mid_write_keeps_last_good_outputs(workspace, tmp_path, monkeypa
     everything_loads(workspace)
     for key, value in workspace.env().items():
         monkeypatch.setenv(key, value)
-    at = AppTest.from_file(str(ROOT / "streamlit_app" / "app.py"), default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     at.switch_page("app_pages/recommendations.py").run()
     at.text_input(key="customer_query").set_value(load_model(workspace.model_file).user_ids[0]).run()

@@ -6,8 +6,6 @@ from dagster_project.recommender import load_model
 from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestError, DagsterUnavailable
 from tests.servers import free_port, wait_for_run
 
-pytestmark = pytest.mark.webserver
-
 
 def test_server_info_and_instance(live):
     assert "dagster_webserver_version" in live.api.server_info()
@@ -19,36 +17,38 @@ def test_ingestion_job_runs_to_success(live):
     run_id = live.api.submit("ingestion_job", tags={"recomart/launched_by": "app"})
     assert wait_for_run(live.api, run_id) == "SUCCESS"
     run = live.api.run(run_id)
-    assert run["jobName"] == "ingestion_job" and run["duration"] > 0
-    assert run["launchedBy"].startswith("RecoMart app")
-    assert {s["stepKey"] for s in run["stepStats"]} == {"raw_data"}
+    assert run.job_name == "ingestion_job" and run.duration > 0
+    assert run.launched_by.startswith("RecoMart app")
+    assert {s.key for s in run.steps} == {"raw_data"}
 
 
 def test_complete_pipeline_and_what_it_left(live, trained):
     run = live.api.run(trained)
-    assert run["status"] == "SUCCESS"
-    steps = {s["stepKey"]: s for s in run["stepStats"]}
+    assert run.status == "SUCCESS"
+    steps = {s.key: s for s in run.steps}
     assert {"raw_data", "validation_report", "prepared_data", "feature_tables", "collaborative_filtering_model"} <= set(steps)
-    assert all(s["endTime"] >= s["startTime"] for s in steps.values())
+    assert all(s.end_time >= s.start_time for s in steps.values())
     assert live.workspace.model_file.exists()
 
-    users = live.api.latest_metadata("raw_users")
-    assert users["runId"] in {trained} | {r["runId"] for r in live.api.runs()}
+    latest = live.api.latest_materializations(["raw_users", "validation_report", "prepared_transactions",
+                                              "collaborative_filtering_model"])
+    users = latest["raw_users"]
+    assert users["run_id"] in {trained} | {r.run_id for r in live.api.runs()}
     assert users["metadata"]["records"] == 1383
-    report = live.api.latest_metadata("validation_report")
+    report = latest["validation_report"]
     assert 93 <= report["metadata"]["quality_score"] <= 98
-    dropped = live.api.latest_metadata("prepared_transactions")["metadata"]["dropped_by_reason"]
+    dropped = latest["prepared_transactions"]["metadata"]["dropped_by_reason"]
     assert dropped["user_known"] == 30
-    model = live.api.latest_metadata("collaborative_filtering_model")["metadata"]
+    model = latest["collaborative_filtering_model"]["metadata"]
     assert model["ndcg_at_10"] > model["popularity_ndcg_at_10"]
 
 
 def test_runs_list_with_times(live, trained):
     runs = live.api.runs(limit=10)
-    mine = next(r for r in runs if r["runId"] == trained)
-    assert mine["jobName"] == "complete_pipeline_job" and mine["startTime"] < mine["endTime"]
+    mine = next(r for r in runs if r.run_id == trained)
+    assert mine.job_name == "complete_pipeline_job" and mine.start_time < mine.end_time
     complete = live.api.runs(job_name="complete_pipeline_job")
-    assert trained in {r["runId"] for r in complete} and {r["jobName"] for r in complete} == {"complete_pipeline_job"}
+    assert trained in {r.run_id for r in complete} and {r.job_name for r in complete} == {"complete_pipeline_job"}
     assert live.api.active_runs() == []
 
 

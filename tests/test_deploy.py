@@ -6,7 +6,7 @@ import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
 
-from tests.conftest import ROOT
+from tests.workspace import ROOT
 
 INSTANCE_FILES = [ROOT / "dagster.yaml", ROOT / "deploy/postgres/dagster.yaml", ROOT / "deploy/docker/dagster.yaml"]
 PG_ENV = {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p",

@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, make_workspace
 from tests.servers import BIN, _answers, free_port, start, wait_until
+from tests.workspace import ROOT, make_workspace
 
 pytestmark = pytest.mark.webserver
 

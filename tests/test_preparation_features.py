@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from dagster_project import features, preparation
-from tests.test_validation import frames
+from tests.workspace import small_frames as frames
 
 
 @pytest.fixture

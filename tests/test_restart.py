@@ -5,8 +5,8 @@ from contextlib import contextmanager
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, make_workspace
 from tests.servers import DagsterServer, stop, wait_until
+from tests.workspace import APP, make_workspace
 
 pytestmark = pytest.mark.webserver
 
@@ -22,7 +22,7 @@ def refresh_started(tmp_path, sample_source, monkeypatch, extra_env=None):
         monkeypatch.setenv("DAGSTER_PORT", str(server.port))
         for key, value in ws.env().items():
             monkeypatch.setenv(key, value)
-        at = AppTest.from_file(str(ROOT / "streamlit_app" / "app.py"), default_timeout=60)
+        at = AppTest.from_file(str(APP), default_timeout=60)
         at.run()
         at.switch_page("app_pages/refresh.py").run()
         at.button[0].click().run()

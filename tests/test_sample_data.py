@@ -7,7 +7,7 @@ import pandas as pd
 
 from dagster_project import ingest, validation
 from dagster_project.sample_data import generate
-from tests.conftest import ROOT
+from tests.workspace import ROOT
 
 
 def test_sample_sizes_match_the_contract(sample_source):

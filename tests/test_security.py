@@ -18,11 +18,9 @@ from dagster_project.definitions import defs
 from dagster_project.fileio import sha256_of
 from dagster_project.recommender import load_model
 from streamlit_app import auth
-from tests.conftest import ROOT
 from tests.servers import free_port, wait_for_run
+from tests.workspace import APP, PAGES
 
-APP = str(ROOT / "streamlit_app" / "app.py")
-PAGES = ROOT / "streamlit_app" / "app_pages"
 USERS = {"olga": {"password_hash": auth.hash_password("op-secret", iterations=1000), "role": "operator"},
          "vic": {"password_hash": auth.hash_password("view-secret", iterations=1000), "role": "viewer"}}
 
@@ -38,7 +36,7 @@ def streamlit_option(name: str, value: object):
         st_config.set_option(name, previous)
 
 
-def app(monkeypatch, secrets: dict | None = None, page: str = APP) -> AppTest:
+def app(monkeypatch, secrets: dict | None = None, page: str = str(APP)) -> AppTest:
     monkeypatch.setenv("DAGSTER_PORT", str(free_port()))  # nothing listens: these pages need no webserver
     at = AppTest.from_file(page, default_timeout=60)
     for key, value in (secrets or {}).items():
@@ -165,7 +163,7 @@ def test_viewer_cannot_roll_back_by_any_path(app_env, trained, tmp_path, monkeyp
     (models / "collaborative_filtering.pkl").write_bytes(b"damaged")  # so that serving a version is possible
     monkeypatch.setenv("RECOMART_MODELS_DIR", str(models))
     served = models / "collaborative_filtering.pkl"
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=60)
     at.secrets["users"] = USERS
     sign_in(at, "vic", "view-secret")
     at.switch_page("app_pages/recommendations.py").run()
@@ -176,7 +174,7 @@ def test_viewer_cannot_roll_back_by_any_path(app_env, trained, tmp_path, monkeyp
     assert served.read_bytes() == b"damaged"
 
     # An operator demoted after the page was drawn: the click finds the role in force and refuses.
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=60)
     at.secrets["users"] = USERS
     sign_in(at, "olga", "op-secret")
     at.switch_page("app_pages/recommendations.py").run()
@@ -190,7 +188,7 @@ def test_viewer_cannot_roll_back_by_any_path(app_env, trained, tmp_path, monkeyp
 @pytest.mark.webserver
 def test_signed_out_or_demoted_users_lose_operator_actions(app_env, monkeypatch):
     """The role is read from the settings in force when acting, not remembered from sign-in."""
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(str(APP), default_timeout=60)
     at.secrets["users"] = USERS
     sign_in(at, "olga", "op-secret")
     at.switch_page("app_pages/refresh.py").run()
@@ -231,7 +229,7 @@ def test_planted_model_files_never_run_and_the_next_refresh_replaces_them(app_en
         from dagster_project import model_store
         assert link not in model_store.list_versions(ws.models)  # a link is never a kept version
         for page in ("overview", "recommendations", "runs", "data_quality"):
-            at = AppTest.from_file(APP, default_timeout=60)
+            at = AppTest.from_file(str(APP), default_timeout=60)
             at.run()
             at.switch_page(f"app_pages/{page}.py").run()
             assert not at.exception, (page, at.exception)

@@ -3,20 +3,7 @@
 import pandas as pd
 
 from dagster_project import validation
-
-
-def frames(**overrides):
-    users = pd.DataFrame({"user_id": ["1", "2", "2", "3"], "email": ["a@x.io", "bad", "c@x.io", None],
-                          "age": ["30", "500", "41", "x"]}, dtype="string")
-    products = pd.DataFrame({"product_id": ["A", "B"], "name": ["Apple", "Bean"], "price": ["1.5", "-2"]},
-                            dtype="string")
-    tx = pd.DataFrame({"user_id": ["1", "9", "2", "3", "1"], "product_id": ["A", "A", "Z", "B", "A"],
-                       "quantity": ["1", "2", "0", "1", "1"],
-                       "timestamp": ["2026-01-01 10:00", "2026-01-02", "soon", "2026-02-01T00:00:00+02:00",
-                                     "2026-01-01 10:00"]}, dtype="string")
-    base = {"users": users, "products": products, "transactions": tx}
-    base.update(overrides)
-    return validation.Frames(**base)
+from tests.workspace import small_frames as frames
 
 
 def test_each_rule_counts_its_rows():

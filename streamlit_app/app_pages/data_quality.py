@@ -4,18 +4,14 @@ import pandas as pd
 import streamlit as st
 
 from streamlit_app import charts, services, tables
-from streamlit_app.dagster_api import DagsterRequestError, DagsterUnavailable
+from streamlit_app.settings import current_connection
 
 st.title("Data quality")
-conn = services.connection()
-try:
+conn = current_connection()
+with services.asking_dagster(stop_page=True):
     reports = services.materializations(conn, "validation_report", 50)
     checks = pd.DataFrame(services.check_results(conn))
-    latest = {a: (services.materializations(conn, a, 1) or [None])[0]
-              for assets in tables.STAGES.values() for a in assets}
-except (DagsterUnavailable, DagsterRequestError) as exc:
-    services.show_dagster_problem(exc)
-    st.stop()
+    latest = services.latest_materializations(conn, tuple(a for assets in tables.STAGES.values() for a in assets))
 
 if not reports:
     st.info("No validation yet: run the complete pipeline from the Refresh page.")

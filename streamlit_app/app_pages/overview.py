@@ -7,22 +7,21 @@ import streamlit as st
 
 from dagster_project.recommender import ModelError
 from streamlit_app import access, services, tables
-from streamlit_app.dagster_api import JOBS, DagsterRequestError, DagsterUnavailable
+from streamlit_app.dagster_api import JOBS
+from streamlit_app.settings import current_connection
 
 st.title("RecoMart")
 st.caption("Product recommendations for the shop, refreshed from its exports.")
-conn = services.connection()
+conn = current_connection()
 
-try:
+info, runs, latest, dagster_ok, daemons = {}, [], {}, False, []
+with services.asking_dagster():
     info = services.server_info(conn)
     daemons = services.instance_info(conn)["instance"]["daemonHealth"]["allDaemonStatuses"]
     runs = services.recent_runs(conn)
-    latest = {a: (services.materializations(conn, a, 1) or [None])[0]
-              for a in ("raw_users", "raw_products", "raw_transactions", "validation_report")}
+    latest = services.latest_materializations(conn, ("raw_users", "raw_products", "raw_transactions",
+                                                     "validation_report"))
     dagster_ok = True
-except (DagsterUnavailable, DagsterRequestError) as exc:
-    services.show_dagster_problem(exc)
-    info, runs, latest, dagster_ok, daemons = {}, [], {}, False, []
 
 if dagster_ok:
     st.success(f"Dagster webserver {info.get('dagster_webserver_version', '')} is up at "

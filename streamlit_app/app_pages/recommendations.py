@@ -6,8 +6,8 @@ import streamlit as st
 from dagster_project import model_store
 from dagster_project.contract import id_key
 from dagster_project.recommender import ModelError
+from dagster_project.settings import model_path
 from streamlit_app import access, services, tables
-from streamlit_app.settings import served_model_path
 
 st.title("Recommendations")
 try:
@@ -36,7 +36,7 @@ with st.expander(f"Model card · version {card.get('version', '?')} · trained {
         st.dataframe(tables.metrics_frame(card), hide_index=True, width="stretch")
 
 with st.expander("Model versions"):
-    models_dir = served_model_path().parent
+    models_dir = model_path().parent
     kept = model_store.list_versions(models_dir)
     if not kept:
         st.write("No earlier versions kept yet.")

@@ -3,12 +3,13 @@
 import streamlit as st
 
 from streamlit_app import access, services, tables
-from streamlit_app.dagster_api import ACTIVE_STATUSES, FINISHED_STATUSES, JOBS, DagsterRequestError, DagsterUnavailable
+from streamlit_app.dagster_api import ACTIVE_STATUSES, FINISHED_STATUSES, JOBS, DagsterError
 from streamlit_app.run_requests import RefreshOptions, build_run_config, limits, run_tags
+from streamlit_app.settings import current_connection
 
 user = access.require_operator()
 st.title("Refresh the data and the model")
-conn = services.connection()
+conn = current_connection()
 api = services.api()
 
 job = st.radio("What to run", list(JOBS), format_func=JOBS.get, horizontal=False)
@@ -28,42 +29,39 @@ options = RefreshOptions(threshold, test_share, auto_tune)
 
 if st.button("Start refresh", type="primary", icon=":material/play_arrow:"):
     user = access.require_operator()  # the role at the moment of acting, not when the page was drawn
-    try:
-        with services.submit_lock():
-            under_way = api.active_runs()
-            if not under_way:
-                run_id = api.submit(job, build_run_config(job, options), run_tags(user.name))
-        if under_way:
-            st.session_state["tracked_run"] = under_way[0]["runId"]
-            st.info(f"A refresh is already under way ({under_way[0]['jobName']}, {under_way[0]['status']}): "
-                    f"following it instead of starting another.", icon=":material/hourglass_top:")
-        else:
-            st.session_state["tracked_run"] = run_id
-            st.toast(f"Run {run_id[:8]} submitted")
-    except ValueError as exc:
-        st.error(str(exc))
-    except (DagsterUnavailable, DagsterRequestError) as exc:
-        services.show_dagster_problem(exc)
+    with services.asking_dagster():
+        try:
+            with services.submit_lock():
+                under_way = api.active_runs()
+                if not under_way:
+                    run_id = api.submit(job, build_run_config(job, options), run_tags(user.name))
+            if under_way:
+                st.session_state["tracked_run"] = under_way[0].run_id
+                st.info(f"A refresh is already under way ({under_way[0].job_name}, {under_way[0].status}): "
+                        f"following it instead of starting another.", icon=":material/hourglass_top:")
+            else:
+                st.session_state["tracked_run"] = run_id
+                st.toast(f"Run {run_id[:8]} submitted")
+        except ValueError as exc:
+            st.error(str(exc))
 
 if "tracked_run" not in st.session_state:  # someone else's refresh may be running
-    try:
+    with services.asking_dagster():
         under_way = api.active_runs()
         if under_way:
-            st.session_state["tracked_run"] = under_way[0]["runId"]
-    except (DagsterUnavailable, DagsterRequestError) as exc:
-        services.show_dagster_problem(exc)
+            st.session_state["tracked_run"] = under_way[0].run_id
 
 
 def show_run(run_id: str) -> str | None:
     try:
         run = api.run(run_id)
-    except (DagsterUnavailable, DagsterRequestError) as exc:
+    except DagsterError as exc:
         services.show_dagster_problem(exc)
         st.caption("Retrying while the webserver comes back...")
         return None
-    status = run["status"]
+    status = run.status
     st.subheader(f"Run `{run_id}`")
-    st.markdown(f"**{run['jobName']}**, launched by {run['launchedBy']}. "
+    st.markdown(f"**{run.job_name}**, launched by {run.launched_by}. "
                 f"[Open in the Dagster UI]({conn.run_url(run_id)})")
     steps = tables.steps_frame(run)
     done = int(steps["status"].isin(["SUCCESS", "FAILURE", "SKIPPED"]).sum()) if len(steps) else 0
@@ -71,12 +69,12 @@ def show_run(run_id: str) -> str | None:
     if status in ACTIVE_STATUSES:
         st.progress(done / total if status == "STARTED" else 0.0, text=f"{status}: {done} of {len(steps)} steps done")
     elif status == "SUCCESS":
-        st.success(f"Run succeeded in {run['duration']:.1f} s.", icon=":material/check_circle:")
+        st.success(f"Run succeeded in {run.duration:.1f} s.", icon=":material/check_circle:")
     else:
         st.error(f"Run ended with status {status}.", icon=":material/error:")
         try:
             message = api.failure_message(run_id)
-        except (DagsterUnavailable, DagsterRequestError):
+        except DagsterError:
             message = None
         if message:
             st.code(message, language=None)

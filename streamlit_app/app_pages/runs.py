@@ -3,15 +3,12 @@
 import streamlit as st
 
 from streamlit_app import charts, services, tables
-from streamlit_app.dagster_api import DagsterRequestError, DagsterUnavailable
+from streamlit_app.settings import current_connection
 
 st.title("Runs")
-conn = services.connection()
-try:
+conn = current_connection()
+with services.asking_dagster(stop_page=True):
     runs = tables.runs_frame(services.recent_runs(conn))
-except (DagsterUnavailable, DagsterRequestError) as exc:
-    services.show_dagster_problem(exc)
-    st.stop()
 
 if runs.empty:
     st.info("No runs yet: start one on the Refresh page or in the Dagster UI.")
@@ -36,11 +33,8 @@ st.subheader("Steps of a run")
 run_id = st.selectbox("Run", shown["run_id"], format_func=lambda r: f"{r[:8]} · "
                       f"{shown.set_index('run_id').loc[r, 'job']} · {shown.set_index('run_id').loc[r, 'status']}")
 if run_id:
-    try:
+    with services.asking_dagster(stop_page=True):
         steps = tables.steps_frame(services.run_detail(conn, run_id))
-    except (DagsterUnavailable, DagsterRequestError) as exc:
-        services.show_dagster_problem(exc)
-        st.stop()
     if steps["duration_s"].notna().any():
         st.altair_chart(charts.step_durations(steps.dropna(subset=["duration_s"])), width="stretch")
     st.dataframe(steps, hide_index=True, width="stretch")

@@ -1,0 +1,130 @@
+"""The GraphQL queries the app sends to the Dagster webserver, kept together and tested against a live one.
+
+What `DagsterGraphQLClient` cannot do (list runs with times and step stats, read materialization
+metadata, check results, failure reasons, daemon health) is asked with these. Times come back as
+float epoch seconds, except `timestamp` of materializations and check executions: epoch milliseconds.
+"""
+
+METADATA_FIELDS = """
+    label
+    __typename
+    ... on IntMetadataEntry { intValue }
+    ... on FloatMetadataEntry { floatValue }
+    ... on TextMetadataEntry { text }
+    ... on JsonMetadataEntry { jsonString }
+    ... on PathMetadataEntry { path }
+    ... on MarkdownMetadataEntry { mdStr }
+    ... on BoolMetadataEntry { boolValue }
+"""
+
+RUN_FIELDS = """
+    runId
+    jobName
+    status
+    creationTime
+    startTime
+    endTime
+    tags { key value }
+"""
+
+RUNS_QUERY = f"""
+query Runs($limit: Int, $filter: RunsFilter) {{
+  runsOrError(limit: $limit, filter: $filter) {{
+    __typename
+    ... on Runs {{ results {{ {RUN_FIELDS} }} }}
+    ... on PythonError {{ message }}
+  }}
+}}
+"""
+
+RUN_QUERY = f"""
+query Run($runId: ID!) {{
+  runOrError(runId: $runId) {{
+    __typename
+    ... on Run {{
+      {RUN_FIELDS}
+      stepStats {{ stepKey status startTime endTime }}
+    }}
+    ... on RunNotFoundError {{ message }}
+    ... on PythonError {{ message }}
+  }}
+}}
+"""
+
+RUN_EVENTS_QUERY = """
+query RunFailure($runId: ID!) {
+  logsForRun(runId: $runId, limit: 2000) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MessageEvent { message level stepKey }
+        ... on ExecutionStepFailureEvent { error { message } }
+        ... on ResourceInitFailureEvent { error { message } }
+        ... on RunFailureEvent { message }
+        ... on AssetCheckEvaluationEvent { evaluation { success severity description checkName } }
+      }
+    }
+  }
+}
+"""
+
+MATERIALIZATIONS_QUERY = f"""
+query Materializations($assetKey: AssetKeyInput!, $limit: Int) {{
+  assetOrError(assetKey: $assetKey) {{
+    __typename
+    ... on Asset {{
+      assetMaterializations(limit: $limit) {{
+        runId
+        timestamp
+        metadataEntries {{ {METADATA_FIELDS} }}
+      }}
+    }}
+  }}
+}}
+"""
+
+CHECKS_QUERY = f"""
+query Checks {{
+  assetNodes {{
+    assetKey {{ path }}
+    assetChecksOrError {{
+      __typename
+      ... on AssetChecks {{
+        checks {{
+          name
+          description
+          blocking
+          executionForLatestMaterialization {{
+            runId
+            status
+            timestamp
+            evaluation {{ success severity description metadataEntries {{ {METADATA_FIELDS} }} }}
+          }}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+
+CHECK_EXECUTIONS_QUERY = f"""
+query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {{
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 1) {{
+    runId
+    status
+    timestamp
+    evaluation {{ success severity description metadataEntries {{ {METADATA_FIELDS} }} }}
+  }}
+}}
+"""
+
+INSTANCE_QUERY = """
+query Instance {
+  version
+  instance {
+    runQueueConfig { maxConcurrentRuns }
+    daemonHealth { allDaemonStatuses { daemonType healthy required } }
+  }
+}
+"""

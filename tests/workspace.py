@@ -1,0 +1,89 @@
+"""What the tests (and the benchmarks) share: the project's paths, a workspace of temporary folders,
+a live Dagster server's handles, and the small frames several rule tests start from.
+
+Fixtures live in tests/conftest.py; plain helpers live here, so no test module imports another.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from dagster_project import validation
+
+if TYPE_CHECKING:
+    from streamlit_app.dagster_api import Connection, DagsterAPI
+    from tests.servers import DagsterServer
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "streamlit_app" / "app.py"
+PAGES = ROOT / "streamlit_app" / "app_pages"
+
+
+@dataclass
+class Workspace:
+    """Data, storage and models folders of one test, pointed at by env vars or run config."""
+
+    root: Path
+    data: Path
+    storage: Path
+    models: Path
+
+    @property
+    def model_file(self) -> Path:
+        return self.models / "collaborative_filtering.pkl"
+
+    def env(self) -> dict[str, str]:
+        return {"RECOMART_DATA_DIR": str(self.data), "RECOMART_STORAGE_DIR": str(self.storage),
+                "RECOMART_MODELS_DIR": str(self.models)}
+
+    def run_config(self) -> dict:
+        return {"resources": {"paths": {"config": {"data_dir": str(self.data), "storage_dir": str(self.storage),
+                                                   "models_dir": str(self.models)}}}}
+
+
+def make_workspace(root: Path, source: Path) -> Workspace:
+    ws = Workspace(root, root / "data", root / "storage", root / "models")
+    shutil.copytree(source, ws.data)
+    ws.storage.mkdir()
+    ws.models.mkdir()
+    return ws
+
+
+@dataclass
+class LiveDagster:
+    """A running webserver and daemon, the workspace their runs use, and the app's client for them."""
+
+    server: DagsterServer
+    workspace: Workspace
+    connection: Connection
+    api: DagsterAPI
+    storage: str = "sqlite"
+
+
+def cli_env(workspace: Workspace, tmp_path: Path) -> dict[str, str]:
+    """Environment for a `dagster` CLI run over a workspace, with its own Dagster home."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {**os.environ, **workspace.env(), "DAGSTER_HOME": str(home)}
+
+
+def small_frames(**overrides: pd.DataFrame) -> validation.Frames:
+    """A few users, products and transactions with one defect of each kind the rules look for."""
+    users = pd.DataFrame({"user_id": ["1", "2", "2", "3"], "email": ["a@x.io", "bad", "c@x.io", None],
+                          "age": ["30", "500", "41", "x"]}, dtype="string")
+    products = pd.DataFrame({"product_id": ["A", "B"], "name": ["Apple", "Bean"], "price": ["1.5", "-2"]},
+                            dtype="string")
+    tx = pd.DataFrame({"user_id": ["1", "9", "2", "3", "1"], "product_id": ["A", "A", "Z", "B", "A"],
+                       "quantity": ["1", "2", "0", "1", "1"],
+                       "timestamp": ["2026-01-01 10:00", "2026-01-02", "soon", "2026-02-01T00:00:00+02:00",
+                                     "2026-01-01 10:00"]}, dtype="string")
+    base = {"users": users, "products": products, "transactions": tx}
+    base.update(overrides)
+    return validation.Frames(**base)
