@@ -41,6 +41,11 @@ def open_export(path: Path) -> BinaryIO:
                              f"Check that it exists and that the pipeline may read it.") from None
 
 
+def too_large(path: Path, kind: str | None, exc: Exception) -> str:
+    return (f"{path}: refused: this {kind} file {exc}, far more than any export of its size (a damaged or "
+            f"crafted archive). Compress the export again, or put it in the folder uncompressed.")
+
+
 def read_content(path: Path, spec: EntitySpec, size: int | None = None) -> tuple[bytes, str | None]:
     """The first `size` bytes of the content (all when None), decompressed, and the compression found.
 
@@ -52,6 +57,8 @@ def read_content(path: Path, spec: EntitySpec, size: int | None = None) -> tuple
         try:
             with file_formats.open_decompressed(raw, kind) as stream:
                 data = stream.read() if size is None else stream.read(size)
+        except file_formats.ExpandsTooMuch as exc:
+            raise DataInputError(too_large(path, kind, exc)) from None
         except file_formats.DECOMPRESSION_ERRORS:
             raise DataInputError(f"{path}: the file is a damaged {kind} archive (or not one): compress the "
                                  f"export again, or put it in the folder uncompressed.") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import zlib
 from typing import BinaryIO
@@ -33,6 +34,38 @@ REFUSED = (  # signature, what the file is
 
 class NotAnExport(ValueError):
     """Bytes that are not a text export; the message says what they look like (never quotes them)."""
+
+
+class ExpandsTooMuch(OSError):
+    """A compressed file that unpacks to far more than any export (a decompression bomb, or damage)."""
+
+
+# Exports compress 5-20x; a file that expands more than EXPANSION_LIMIT times, past MIN_BOUND bytes,
+# is refused before it fills the memory.
+EXPANSION_LIMIT = 200
+MIN_BOUND = 256 * 1024 * 1024
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that refuses to yield more than `limit` bytes."""
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        self._stream, self._limit, self._read = stream, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        self._read += len(data)
+        if self._read > self._limit:
+            raise ExpandsTooMuch(f"unpacks to more than {self._limit:,} bytes")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
 
 
 def compression(head: bytes) -> str | None:
@@ -59,14 +92,18 @@ def refuse_binary(head: bytes) -> None:
 
 
 def open_decompressed(raw: BinaryIO, kind: str | None) -> BinaryIO:
-    """A binary stream of the file's content, decompressed on the fly when `kind` names a compression."""
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if kind == "bz2":
-        return bz2.BZ2File(raw, mode="rb")
-    if kind == "xz":
-        return lzma.LZMAFile(raw, mode="rb")
-    return raw
+    """A binary stream of the file's content, decompressed on the fly when `kind` names a compression.
+
+    A compressed stream is bounded: past EXPANSION_LIMIT times the file's size (and MIN_BOUND) reading
+    raises `ExpandsTooMuch`.
+    """
+    if kind is None:
+        return raw
+    opener = {"gzip": lambda: gzip.GzipFile(fileobj=raw, mode="rb"), "bz2": lambda: bz2.BZ2File(raw, mode="rb"),
+              "xz": lambda: lzma.LZMAFile(raw, mode="rb")}[kind]
+    size = raw.seek(0, io.SEEK_END)
+    raw.seek(0)
+    return io.BufferedReader(_Bounded(opener(), max(MIN_BOUND, EXPANSION_LIMIT * size)))
 
 
 def encoding(head: bytes) -> str:

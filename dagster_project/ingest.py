@@ -29,6 +29,7 @@ from dagster_project.export_checks import (
     open_export,
     read_content,
     refuse_binary_text,
+    too_large,
 )
 from dagster_project.json_exports import read_json_records
 
@@ -129,6 +130,8 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
             frame = pd.read_csv(io.StringIO(text), **options)
     except DataInputError:
         raise
+    except file_formats.ExpandsTooMuch as exc:
+        raise DataInputError(too_large(path, kind, exc)) from None
     except (pd.errors.ParserError, csv.Error, ValueError, OverflowError) as exc:
         raise DataInputError(f"{path}: the CSV cannot be parsed ({_parse_problem(exc)}). Check that every row "
                              f"has as many fields as the header and that quoted fields are closed.") from None

@@ -163,3 +163,23 @@ def test_non_finite_numbers_are_not_numbers():
     values = pd.Series(["1e309", "-1e309", "inf", "-Infinity", "NaN", "nan", "9" * 400, "2.5", None], dtype="string")
     assert to_number(values).isna().tolist() == [True] * 7 + [False, True]
     assert to_number(pd.Series([1.0, float("inf"), float("nan")])).isna().tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("kind, compress", [("gzip", "gzip"), ("bz2", "bz2"), ("xz", "lzma")])
+def test_a_file_that_unpacks_to_far_more_than_an_export_is_refused(tmp_path, monkeypatch, kind, compress):
+    """A decompression bomb is stopped at its bound, named, and never fills the memory."""
+    import importlib
+
+    from dagster_project import file_formats
+
+    monkeypatch.setattr(file_formats, "MIN_BOUND", 1_000_000)  # the real bound is 256 MB; the rule is the same
+    body = b"user_id,name\n" + b"1,Ann\n" * 2_000_000  # 12 MB that compress to a few KB
+    packed = importlib.import_module(compress).compress(body)
+    assert len(packed) * file_formats.EXPANSION_LIMIT < len(body)
+    (tmp_path / "users1.csv").write_bytes(packed)
+    (tmp_path / "products.json").write_text('[{"product_id": "P1", "name": "Tea"}]')
+    with pytest.raises(ingest.DataInputError, match=rf"users1\.csv: refused: this {kind} file unpacks to more than"):
+        ingest.read_users(tmp_path)
+    small = importlib.import_module(compress).compress(b"user_id,name\n1,Ann\n2,Bob\n")
+    (tmp_path / "users1.csv").write_bytes(small)
+    assert ingest.read_users(tmp_path)["user_id"].tolist() == ["1", "2"]
