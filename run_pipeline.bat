@@ -9,7 +9,6 @@ setlocal EnableDelayedExpansion
 cd /d "%~dp0"
 set "ROOT=%CD%"
 if "%DAGSTER_HOME%"=="" set "DAGSTER_HOME=%ROOT%\.dagster_home"
-set "PYTHONPATH=%ROOT%"
 if "%RECOMART_BIND_HOST%"=="" (set "APP_HOST=127.0.0.1") else (set "APP_HOST=%RECOMART_BIND_HOST%")
 set "DAGSTER_BIND=127.0.0.1"
 if "%DAGSTER_PORT%"=="" set "DAGSTER_PORT=3000"
@@ -30,6 +29,8 @@ if not exist "%PY%" (
 if not "%RECOMART_SKIP_INSTALL%"=="1" (
   "%PY%" -m pip install --quiet --upgrade pip
   "%PY%" -m pip install --quiet -r %REQS% || exit /b 1
+  rem The project itself, editable, so its packages import from any folder.
+  "%PY%" -m pip install --quiet --no-deps -e . || exit /b 1
 )
 if not exist "%DAGSTER_HOME%" mkdir "%DAGSTER_HOME%"
 copy /y dagster.yaml "%DAGSTER_HOME%\dagster.yaml" >nul

@@ -16,7 +16,6 @@ cd "$ROOT"
 VENV="${RECOMART_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster_home}"
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 APP_HOST="${RECOMART_BIND_HOST:-127.0.0.1}"
 DAGSTER_BIND=127.0.0.1  # never RECOMART_BIND_HOST: see the header
 DAGSTER_PORT="${DAGSTER_PORT:-3000}"
@@ -35,7 +34,8 @@ find_python() {
   return 1
 }
 
-# Install (or update) the virtual environment; a stamp of the requirements skips work already done.
+# Install (or update) the virtual environment and the project itself, editable, so its packages import
+# from any folder; a stamp of pyproject.toml and the requirements skips work already done.
 install() {
   local files=("requirements.txt") stamp data="${RECOMART_DATA_DIR:-data}"
   [ "${1:-}" = "dev" ] && files=("requirements-dev.txt")
@@ -46,11 +46,12 @@ install() {
       echo "Creating virtual environment in $VENV"
       "$(find_python)" -m venv "$VENV"
     fi
-    stamp="$VENV/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)"
+    stamp="$VENV/.installed-$(cat pyproject.toml requirements*.txt | sha256sum | cut -c1-16)"
     if [ ! -f "$stamp-dev" ] && [ ! -f "$stamp-${1:-run}" ]; then
       echo "Installing dependencies (${files[*]})"
       "$PY" -m pip install --quiet --upgrade pip
       "$PY" -m pip install --quiet -r "${files[@]}"
+      "$PY" -m pip install --quiet --no-deps -e .
       touch "$stamp-${1:-run}"
     fi
   fi
