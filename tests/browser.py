@@ -115,7 +115,8 @@ def settle(page, timeout: float = 60_000) -> None:
     """Wait until Streamlit has finished running the page and nothing reruns on its own.
 
     Call it after waiting for something the action shows (a heading of the new page, a result), so the
-    run being waited for is the one the action started.
+    run being waited for is the one the action started. Runs of a fragment (`run_every` polling) do not
+    count: on a page that polls, it waits until the page has stopped polling and rerun in full.
     """
     _RUNS[page].wait_idle(timeout)
     page.locator(APP_IDLE).wait_for(state="attached", timeout=timeout)  # the page has drawn that run
