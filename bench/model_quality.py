@@ -111,7 +111,7 @@ def latency_ms(score: ev.ScoreFn, users: np.ndarray, exclude: sp.csr_matrix | No
     times = []
     for u in picks:
         start = time.perf_counter()
-        ev.top_n(score(np.array([u])), K, exclude[[u]] if exclude is not None else None)
+        ev.top_lists(score(np.array([u])), K, exclude[[u]] if exclude is not None else None)
         times.append((time.perf_counter() - start) * 1000)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
@@ -120,7 +120,7 @@ def score_all_seconds(score: ev.ScoreFn, n_users: int, exclude: sp.csr_matrix) -
     start = time.perf_counter()
     for i in range(0, n_users, 2048):
         rows = np.arange(i, min(i + 2048, n_users))
-        ev.top_n(score(rows), K, exclude[rows])
+        ev.top_lists(score(rows), K, exclude[rows])
     return time.perf_counter() - start
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from dagster_project.ranking import top_k
+
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # user rows -> dense scores (len(rows) x n_items)
 BATCH = 1024
 
@@ -64,19 +66,13 @@ def make_holdout(train: sp.csr_matrix, test: sp.csr_matrix) -> Holdout:
     return Holdout(train.tocsr(), new, test_bin)
 
 
-def top_n(scores: np.ndarray, n: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
-    """Indices of the n best items per row, best first; `exclude` rows' items are never returned."""
+def top_lists(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
+    """Each row's top-k items as measured: scores taken as float32, `exclude`'s items never listed (-1 pads)."""
     scores = np.array(scores, dtype=np.float32, copy=True)
     if exclude is not None and exclude.nnz:
         rows, cols = exclude.nonzero()
         scores[rows, cols] = -np.inf
-    n = min(n, scores.shape[1])
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    best = np.take_along_axis(part, order, axis=1)
-    if exclude is not None and exclude.nnz:  # fewer than n allowed items: mark the rest as -1
-        best = np.where(np.isneginf(np.take_along_axis(scores, best, axis=1)), -1, best)
-    return best
+    return top_k(scores, k)
 
 
 def _hits(best: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -103,7 +99,7 @@ def evaluate(score: ScoreFn, holdout: Holdout, list_kind: str = "new", k: int = 
 
     def batch_sums(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         exclude = holdout.train[batch] if list_kind == "new" else None
-        best = top_n(score(batch), k, exclude)
+        best = top_lists(score(batch), k, exclude)
         truth = relevant[batch]
         hit = _hits(best, truth)
         n_relevant = np.diff(truth.indptr)

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from dagster_project import model_file
 from dagster_project.contract import id_key, product_key
+from dagster_project.ranking import top_k
 
 FORMAT_VERSION = 3  # 3: data-only container (model_file); 2 and earlier held a pickle and are refused
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
@@ -175,10 +176,8 @@ class RecommenderModel:
             own = np.zeros((1, self.n_items))
             own[0, bought] = counts
             scores = blend_rebuy(scores[None, :], own, self.params.rebuy_weight)[0]
-        n = min(n, self.n_items)
-        part = np.argpartition(-scores, n - 1)[:n]
-        best = part[np.argsort(-scores[part], kind="stable")]
-        best = best[np.isfinite(scores[best])]
+        best = top_k(scores, n)
+        best = best[best >= 0]
         if not exclude_purchased:
             reasons = np.where(np.isin(best, bought), "buy again", "similar customers").tolist()
         return self._frame(best, scores[best], reasons)
@@ -200,9 +199,8 @@ class RecommenderModel:
             raise KeyError(f"Unknown product_id {product_id!r}")
         scores = (self._item_embeddings @ self._item_embeddings[loc]).astype(np.float64)
         scores[loc] = -np.inf
-        n = min(n, self.n_items - 1)
-        part = np.argpartition(-scores, n - 1)[:n] if n > 0 else np.empty(0, dtype=int)
-        best = part[np.argsort(-scores[part], kind="stable")]
+        best = top_k(scores, n)
+        best = best[best >= 0]
         return self._frame(best, scores[best], "bought together")
 
     def purchase_history(self, user_id: object) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from dagster_project import evaluation as ev
+from dagster_project.ranking import top_k
 from dagster_project.recommender import ModelError, ModelParams, load_model, save_model
 from dagster_project.training import train_model
 
@@ -159,14 +160,31 @@ def test_metrics_on_a_known_ranking():
     train = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32))
     test = sp.csr_matrix(np.array([[0, 1, 0, 1], [0, 0, 1, 0]], dtype=np.float32))
     holdout = ev.make_holdout(train, test)
-    scores = np.array([[9, 8, 1, 7], [0, 9, 1, 5]], dtype=np.float32)  # user 0: b, d (both hits); user 1: d, c
+    # "new" lists, bought items excluded. User 0 (relevant b, d): c, d -> one hit, at rank 2.
+    # User 1 (relevant c): d, c -> one hit, at rank 2.
+    scores = np.array([[9, 1, 8, 7], [0, 9, 1, 5]], dtype=np.float32)
     result = ev.evaluate(lambda rows: scores[rows], holdout, "new", k=2)
-    assert result["precision"] == pytest.approx((2 / 2 + 1 / 2) / 2)
-    assert result["recall"] == pytest.approx((1.0 + 1.0) / 2)
-    ideal = 1 + 1 / np.log2(3)
-    assert result["ndcg"] == pytest.approx((1.0 + (1 / np.log2(3)) / 1.0) / 2)
-    assert result["hit_rate"] == 1.0 and result["coverage"] == pytest.approx(3 / 4)
-    assert ideal > 1
+    second = 1 / np.log2(3)  # the gain of a hit at rank 2
+    ndcg_user0 = second / (1 + second)  # ideal: both relevant items at ranks 1 and 2
+    ndcg_user1 = second / 1.0  # ideal: the one relevant item at rank 1
+    assert result["users"] == 2
+    assert result["precision"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert result["recall"] == pytest.approx((1 / 2 + 1 / 1) / 2)
+    assert result["ndcg"] == pytest.approx((ndcg_user0 + ndcg_user1) / 2)
+    assert result["hit_rate"] == 1.0 and result["coverage"] == pytest.approx(2 / 4)  # c and d only
+    rebuy = ev.evaluate(lambda rows: scores[rows], holdout, "rebuy", k=2)  # nothing excluded: a, c; b, d
+    assert (rebuy["users"], rebuy["hit_rate"], rebuy["coverage"]) == (2, 0.0, 1.0)
+
+
+def test_top_k_ranks_best_first_and_never_returns_excluded_items():
+    scores = np.array([[0.1, 0.9, 0.5, 0.7],
+                       [3.0, -np.inf, 1.0, -np.inf]])
+    assert top_k(scores, 2).tolist() == [[1, 3], [0, 2]]
+    assert top_k(scores, 3).tolist() == [[1, 3, 2], [0, 2, -1]]  # only two allowed items in row 1
+    assert top_k(scores, 10).tolist() == [[1, 3, 2, 0], [0, 2, -1, -1]]  # k beyond the catalogue
+    assert top_k(scores[0], 2).tolist() == [1, 3]  # one row, as served
+    assert top_k(np.array([np.nan, 2.0, 1.0]), 3).tolist() == [1, 2, -1]
+    assert top_k(scores, 0).shape == (2, 0)
 
 
 def test_time_split_keeps_the_latest_for_testing():
