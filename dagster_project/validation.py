@@ -2,6 +2,8 @@
 
 Each rule marks the rows it rejects; the Dagster asset checks, the validation report and the
 preparation step all use these same masks, so what the report counts is what preparation drops.
+`validate` runs every rule once and returns a `ValidationReport`: the one shape the checks, the stored
+report and the quality gate all read (stored as JSON with `to_dict`, read back with `from_dict`).
 
 Quality score: the share of all raw records (users + products + transactions) that break no rule,
 times 100. A missing required column (a schema failure) makes the score 0.
@@ -10,7 +12,7 @@ times 100. A missing required column (a schema failure) makes the score 0.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 
@@ -61,7 +63,7 @@ class Rule:
     failing: Callable[[Frames], pd.Series]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RuleResult:
     name: str
     entity: str
@@ -192,8 +194,10 @@ def _examples(table: pd.DataFrame, mask: pd.Series, rule: Rule, limit: int = 5) 
     return [{c: (None if pd.isna(v) else str(v)) for c, v in row.items()} for _, row in rows[columns].iterrows()]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ValidationReport:
+    """Every rule's result and the quality score; once judged, also the gate's threshold."""
+
     quality_score: float
     total_records: int
     invalid_records: int
@@ -201,12 +205,47 @@ class ValidationReport:
     invalid: dict[str, int]
     schema_errors: dict[str, list[str]]
     checks: list[RuleResult]
+    min_quality_score: float | None = None  # set by `judged`: the run's threshold for the quality gate
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    @property
+    def gate_passed(self) -> bool | None:
+        return None if self.min_quality_score is None else self.quality_score >= self.min_quality_score
+
+    def judged(self, min_quality_score: float) -> ValidationReport:
+        """The same results against a threshold (the score is the data's; the threshold is the run's)."""
+        return replace(self, min_quality_score=min_quality_score)
 
     def failed(self, severity: str | None = None) -> list[RuleResult]:
         return [c for c in self.checks if not c.passed and (severity is None or c.severity == severity)]
+
+    def to_dict(self) -> dict:
+        """Plain JSON types; the threshold and the gate's verdict only once judged."""
+        payload = asdict(self)
+        if self.min_quality_score is None:
+            del payload["min_quality_score"]
+        else:
+            payload["gate_passed"] = self.gate_passed
+        return payload
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> ValidationReport:
+        fields = {k: v for k, v in payload.items() if k != "gate_passed"}  # derived, not stored state
+        return cls(**{**fields, "checks": [RuleResult(**check) for check in payload["checks"]]})
+
+    def gate_message(self) -> str:
+        """Why the gate failed, in the user's terms: the worst checks, where, and what to do."""
+        lines = [f"Quality score {self.quality_score} is below the threshold {self.min_quality_score}: the run "
+                 f"stopped before preparation and training, and the current model stays in place."]
+        for entity, columns in self.schema_errors.items():
+            lines.append(f"- {entity}: required column(s) {', '.join(columns)} missing.")
+        for check in sorted(self.failed(), key=lambda c: -c.failing_rows)[:3]:
+            example = check.examples[0] if check.examples else {}
+            where = f" (e.g. {example.get('source_file')} row {example.get('source_row')})" if example else ""
+            lines.append(f"- {check.name} on {check.entity}: {check.failing_rows} of {check.total_rows} rows "
+                         f"fail '{check.description}'{where}.")
+        lines.append("Fix those rows in the export, or lower the minimum quality score (Refresh options in the app, "
+                     "or validation_report.min_quality_score in run config) if they are expected.")
+        return "\n".join(lines)
 
 
 def validate(frames: Frames) -> ValidationReport:
