@@ -42,8 +42,7 @@ def storage_lock(storage: Path, owner: str, timeout: float = DEFAULT_TIMEOUT,
         return
     storage = Path(storage)
     storage.mkdir(parents=True, exist_ok=True)
-    handle = open(storage / LOCK_NAME, "a+")
-    try:
+    with open(storage / LOCK_NAME, "a+") as handle:  # closing releases the flock
         deadline = time.monotonic() + timeout
         waited = False
         while True:
@@ -65,8 +64,6 @@ def storage_lock(storage: Path, owner: str, timeout: float = DEFAULT_TIMEOUT,
         if waited:
             log(f"Got the storage folder {storage}")
         yield
-    finally:
-        handle.close()  # closing releases the flock
 
 
 def remove_stale_temp_files(folder: Path, recursive: bool = True) -> int:
