@@ -1,24 +1,30 @@
 """Every knob a run takes, with its default, range and choices, written once.
 
-The assets take these classes as their `config`; the app's Refresh form reads its defaults and limits
-from them and checks its values with them; `check_run_config` refuses a run whose values are out of
-range when the run starts, before anything is read or written, whoever launched it (the app, the
-Dagster UI, GraphQL, the CLI). Dagster's own config schema already refuses wrong types and choices
-at launch; ranges are pydantic's, so they are checked here.
+The assets take these classes as their `config` (and the readers' limits as the `input_limits`
+resource); the app's Refresh form reads its defaults and limits from them and checks its values with
+them; `check_run_config` refuses a run whose values are out of range when the run starts, before
+anything is read or written, whoever launched it (the app, the Dagster UI, GraphQL, the CLI).
+Dagster's own config schema already refuses wrong types and choices at launch; ranges are pydantic's,
+so they are checked here.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 from typing import Literal
 
 import dagster as dg
 import pydantic
 from pydantic import Field
 
-from dagster_project.contract import NON_PRODUCT_PATTERN
+from dagster_project.contract import LIMITS, NON_PRODUCT_PATTERN, InputLimits
+from dagster_project.training import TrainingSettings
 from dagster_project.validation import DEFAULT_MIN_QUALITY_SCORE
+
+TRAINING = TrainingSettings()  # the training defaults a run starts from
+EARLIEST_PLAUSIBLE = date(1900, 1, 1)
 
 
 class ValidationConfig(dg.Config):
@@ -52,16 +58,60 @@ class ModelConfig(dg.Config):
     """Confidence from purchase counts: 1 per product bought, or log(1 + count)."""
     rebuy_weight: float = Field(default=1.0, ge=0.0, le=100.0)
     """How much a customer's own history counts in lists with re-buys."""
-    test_share: float = Field(default=0.2, ge=0.05, le=0.5)
+    test_share: float = Field(default=TRAINING.test_share, ge=0.05, le=0.5)
     """Share of the latest transactions held out to measure the model."""
+    min_eval_users: int = Field(default=TRAINING.min_eval_users, ge=1, le=10_000)
+    """Fewest customers a list is measured on: below this many, its figures would be noise, so the model card
+    says "not measured" instead."""
+
+    def training_settings(self) -> TrainingSettings:
+        return TrainingSettings(test_share=self.test_share, min_eval_users=self.min_eval_users)
 
 
-# Which asset (op) takes which config class: what `check_run_config` checks.
+class InputLimitsResource(dg.ConfigurableResource):
+    """Bounds of a readable export (see `contract.InputLimits`), settable per run as resource `input_limits`.
+
+    The ingestion step reads with them; the rules and preparation use the earliest plausible date.
+    Upper bounds keep one value from costing unbounded memory, or recursion Python cannot do.
+    """
+
+    earliest_timestamp: str = Field(default=LIMITS.earliest_timestamp, max_length=10)
+    """Earliest plausible purchase or sign-up date (YYYY-MM-DD); earlier ones are export defects, dropped and
+    counted."""
+    max_field_chars: int = Field(default=LIMITS.max_field_chars, ge=256, le=16 * 1024 * 1024)
+    """Longest value one field may hold; a longer one fails the file (an unclosed quote, a binary file)."""
+    max_header_bytes: int = Field(default=LIMITS.max_header_bytes, ge=1024, le=16 * 1024 * 1024)
+    """Longest header line of a CSV, in bytes."""
+    max_columns: int = Field(default=LIMITS.max_columns, ge=10, le=100_000)
+    """Most columns a file may have."""
+    max_json_depth: int = Field(default=LIMITS.max_json_depth, ge=3, le=500)
+    """Deepest nesting a JSON export may have (Python's parser gives up near 1,000)."""
+
+    @pydantic.field_validator("earliest_timestamp")
+    @classmethod
+    def _past_date(cls, value: str) -> str:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not a date written YYYY-MM-DD") from None
+        if not EARLIEST_PLAUSIBLE <= day <= date.today():
+            raise ValueError(f"must be from {EARLIEST_PLAUSIBLE} to today")
+        return value
+
+    def limits(self) -> InputLimits:
+        return InputLimits(max_field_chars=self.max_field_chars, max_header_bytes=self.max_header_bytes,
+                           max_columns=self.max_columns, max_json_depth=self.max_json_depth,
+                           earliest_timestamp=self.earliest_timestamp)
+
+
+# Which asset (op) takes which config class, and which resource takes which settings: what
+# `check_run_config` checks.
 OP_CONFIGS: dict[str, type[dg.Config]] = {
     "validation_report": ValidationConfig,
     "prepared_data": PreparationConfig,
     "collaborative_filtering_model": ModelConfig,
 }
+RESOURCE_CONFIGS: dict[str, type[dg.ConfigurableResource]] = {"input_limits": InputLimitsResource}
 
 
 def field_range(config: type[dg.Config], name: str) -> tuple[float | None, float | None]:
@@ -80,15 +130,16 @@ def default(config: type[dg.Config], name: str) -> object:
 def config_problems(run_config: Mapping) -> list[str]:
     """Every out-of-range or invalid knob in a run config, in words that name the asset and field."""
     problems = []
-    ops = run_config.get("ops") or {}
-    for op, config_class in OP_CONFIGS.items():
-        values = (ops.get(op) or {}).get("config") or {}
-        try:
-            config_class(**values)
-        except pydantic.ValidationError as exc:
-            for error in exc.errors():
-                where = ".".join(str(p) for p in error["loc"])
-                problems.append(f"{op}.{where}: {error['msg']} (got {error.get('input')!r:.60})")
+    for section, classes in (("ops", OP_CONFIGS), ("resources", RESOURCE_CONFIGS)):
+        given = run_config.get(section) or {}
+        for name, config_class in classes.items():
+            values = (given.get(name) or {}).get("config") or {}
+            try:
+                config_class(**values)
+            except pydantic.ValidationError as exc:
+                for error in exc.errors():
+                    where = ".".join(str(p) for p in error["loc"])
+                    problems.append(f"{name}.{where}: {error['msg']} (got {error.get('input')!r:.60})")
     return problems
 
 
