@@ -7,7 +7,8 @@ cutoff; nothing excluded). Every model that has settings chooses them on a valid
 same way from the training part, never on the test set.
 
 Peers: best-sellers, "buy again" (rebuy list), implicit's ALS (benfred/implicit, if installed:
-`pip install -r requirements-bench.txt`), EASE (Steck 2019), and untuned PureSVD settings.
+`pip install -r requirements-bench.txt`), EASE (Steck 2019), and untuned PureSVD settings. Every peer
+is a `Scorer` (dagster_project/scorers.py), measured by the same `evaluation.evaluate` as the model card.
 
     python -m bench.model_quality --datasets sample 1m
 """
@@ -15,27 +16,26 @@ Peers: best-sellers, "buy again" (rebuy list), implicit's ALS (benfred/implicit,
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from bench.scale import dataset
 from dagster_project import evaluation as ev
 from dagster_project import ingest, preparation, training, validation
-from dagster_project.recommender import FactorScorer, ModelParams, blend_rebuy, fit_factors, shrink, weigh
+from dagster_project.model_card import ModelParams
+from dagster_project.scorers import BuyAgain, Popularity, Scorer, ShrunkSvd, weigh
 
+ROOT = Path(__file__).resolve().parent.parent
 K = 10
-Fit = Callable[[sp.csr_matrix], ev.ScoreFn]
 
 
-def load(name: str) -> pd.DataFrame:
+def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     data = ROOT / "data" if name == "sample" else dataset(name, ROOT / "bench" / ".data")
     frames = validation.Frames(ingest.read_users(data), ingest.read_products(data), ingest.read_transactions(data))
     products, _ = preparation.prepare_products(frames)
@@ -43,49 +43,55 @@ def load(name: str) -> pd.DataFrame:
     return transactions, products
 
 
-def matrices(tx: pd.DataFrame, users: pd.Index, items: pd.Index, share: float = 0.2):
+def time_holdout(tx: pd.DataFrame, users: pd.Index, items: pd.Index,
+                 share: float = 0.2) -> tuple[ev.Holdout, pd.DataFrame]:
+    """The time holdout and the transactions before its cutoff (cut again for validation)."""
     before, after, _ = ev.time_split(tx, share)
-    return training.count_matrix(before, users, items), training.count_matrix(after, users, items), before
+    train, test = training.count_matrix(before, users, items), training.count_matrix(after, users, items)
+    return ev.make_holdout(train, test), before
 
 
-# --- peers -----------------------------------------------------------------------------------
-def svd_fit(params: ModelParams, rebuy: bool = False) -> Fit:
-    def fit(train: sp.csr_matrix) -> ev.ScoreFn:
-        weighted = weigh(train, params.weighting)
-        v, s = fit_factors(weighted, params.factors)
-        scorer = FactorScorer(v, shrink(s, params.shrinkage))
-        if rebuy:
-            return lambda rows: blend_rebuy(scorer(weighted[rows]), train[rows].toarray(), params.rebuy_weight)
-        return lambda rows: scorer(weighted[rows])
-    return fit
+# --- peers that RecoMart does not ship: the same Scorer interface as scorers.py ----------------
+class Ease:
+    """EASE (Steck 2019): a closed-form item-item model; its cost grows with the cube of the catalogue."""
 
+    def __init__(self, lam: float) -> None:
+        self.lam = lam
 
-def ease_fit(lam: float) -> Fit:
-    def fit(train: sp.csr_matrix) -> ev.ScoreFn:
-        x = (train > 0).astype(np.float32).tocsr()
-        gram = (x.T @ x).toarray()
-        gram[np.diag_indices_from(gram)] += lam
+    def fit(self, counts: sp.csr_matrix) -> Self:
+        self._x = (counts > 0).astype(np.float32).tocsr()
+        gram = (self._x.T @ self._x).toarray()
+        gram[np.diag_indices_from(gram)] += self.lam
         p = np.linalg.inv(gram)
-        b = (-p / np.diag(p)).astype(np.float32)
-        np.fill_diagonal(b, 0.0)
-        return lambda rows: np.asarray(x[rows] @ b)
-    return fit
+        self._b = (-p / np.diag(p)).astype(np.float32)
+        np.fill_diagonal(self._b, 0.0)
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self._x[rows] @ self._b)
 
 
-def als_fit(factors: int, alpha: float, regularization: float) -> Fit:
-    def fit(train: sp.csr_matrix) -> ev.ScoreFn:
+class Als:
+    """implicit's alternating least squares on log confidence, BLAS held to one thread (else it is 5x slower)."""
+
+    def __init__(self, factors: int, alpha: float, regularization: float) -> None:
+        self.factors, self.alpha, self.regularization = factors, alpha, regularization
+
+    def fit(self, counts: sp.csr_matrix) -> Self:
         from implicit.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        confidence = weigh(train, "log")
-        confidence.data *= alpha
-        model = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=1.0, iterations=15,
-                                        random_state=0, calculate_training_loss=False)
+        confidence = weigh(counts, "log")
+        confidence.data *= self.alpha
+        model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
+                                        iterations=15, random_state=0, calculate_training_loss=False)
         with threadpool_limits(1, "blas"):
             model.fit(confidence.tocsr(), show_progress=False)
-        users, items = np.asarray(model.user_factors), np.asarray(model.item_factors)
-        return lambda rows: users[rows] @ items.T
-    return fit
+        self._users, self._items = np.asarray(model.user_factors), np.asarray(model.item_factors)
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return self._users[rows] @ self._items.T
 
 
 def has_implicit() -> bool:
@@ -96,80 +102,83 @@ def has_implicit() -> bool:
         return False
 
 
-def tune(candidates: dict[str, Fit], train: sp.csr_matrix, validation_m: sp.csr_matrix, list_kind: str) -> tuple[str, Fit]:
-    holdout = ev.make_holdout(train, validation_m)
-    users = training._sample(holdout.users(list_kind), 2000, 0)
-    scored = {name: ev.evaluate(fit(train), holdout, list_kind, K, users)["ndcg"] for name, fit in candidates.items()}
+def tune(candidates: dict[str, Scorer], holdout: ev.Holdout, list_kind: str) -> tuple[str, Scorer]:
+    """The candidate with the best NDCG@10 on the validation holdout (2,000 customers at most)."""
+    users = ev.sample_users(holdout.users(list_kind), 2000, 0)
+    scored = {name: ev.evaluate(scorer.fit(holdout.train), holdout, list_kind, K, users).ndcg
+              for name, scorer in candidates.items()}
     best = max(scored, key=scored.get)
     return best, candidates[best]
 
 
 # --- measurement ------------------------------------------------------------------------------
-def latency_ms(score: ev.ScoreFn, users: np.ndarray, exclude: sp.csr_matrix | None, n: int = 300) -> tuple[float, float]:
+def latency_ms(scorer: Scorer, users: np.ndarray, exclude: sp.csr_matrix | None,
+               n: int = 300) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     picks = rng.choice(users, min(n, users.size), replace=False)
     times = []
     for u in picks:
         start = time.perf_counter()
-        ev.top_lists(score(np.array([u])), K, exclude[[u]] if exclude is not None else None)
+        ev.top_lists(scorer.score(np.array([u])), K, exclude[[u]] if exclude is not None else None)
         times.append((time.perf_counter() - start) * 1000)
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
-def score_all_seconds(score: ev.ScoreFn, n_users: int, exclude: sp.csr_matrix) -> float:
+def score_all_seconds(scorer: Scorer, n_users: int, exclude: sp.csr_matrix) -> float:
     start = time.perf_counter()
     for i in range(0, n_users, 2048):
         rows = np.arange(i, min(i + 2048, n_users))
-        ev.top_lists(score(rows), K, exclude[rows])
+        ev.top_lists(scorer.score(rows), K, exclude[rows])
     return time.perf_counter() - start
 
 
 def run(name: str) -> list[dict]:
     tx, products = load(name)
     users, items = pd.Index(tx["user_id"].unique()), pd.Index(products["product_id"])
-    train, test, train_tx = matrices(tx, users, items)
-    fit_m, val_m, _ = matrices(train_tx, users, items)
-    holdout = ev.make_holdout(train, test)
+    holdout, train_tx = time_holdout(tx, users, items)
+    validation_holdout, _ = time_holdout(train_tx, users, items)
+    train = holdout.train
     print(f"# {name}: {len(tx):,} transactions, {len(users):,} customers, {len(items):,} products; "
           f"{holdout.users('new').size:,} customers scored on new items, {holdout.users('rebuy').size:,} with re-buys",
           flush=True)
 
     start = time.perf_counter()
-    chosen, _ = training.select_params(fit_m, val_m, training.TrainingSettings())
+    chosen, _ = training.select_params(validation_holdout, training.TrainingSettings())
     select_s = time.perf_counter() - start
-    peers: dict[str, tuple[Fit, Fit | None]] = {
+    peers: dict[str, tuple[Scorer | None, Scorer | None]] = {
         f"RecoMart SVD (auto: k={chosen.factors}, shrink={chosen.shrinkage}, {chosen.weighting})":
-            (svd_fit(chosen), svd_fit(chosen, rebuy=True)),
-        "best-sellers": (lambda m: ev.popularity_scorer(m), lambda m: ev.popularity_scorer(m)),
-        "buy again": (None, lambda m: ev.buy_again_scorer(m)),
+            (ShrunkSvd(chosen), ShrunkSvd(chosen, rebuy=True)),
+        "best-sellers": (Popularity(), Popularity()),
+        "buy again": (None, BuyAgain()),
     }
     for k in (32, 64, 128):
         if k < min(train.shape):
-            peers[f"PureSVD binary k={k}, no shrinkage"] = (svd_fit(ModelParams(k, 0.0, "binary")), None)
-    peers["PureSVD log k=64, no shrinkage"] = (svd_fit(ModelParams(min(64, min(train.shape) - 1), 0.0, "log")), None)
-    ease_name, ease = tune({f"EASE lambda={lam:g}": ease_fit(lam) for lam in (50, 200, 500, 2000)}, fit_m, val_m, "new")
+            peers[f"PureSVD binary k={k}, no shrinkage"] = (ShrunkSvd(ModelParams(k, 0.0, "binary")), None)
+    peers["PureSVD log k=64, no shrinkage"] = (ShrunkSvd(ModelParams(min(64, min(train.shape) - 1), 0.0, "log")), None)
+    ease_name, ease = tune({f"EASE lambda={lam:g}": Ease(lam) for lam in (50, 200, 500, 2000)}, validation_holdout,
+                           "new")
     peers[ease_name + " (tuned)"] = (ease, ease)
     if has_implicit():
-        grid = {f"implicit ALS k=64 alpha={a:g} reg={r:g}": als_fit(64, a, r) for a in (10, 100) for r in (1, 100, 1000)}
-        als_name, als = tune(grid, fit_m, val_m, "new")
+        grid = {f"implicit ALS k=64 alpha={a:g} reg={r:g}": Als(64, a, r) for a in (10, 100) for r in (1, 100, 1000)}
+        als_name, als = tune(grid, validation_holdout, "new")
         peers[als_name + " (tuned)"] = (als, als)
-        peers["implicit ALS defaults (k=100, reg=0.01, alpha=1)"] = (als_fit(100, 1.0, 0.01), None)
+        peers["implicit ALS defaults (k=100, reg=0.01, alpha=1)"] = (Als(100, 1.0, 0.01), None)
 
     rows = []
-    new_users, rebuy_users = holdout.users("new"), holdout.users("rebuy")
-    for label, (fit_new, fit_rebuy) in peers.items():
+    new_users = holdout.users("new")
+    for label, (new_scorer, rebuy_scorer) in peers.items():
         row: dict = {"dataset": name, "model": label}
-        for list_kind, fit in (("new", fit_new), ("rebuy", fit_rebuy)):
-            if fit is None:
+        for list_kind, scorer in (("new", new_scorer), ("rebuy", rebuy_scorer)):
+            if scorer is None:
                 continue
             start = time.perf_counter()
-            score = fit(train)
+            scorer.fit(train)
             row["train_s"] = round(time.perf_counter() - start + (select_s if label.startswith("RecoMart") else 0), 2)
-            metrics = ev.evaluate(score, holdout, list_kind, K)
-            row.update({f"{list_kind}_{m}": round(v, 4) for m, v in metrics.items() if m != "users"})
+            metrics = ev.evaluate(scorer, holdout, list_kind, K)
+            row.update({f"{list_kind}_{m}": round(v, 4) for m, v in asdict(metrics).items() if m != "users"})
             if list_kind == "new":
-                row["score_all_s"] = round(score_all_seconds(score, train.shape[0], train), 2)
-                row["p50_ms"], row["p95_ms"] = (round(x, 3) for x in latency_ms(score, new_users, train))
+                row["score_all_s"] = round(score_all_seconds(scorer, train.shape[0], train), 2)
+                row["p50_ms"], row["p95_ms"] = (round(x, 3) for x in latency_ms(scorer, new_users, train))
         rows.append(row)
         print(row, flush=True)
     return rows

@@ -6,13 +6,13 @@ when they bought something before the cutoff (so the model knows them) and somet
 it. Two lists are scored, as the product shows both:
 - "new": items the user had not bought before the cutoff, with bought items excluded from the list;
 - "rebuy": every item bought after the cutoff, re-buys included, nothing excluded.
-Metrics at k: precision, recall, NDCG (binary relevance), hit rate, and catalog coverage.
+Metrics at k: precision, recall, NDCG (binary relevance), hit rate, and catalog coverage. Any `Scorer`
+(scorers.py) can be measured: the model and its baselines go through the same code on the same users.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from dagster_project.model_card import ListKind, Metrics
 from dagster_project.ranking import top_k
+from dagster_project.scorers import Scorer
 
-ScoreFn = Callable[[np.ndarray], np.ndarray]  # user rows -> dense scores (len(rows) x n_items)
 BATCH = 1024
 
 
@@ -52,7 +53,8 @@ class Holdout:
     relevant_new: sp.csr_matrix
     relevant_all: sp.csr_matrix
 
-    def users(self, list_kind: str) -> np.ndarray:
+    def users(self, list_kind: ListKind) -> np.ndarray:
+        """Customers who can be measured on the list: known before the cutoff, something relevant after."""
         relevant = self.relevant_new if list_kind == "new" else self.relevant_all
         known = np.diff(self.train.indptr) > 0
         return np.flatnonzero(known & (np.diff(relevant.indptr) > 0))
@@ -64,6 +66,13 @@ def make_holdout(train: sp.csr_matrix, test: sp.csr_matrix) -> Holdout:
     new = (test_bin - test_bin.multiply(seen)).tocsr()
     new.eliminate_zeros()
     return Holdout(train.tocsr(), new, test_bin)
+
+
+def sample_users(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """At most `limit` of `users`, a seeded sample beyond that (sorted), so every model meets the same ones."""
+    if users.size <= limit:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
 
 
 def top_lists(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
@@ -84,9 +93,9 @@ def _hits(best: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     return np.isin(best_keys, truth_keys) & (best >= 0)
 
 
-def evaluate(score: ScoreFn, holdout: Holdout, list_kind: str = "new", k: int = 10,
-             users: np.ndarray | None = None) -> dict[str, float]:
-    """Precision, recall, NDCG, hit rate at k and catalog coverage for one scorer.
+def evaluate(scorer: Scorer, holdout: Holdout, list_kind: ListKind = "new", k: int = 10,
+             users: np.ndarray | None = None) -> Metrics:
+    """Precision, recall, NDCG, hit rate at k and catalog coverage for a scorer fit on `holdout.train`.
 
     Batches are scored on a thread pool: BLAS and numpy's partition release the GIL.
     """
@@ -94,12 +103,12 @@ def evaluate(score: ScoreFn, holdout: Holdout, list_kind: str = "new", k: int = 
     users = holdout.users(list_kind) if users is None else users
     n_items = holdout.train.shape[1]
     if users.size == 0:
-        return {"users": 0, "precision": 0.0, "recall": 0.0, "ndcg": 0.0, "hit_rate": 0.0, "coverage": 0.0}
+        return Metrics(users=0, precision=0.0, recall=0.0, ndcg=0.0, hit_rate=0.0, coverage=0.0)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
 
     def batch_sums(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         exclude = holdout.train[batch] if list_kind == "new" else None
-        best = top_lists(score(batch), k, exclude)
+        best = top_lists(scorer.score(batch), k, exclude)
         truth = relevant[batch]
         hit = _hits(best, truth)
         n_relevant = np.diff(truth.indptr)
@@ -115,22 +124,6 @@ def evaluate(score: ScoreFn, holdout: Holdout, list_kind: str = "new", k: int = 
     precision, recall, ndcg, hits_any = np.sum([r[0] for r in results], axis=0)
     shown = np.unique(np.concatenate([r[1] for r in results]))
     count = users.size
-    return {"users": int(count), "precision": float(precision / count), "recall": float(recall / count),
-            "ndcg": float(ndcg / count), "hit_rate": float(hits_any / count), "coverage": float(shown.size / n_items)}
+    return Metrics(users=int(count), precision=float(precision / count), recall=float(recall / count),
+                   ndcg=float(ndcg / count), hit_rate=float(hits_any / count), coverage=float(shown.size / n_items))
 
-
-def popularity_scores(train: sp.csr_matrix) -> np.ndarray:
-    """Buyers per item: the best-seller baseline."""
-    return np.asarray((train > 0).sum(axis=0), dtype=np.float32).ravel()
-
-
-def popularity_scorer(train: sp.csr_matrix) -> ScoreFn:
-    popularity = popularity_scores(train)
-    return lambda rows: np.broadcast_to(popularity, (len(rows), popularity.size))
-
-
-def buy_again_scorer(train: sp.csr_matrix) -> ScoreFn:
-    """The user's own most-bought items first, best-sellers after: the re-buy baseline."""
-    popularity = popularity_scores(train)
-    tiebreak = popularity / (popularity.max() + 1.0)
-    return lambda rows: train[rows].toarray() + tiebreak

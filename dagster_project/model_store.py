@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from dagster_project.fileio import atomic_path
@@ -38,7 +39,7 @@ def list_versions(models_dir: Path) -> list[Path]:
 def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
     """Write a new version, then atomically make it the served model; prune old versions."""
     models_dir = Path(models_dir)
-    model.card["version"] = version
+    model.card = replace(model.card, version=version)
     versioned = save_model(model, versions_dir(models_dir) / f"collaborative_filtering-{version}.pkl")
     served = models_dir / MODEL_FILENAME
     with atomic_path(served) as tmp:

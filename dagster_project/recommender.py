@@ -1,17 +1,17 @@
 """The trained recommender: a shrunk PureSVD item model, and how to load and query it.
 
 Scores for a user with purchase row r are  r . V . diag(s^2 / (s^2 + lambda)) . V^T,  where V and s are
-the item factors and singular values of the user x item matrix. Shrinking the singular values keeps
-the biggest (popularity) directions from drowning the taste directions: plain PureSVD does worse than
-the best-seller list on sparse purchase data. For lists with re-buys, the user's own purchase counts
-are blended in with a weight chosen on validation data. Unknown or cold users get the best-sellers.
+the item factors and singular values of the user x item matrix (see scorers.py: the same model,
+scored in batches, is what evaluation measures). For lists with re-buys, the user's own purchase
+counts are blended in with a weight chosen on validation data. Unknown or cold users get the
+best-sellers.
 
 Imports no Dagster: the app and the tests load a model with `load_model(path)`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,13 @@ import scipy.sparse as sp
 
 from dagster_project import model_file
 from dagster_project.contract import id_key, product_key
+from dagster_project.model_card import ModelCard, ModelParams
 from dagster_project.ranking import top_k
+from dagster_project.scorers import blend_rebuy, weigh
 
-FORMAT_VERSION = 3  # 3: data-only container (model_file); 2 and earlier held a pickle and are refused
+# 4: the card is a typed ModelCard document (the model's params live in it); 3: untyped card;
+# 2 and earlier held a pickle. Files of another version are refused with a request to retrain.
+FORMAT_VERSION = 4
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
 
 
@@ -31,60 +35,10 @@ class ModelError(RuntimeError):
     """A model file that is missing, corrupt or from an incompatible version."""
 
 
-@dataclass(frozen=True)
-class ModelParams:
-    factors: int = 32
-    shrinkage: float = 1.0  # lambda as a multiple of the mean squared singular value
-    weighting: str = "log"  # "binary" or "log": log1p of purchase counts
-    rebuy_weight: float = 1.0  # how much the user's own history counts in lists with re-buys
-
-
-def weigh(counts: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
-    """Confidence from purchase counts: 1 per item bought, or log1p(count)."""
-    weighted = counts.astype(np.float32).tocsr(copy=True)
-    weighted.data = np.ones_like(weighted.data) if weighting == "binary" else np.log1p(weighted.data)
-    return weighted
-
-
-def fit_factors(matrix: sp.csr_matrix, factors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Item factors V (items x k) and singular values s of a sparse matrix (randomized SVD)."""
-    from sklearn.utils.extmath import randomized_svd  # 1-2 s import: only where training happens
-
-    k = max(1, min(factors, min(matrix.shape) - 1))
-    _, s, vt = randomized_svd(matrix, n_components=k, n_oversamples=10, n_iter=4, random_state=seed)
-    return vt.T.astype(np.float32), s.astype(np.float32)
-
-
-def shrink(s: np.ndarray, shrinkage: float) -> np.ndarray:
-    s2 = s.astype(np.float64) ** 2
-    lam = shrinkage * s2.mean() if s2.size else 0.0
-    return (s2 / (s2 + lam)).astype(np.float32)
-
-
-@dataclass
-class FactorScorer:
-    """Scores for rows of a weighted user x item matrix from item factors."""
-
-    item_factors: np.ndarray
-    weights: np.ndarray
-
-    def __call__(self, rows: sp.csr_matrix) -> np.ndarray:
-        return np.asarray(rows @ self.item_factors) * self.weights @ self.item_factors.T
-
-
-def blend_rebuy(cf_scores: np.ndarray, own_counts: np.ndarray, rebuy_weight: float) -> np.ndarray:
-    """Collaborative scores plus the user's own purchase counts, each scaled to at most 1 per row."""
-    def scaled(x: np.ndarray) -> np.ndarray:
-        top = np.abs(x).max(axis=1, keepdims=True)
-        return x / np.where(top > 0, top, 1.0)
-    return scaled(cf_scores) + rebuy_weight * scaled(np.log1p(own_counts))
-
-
 @dataclass
 class RecommenderModel:
-    """Everything needed to serve: factors, purchase history, catalog, and the card."""
+    """Everything needed to serve: factors, purchase history, catalog, and the card (with the params)."""
 
-    params: ModelParams
     user_ids: pd.Index
     user_profiles: pd.DataFrame  # indexed by user_id, every known user (buyers or not): name, age, ...
     items: pd.DataFrame  # ITEM_COLUMNS, row i is item i
@@ -92,17 +46,22 @@ class RecommenderModel:
     item_factors: np.ndarray
     factor_weights: np.ndarray
     popularity: np.ndarray
-    card: dict[str, Any] = field(default_factory=dict)
+    card: ModelCard
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         self._item_index = pd.Index(self.items["product_id"])
+        self._by_popularity = np.argsort(-self.popularity.astype(np.float64), kind="stable")  # ties: catalogue order
         self._weighted = weigh(self.counts, self.params.weighting)
         norms = self.item_factors * np.sqrt(self.factor_weights)
         lengths = np.linalg.norm(norms, axis=1, keepdims=True)
         self._item_embeddings = norms / np.where(lengths > 0, lengths, 1.0)
         self._item_columns = {c: self.items[c].to_numpy() for c in ITEM_COLUMNS}
         self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T)  # k x items
+
+    @property
+    def params(self) -> ModelParams:
+        return self.card.params
 
     @property
     def n_users(self) -> int:
@@ -154,12 +113,12 @@ class RecommenderModel:
         return self.counts.indices[start:end], self.counts.data[start:end]
 
     def popular(self, n: int = 10, exclude: np.ndarray | None = None) -> pd.DataFrame:
-        scores = self.popularity.astype(np.float64).copy()
+        """The best-sellers (most buyers first), without the `exclude` items."""
+        order = self._by_popularity
         if exclude is not None and exclude.size:
-            scores[exclude] = -np.inf
-        best = np.argsort(-scores, kind="stable")[:n]
-        best = best[np.isfinite(scores[best])]
-        return self._frame(best, scores[best], "popular")
+            order = order[~np.isin(order, exclude)]
+        best = order[:n]
+        return self._frame(best, self.popularity[best].astype(np.float64), "popular")
 
     def recommend(self, user_id: object, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
         """Top-n products for a user, best first; best-sellers for an unknown or cold user."""
@@ -217,7 +176,7 @@ def save_model(model: RecommenderModel, path: Path) -> Path:
     """Write the model atomically as a data-only file (see model_file: loading it never runs code)."""
     counts = model.counts.tocsr()
     return model_file.write_bundle(Path(path), model_file.Bundle(
-        document={"params": asdict(model.params), "card": model.card, "counts_shape": list(counts.shape)},
+        document={"card": model.card.to_document(), "counts_shape": list(counts.shape)},
         arrays={"counts_indptr": counts.indptr, "counts_indices": counts.indices, "counts_data": counts.data,
                 "item_factors": model.item_factors, "factor_weights": model.factor_weights,
                 "popularity": model.popularity},
@@ -248,7 +207,7 @@ def load_model(path: str | Path) -> RecommenderModel:
 def _from_bundle(bundle: model_file.Bundle) -> RecommenderModel:
     """Rebuild the model from a file's parts, checking that their shapes agree before anything is served."""
     doc, arrays, tables = bundle.document, bundle.arrays, bundle.tables
-    params = ModelParams(**{k: doc["params"][k] for k in ModelParams.__dataclass_fields__})
+    card = ModelCard.from_document(doc["card"])
     items = tables["items"]
     user_ids = pd.Index(tables["user_ids"]["user_id"].astype("string"))
     n_users, n_items = (int(x) for x in doc["counts_shape"])
@@ -258,9 +217,9 @@ def _from_bundle(bundle: model_file.Bundle) -> RecommenderModel:
     factors, weights, popularity = arrays["item_factors"], arrays["factor_weights"], arrays["popularity"]
     if (list(items.columns) != ITEM_COLUMNS or len(items) != n_items or len(user_ids) != n_users
             or factors.ndim != 2 or factors.shape[0] != n_items or weights.shape != (factors.shape[1],)
-            or popularity.shape != (n_items,) or not isinstance(doc["card"], dict)):
+            or popularity.shape != (n_items,)):
         raise ValueError("shapes disagree")
     profiles = tables["user_profiles"]
     profiles = profiles.set_index(profiles["user_id"].astype("string")).drop(columns="user_id")
-    return RecommenderModel(params=params, user_ids=user_ids, user_profiles=profiles, items=items, counts=counts,
-                            item_factors=factors, factor_weights=weights, popularity=popularity, card=doc["card"])
+    return RecommenderModel(user_ids=user_ids, user_profiles=profiles, items=items, counts=counts,
+                            item_factors=factors, factor_weights=weights, popularity=popularity, card=card)

@@ -18,7 +18,7 @@ Tuning falls back to the default settings the same way.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -26,16 +26,18 @@ import pandas as pd
 import scipy.sparse as sp
 
 from dagster_project import evaluation as ev
-from dagster_project.recommender import (
-    ITEM_COLUMNS,
-    FactorScorer,
+from dagster_project.model_card import (
+    LIST_KINDS,
+    LIST_NAMES,
+    HoldoutSummary,
+    ListKind,
+    Metrics,
+    ModelCard,
     ModelParams,
-    RecommenderModel,
-    blend_rebuy,
-    fit_factors,
-    shrink,
-    weigh,
+    Trial,
 )
+from dagster_project.recommender import ITEM_COLUMNS, RecommenderModel
+from dagster_project.scorers import BuyAgain, Popularity, Scorer, ShrunkSvd, SvdBasis, popularity_scores, shrink
 
 PROFILE_COLUMNS = ["name", "age", "gender", "country"]
 
@@ -81,50 +83,28 @@ def data_checksum(transactions: pd.DataFrame) -> str:
     return hashlib.sha256(np.sort(row_hashes).tobytes()).hexdigest()
 
 
-def _sample(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    if users.size <= limit:
-        return users
-    return np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
-
-
-def _svd_scorer(train: sp.csr_matrix, params: ModelParams, factors=None) -> ev.ScoreFn:
-    weighted = weigh(train, params.weighting)
-    v, s = factors if factors is not None else fit_factors(weighted, params.factors)
-    scorer = FactorScorer(v[:, :params.factors], shrink(s[:params.factors], params.shrinkage))
-    return lambda rows: scorer(weighted[rows])
-
-
-def _rebuy_scorer(train: sp.csr_matrix, params: ModelParams, factors=None) -> ev.ScoreFn:
-    cf = _svd_scorer(train, params, factors)
-    return lambda rows: blend_rebuy(cf(rows), train[rows].toarray(), params.rebuy_weight)
-
-
-def select_params(train: sp.csr_matrix, validation: sp.csr_matrix,
-                  settings: TrainingSettings) -> tuple[ModelParams, list[dict]]:
-    """Coordinate search on the validation slice; returns the best settings and every trial's score.
+def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[ModelParams, list[Trial]]:
+    """Coordinate search on a validation holdout; returns the best settings and every trial's score.
 
     Shrinkage matters most, then weighting, then rank (PureSVD is flat in k once shrunk), so: shrinkage
     x weighting at a middle rank, then the rank, then shrinkage again at that rank, then the re-buy weight.
+    One SVD per weighting at the highest rank serves every trial (lower ranks are its leading factors).
     """
-    holdout = ev.make_holdout(train, validation)
-    new_users = _sample(holdout.users("new"), settings.max_eval_users, settings.seed)
-    all_users = _sample(holdout.users("rebuy"), settings.max_eval_users, settings.seed)
-    max_rank = max(1, min(train.shape) - 1)
+    users = {kind: ev.sample_users(holdout.users(kind), settings.max_eval_users, settings.seed) for kind in LIST_KINDS}
+    max_rank = max(1, min(holdout.train.shape) - 1)
     ranks = sorted({min(f, max_rank) for f in settings.factor_grid})
-    factors = {w: fit_factors(weigh(train, w), ranks[-1], settings.seed) for w in settings.weightings}
-    trials: list[dict] = []
+    bases = {w: SvdBasis.fit(holdout.train, w, ranks[-1], settings.seed) for w in settings.weightings}
+    trials: list[Trial] = []
     scores: dict[ModelParams, float] = {}
 
-    def trial(params: ModelParams, list_kind: str = "new") -> float:
+    def trial(params: ModelParams, list_kind: ListKind = "new") -> float:
         if params not in scores:
-            make = _svd_scorer if list_kind == "new" else _rebuy_scorer
-            users = new_users if list_kind == "new" else all_users
-            scores[params] = ev.evaluate(make(train, params, factors[params.weighting]), holdout, list_kind,
-                                         settings.k, users)["ndcg"]
-            trials.append({"list": list_kind, **asdict(params), "ndcg": scores[params]})
+            scorer = ShrunkSvd(params, rebuy=list_kind == "rebuy").fit_basis(bases[params.weighting])
+            scores[params] = ev.evaluate(scorer, holdout, list_kind, settings.k, users[list_kind]).ndcg
+            trials.append(Trial(list_kind, params, scores[params]))
         return scores[params]
 
-    def best_of(candidates: list[ModelParams], list_kind: str = "new") -> ModelParams:
+    def best_of(candidates: list[ModelParams], list_kind: ListKind = "new") -> ModelParams:
         return max(candidates, key=lambda p: (trial(p, list_kind), -candidates.index(p)))
 
     middle = min(ranks, key=lambda r: abs(r - 64))
@@ -135,46 +115,42 @@ def select_params(train: sp.csr_matrix, validation: sp.csr_matrix,
     return best, trials
 
 
-def holdout_metrics(train: sp.csr_matrix, test: sp.csr_matrix, params: ModelParams, settings: TrainingSettings) -> dict:
+def holdout_metrics(holdout: ev.Holdout, params: ModelParams,
+                    settings: TrainingSettings) -> dict[ListKind, dict[str, Metrics]]:
     """The chosen model beside the baselines, per list (the same customers for every model).
 
     A list with fewer than `settings.min_eval_users` customers to measure is left out.
     """
-    holdout = ev.make_holdout(train, test)
-    factors = fit_factors(weigh(train, params.weighting), params.factors, settings.seed)
-    popularity = ev.popularity_scorer(train)
-    k = settings.k
-    new = _sample(holdout.users("new"), settings.max_test_users, settings.seed)
-    rebuy = _sample(holdout.users("rebuy"), settings.max_test_users, settings.seed)
+    basis = SvdBasis.fit(holdout.train, params.weighting, params.factors, settings.seed)
+    scorers: dict[ListKind, dict[str, Scorer]] = {
+        "new": {"svd": ShrunkSvd(params).fit_basis(basis), "popularity": Popularity().fit(holdout.train)},
+        "rebuy": {"svd": ShrunkSvd(params, rebuy=True).fit_basis(basis), "popularity": Popularity().fit(holdout.train),
+                  "buy_again": BuyAgain().fit(holdout.train)}}
     metrics = {}
-    if new.size >= settings.min_eval_users:
-        metrics["new"] = {"svd": ev.evaluate(_svd_scorer(train, params, factors), holdout, "new", k, new),
-                          "popularity": ev.evaluate(popularity, holdout, "new", k, new)}
-    if rebuy.size >= settings.min_eval_users:
-        metrics["rebuy"] = {"svd": ev.evaluate(_rebuy_scorer(train, params, factors), holdout, "rebuy", k, rebuy),
-                            "popularity": ev.evaluate(popularity, holdout, "rebuy", k, rebuy),
-                            "buy_again": ev.evaluate(ev.buy_again_scorer(train), holdout, "rebuy", k, rebuy)}
+    for kind, models in scorers.items():
+        users = ev.sample_users(holdout.users(kind), settings.max_test_users, settings.seed)
+        if users.size >= settings.min_eval_users:
+            metrics[kind] = {name: ev.evaluate(scorer, holdout, kind, settings.k, users)
+                             for name, scorer in models.items()}
     return metrics
 
 
 @dataclass(frozen=True)
 class Split:
-    """A train/test cut of the transactions and how many customers its test part can measure."""
+    """A train/test cut of the transactions, its holdout, and how many customers each list can measure."""
 
-    train: pd.DataFrame
-    train_counts: sp.csr_matrix
-    test_counts: sp.csr_matrix
+    train: pd.DataFrame  # the training part's transactions (cut again for validation)
+    holdout: ev.Holdout
     protocol: str  # "time split" or "random split"
     cutoff: pd.Timestamp | None  # time splits only
-    users: dict[str, int]  # customers measurable per list ("new", "rebuy")
+    users: dict[ListKind, int]  # customers measurable per list
 
 
 def _split(train: pd.DataFrame, test: pd.DataFrame, protocol: str, cutoff: pd.Timestamp | None,
            users: pd.Index, items: pd.Index) -> Split:
-    train_counts, test_counts = count_matrix(train, users, items), count_matrix(test, users, items)
-    holdout = ev.make_holdout(train_counts, test_counts)
-    measurable = {kind: int(holdout.users(kind).size) for kind in ("new", "rebuy")}
-    return Split(train, train_counts, test_counts, protocol, cutoff, measurable)
+    holdout = ev.make_holdout(count_matrix(train, users, items), count_matrix(test, users, items))
+    measurable = {kind: int(holdout.users(kind).size) for kind in LIST_KINDS}
+    return Split(train, holdout, protocol, cutoff, measurable)
 
 
 def evaluation_split(transactions: pd.DataFrame, users: pd.Index, items: pd.Index,
@@ -189,65 +165,62 @@ def evaluation_split(transactions: pd.DataFrame, users: pd.Index, items: pd.Inde
     return at_random if at_random.users["new"] > by_time.users["new"] else by_time
 
 
-def _not_measured(split: Split, metrics: dict, settings: TrainingSettings) -> dict[str, str]:
+def _not_measured(split: Split, metrics: dict, settings: TrainingSettings) -> dict[ListKind, str]:
     """Why each list has no figures, in words for the card and the app."""
-    names = {"new": "new products", "rebuy": "lists with re-buys"}
-    return {kind: (f"not measured: {split.users[kind]} customer(s) could be checked on {names[kind]} with a "
+    return {kind: (f"not measured: {split.users[kind]} customer(s) could be checked on {LIST_NAMES[kind]} with a "
                    f"{split.protocol}, and at least {settings.min_eval_users} are needed for a figure that means "
                    f"something")
-            for kind in names if kind not in metrics}
+            for kind in LIST_KINDS if kind not in metrics}
 
 
 def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.DataFrame,
                 settings: TrainingSettings = TrainingSettings(), fixed: ModelParams | None = None,
-                card: dict | None = None, interactions: pd.DataFrame | None = None) -> RecommenderModel:
-    """Select, evaluate and fit the recommender on prepared tables (see the module docstring)."""
+                card: dict[str, str] | None = None, interactions: pd.DataFrame | None = None) -> RecommenderModel:
+    """Select, evaluate and fit the recommender on prepared tables (see the module docstring).
+
+    `card` sets the card's caller-provided fields (`run_id`, `data_checksum`).
+    """
     started = time.perf_counter()
     if transactions.empty:
         raise ValueError("No valid transactions left after preparation: nothing to train on.")
     user_index = pd.Index(transactions["user_id"].unique())
     item_index = pd.Index(products["product_id"])
     split = evaluation_split(transactions, user_index, item_index, settings)
-    train, test = split.train_counts, split.test_counts
 
     selection = "fixed settings"
     if fixed is not None:
         params, trials = fixed, []
     elif (validation := evaluation_split(split.train, user_index, item_index, settings)).users["new"] \
             >= settings.min_eval_users:
-        params, trials = select_params(validation.train_counts, validation.test_counts, settings)
+        params, trials = select_params(validation.holdout, settings)
         selection = f"chosen on a validation slice ({validation.protocol})"
     else:
         params, trials = ModelParams(), []
         selection = (f"default settings: the validation slice had {validation.users['new']} customer(s) to "
                      f"measure, fewer than {settings.min_eval_users}")
-    metrics = holdout_metrics(train, test, params, settings)
-    not_measured = _not_measured(split, metrics, settings)
+    metrics = holdout_metrics(split.holdout, params, settings)
 
     counts = (count_matrix(transactions, user_index, item_index) if interactions is None
               else interaction_counts(interactions, user_index, item_index))
-    v, s = fit_factors(weigh(counts, params.weighting), params.factors, settings.seed)
-    params = replace(params, factors=v.shape[1])
+    basis = SvdBasis.fit(counts, params.weighting, params.factors, settings.seed)
+    params = replace(params, factors=basis.item_factors.shape[1])
     profile_columns = [c for c in PROFILE_COLUMNS if c in users]
     profiles = users.drop_duplicates("user_id").set_index("user_id")[profile_columns]
-    model_card = {
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "params": asdict(params),
-        "metrics": metrics,
-        "measured": "new" in metrics,
-        "not_measured": not_measured,
-        "selection": selection,
-        "holdout": {"protocol": split.protocol, "test_share": settings.test_share,
-                    "cutoff": str(split.cutoff) if split.cutoff is not None else None,
-                    "evaluated_users": split.users, "min_users": settings.min_eval_users, "k": settings.k,
-                    "max_test_users": settings.max_test_users},
-        "selection_trials": trials,
-        "users": len(user_index), "items": len(item_index), "interactions": int(counts.nnz),
-        "transactions": len(transactions),
-        **(card or {}),
-    }
-    model_card["train_seconds"] = round(time.perf_counter() - started, 3)
+    model_card = ModelCard(
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        params=params,
+        selection=selection,
+        holdout=HoldoutSummary(protocol=split.protocol, test_share=settings.test_share,
+                               cutoff=str(split.cutoff) if split.cutoff is not None else None,
+                               evaluated_users=split.users, min_users=settings.min_eval_users, k=settings.k,
+                               max_test_users=settings.max_test_users),
+        metrics=metrics,
+        not_measured=_not_measured(split, metrics, settings),
+        trials=trials,
+        users=len(user_index), items=len(item_index), interactions=int(counts.nnz), transactions=len(transactions),
+        train_seconds=round(time.perf_counter() - started, 3),
+        **(card or {}))
     return RecommenderModel(
-        params=params, user_ids=user_index, user_profiles=profiles, items=products[ITEM_COLUMNS].reset_index(drop=True),
-        counts=counts, item_factors=v, factor_weights=shrink(s, params.shrinkage),
-        popularity=ev.popularity_scores(counts), card=model_card)
+        user_ids=user_index, user_profiles=profiles, items=products[ITEM_COLUMNS].reset_index(drop=True),
+        counts=counts, item_factors=basis.item_factors, factor_weights=shrink(basis.singular_values, params.shrinkage),
+        popularity=popularity_scores(counts), card=model_card)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from dagster_project.model_card import LIST_KINDS, ModelCard
 from streamlit_app.dagster_api import Run
 
 STAGES = {"users": ("raw_users", "prepared_users", "user_features"),
@@ -67,38 +68,34 @@ def dropped_frame(latest: dict[str, dict | None]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["table", "reason", "rows"])
 
 
-def metrics_frame(card: dict) -> pd.DataFrame:
+def metrics_frame(card: ModelCard) -> pd.DataFrame:
     """The model card's holdout metrics: one row per list and model, only for lists that were measured."""
     names = {"svd": "RecoMart SVD", "popularity": "Best-sellers", "buy_again": "Buy again"}
     rows = []
-    for list_kind, models in card.get("metrics", {}).items():
+    for list_kind, models in card.metrics.items():
         for model, m in models.items():
             rows.append({"list": "new products" if list_kind == "new" else "with re-buys",
                          "model": names.get(model, model),
-                         "NDCG@10": round(m["ndcg"], 4), "precision@10": round(m["precision"], 4),
-                         "recall@10": round(m["recall"], 4), "hit rate": round(m["hit_rate"], 4),
-                         "coverage": round(m["coverage"], 4), "users": m["users"]})
+                         "NDCG@10": round(m.ndcg, 4), "precision@10": round(m.precision, 4),
+                         "recall@10": round(m.recall, 4), "hit rate": round(m.hit_rate, 4),
+                         "coverage": round(m.coverage, 4), "users": m.users})
     return pd.DataFrame(rows, columns=["list", "model", "NDCG@10", "precision@10", "recall@10", "hit rate",
                                        "coverage", "users"])
 
 
-def not_measured(card: dict) -> dict[str, str]:
+def not_measured(card: ModelCard) -> dict[str, str]:
     """Lists the card has no figures for, with the reason (too few customers to measure): never shown as 0."""
-    reasons = dict(card.get("not_measured") or {})
-    for kind in ("new", "rebuy"):
-        if card.get("metrics") is not None and kind not in card["metrics"] and kind not in reasons:
-            reasons[kind] = "not measured"
-    return reasons
+    return {kind: card.not_measured.get(kind, "not measured") for kind in LIST_KINDS if kind not in card.metrics}
 
 
-def holdout_text(card: dict) -> str:
+def holdout_text(card: ModelCard) -> str:
     """How the card's figures were measured, in one sentence."""
-    holdout = card.get("holdout") or {}
-    if holdout.get("protocol") == "random split":
-        users = (holdout.get("evaluated_users") or {}).get("new", 0)
-        return (f"Measured on a random {holdout.get('test_share', 0.2):.0%} of the purchases held out, because "
+    holdout = card.holdout
+    if holdout.protocol == "random split":
+        users = holdout.evaluated_users.get("new", 0)
+        return (f"Measured on a random {holdout.test_share:.0%} of the purchases held out, because "
                 f"time could not separate past from future purchases (too few customers bought on both sides of "
                 f"the time cut); {users:,} customers evaluated.")
-    if holdout.get("cutoff"):
-        return f"Measured on the purchases after {str(holdout['cutoff'])[:10]}."
+    if holdout.cutoff:
+        return f"Measured on the purchases after {holdout.cutoff[:10]}."
     return "Not measured."

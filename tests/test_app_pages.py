@@ -41,7 +41,7 @@ def test_overview_shows_the_headline_figures(app_env, trained):
     assert metrics["Users"] == "1,383" and metrics["Products"] == "101" and metrics["Transactions"] == "3,001"
     assert 93 <= float(metrics["Quality score"]) <= 98
     model = load_model(app_env.workspace.model_file)
-    assert metrics["NDCG@10"] == f"{model.card['metrics']['new']['svd']['ndcg']:.3f}"
+    assert metrics["NDCG@10"] == f"{model.card.metrics['new']['svd'].ndcg:.3f}"
     assert "is up at" in at.success[0].value
     assert not any("daemon is not running" in w.value for w in at.warning)
     last = at.dataframe[0].value.set_index("job")
@@ -181,16 +181,16 @@ def test_corrupt_model_falls_back_and_versions_roll_back(app_env, trained, tmp_p
     (models / "collaborative_filtering.pkl").write_bytes(b"not a model")
     at = open_page("recommendations")
     warning = at.warning[0].value
-    assert "cannot be used" in warning and good.card["version"] in warning
+    assert "cannot be used" in warning and good.card.version in warning
     at.text_input(key="customer_query").set_value(good.user_ids[0]).run()
     assert len(at.dataframe[1].value) == 10
 
     # Roll back: serve the kept version explicitly; the served file loads again.
     versions = at.table[0].value
-    assert good.card["version"] in versions.index
-    at.selectbox(key="version_choice").set_value(good.card["version"]).run()
+    assert good.card.version in versions.index
+    at.selectbox(key="version_choice").set_value(good.card.version).run()
     at.button(key="serve_version").click().run()
-    assert load_model(models / "collaborative_filtering.pkl").card["version"] == good.card["version"]
+    assert load_model(models / "collaborative_filtering.pkl").card.version == good.card.version
 
 
 @pytest.mark.webserver

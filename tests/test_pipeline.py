@@ -99,13 +99,13 @@ def test_asset_checks_find_the_sample_defects(completed):
 def test_model_beats_popularity_and_carries_its_card(completed):
     ws, instance, result = completed
     model = load_model(ws.model_file)
-    metrics = model.card["metrics"]
-    assert metrics["new"]["svd"]["ndcg"] > metrics["new"]["popularity"]["ndcg"]
-    assert metrics["rebuy"]["svd"]["ndcg"] >= metrics["rebuy"]["popularity"]["ndcg"]
-    assert model.card["run_id"] == result.run_id and len(model.card["data_checksum"]) == 64
-    assert model.format_version == FORMAT_VERSION and model.card["trained_at"]
+    metrics = model.card.metrics
+    assert metrics["new"]["svd"].ndcg > metrics["new"]["popularity"].ndcg
+    assert metrics["rebuy"]["svd"].ndcg >= metrics["rebuy"]["popularity"].ndcg
+    assert model.card.run_id == result.run_id and len(model.card.data_checksum) == 64
+    assert model.format_version == FORMAT_VERSION and model.card.trained_at
     meta = latest_metadata(instance, "collaborative_filtering_model")
-    assert meta["ndcg_at_10"] == metrics["new"]["svd"]["ndcg"]
+    assert meta["ndcg_at_10"] == metrics["new"]["svd"].ndcg
     user = model.user_ids[0]
     assert len(model.recommend(user, n=5)) == 5
 

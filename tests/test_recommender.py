@@ -5,14 +5,18 @@ import io
 import json
 import pickle
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from dagster_project import evaluation as ev
+from dagster_project.model_card import ModelCard
 from dagster_project.ranking import top_k
-from dagster_project.recommender import ModelError, ModelParams, load_model, save_model
+from dagster_project.recommender import FORMAT_VERSION, ModelError, ModelParams, load_model, save_model
+from dagster_project.scorers import BuyAgain, Popularity, ShrunkSvd, SvdBasis
 from dagster_project.training import train_model
 
 # Two tastes: users 1-6 buy fruit (a, b, c), users 7-12 buy tools (x, y, z); "a" is the best-seller.
@@ -32,7 +36,8 @@ def purchases():
     for user in range(13, 20):  # extra buyers make "a" the best-seller
         rows.append({"user_id": str(user), "product_id": "a", "quantity": 1, "amount": 1.0,
                      "timestamp": t + pd.Timedelta(days=user)})
-    rows.append({"user_id": "7", "product_id": "x", "quantity": 1, "amount": 1.0, "timestamp": t + pd.Timedelta(days=60)})
+    rows.append({"user_id": "7", "product_id": "x", "quantity": 1, "amount": 1.0,
+                 "timestamp": t + pd.Timedelta(days=60)})
     return pd.DataFrame(rows)
 
 
@@ -92,8 +97,8 @@ def test_save_and_load_round_trip(model, tmp_path):
                                       model.recommend(user, exclude_purchased=False))
     pd.testing.assert_frame_equal(loaded.similar_items("a"), model.similar_items("a"))
     assert loaded.profile(3) == model.profile(3)
-    assert loaded.card == json.loads(json.dumps(model.card, default=str))
-    assert loaded.card["params"]["factors"] == 2 and loaded.params == model.params
+    assert loaded.card == model.card
+    assert loaded.card.params.factors == 2 and loaded.params == model.params
 
 
 class Planted:
@@ -124,7 +129,7 @@ def test_bad_model_files_give_clear_errors(model, tmp_path):
         for info in src.infolist():
             data = src.read(info)
             if info.filename == "model.json":
-                data = data.replace(b'"format_version": 3', b'"format_version": 9')
+                data = data.replace(b'"format_version": %d' % FORMAT_VERSION, b'"format_version": 9')
             dst.writestr(info, data)
     with pytest.raises(ModelError, match="model format 9"):
         load_model(future)
@@ -155,25 +160,37 @@ def test_loading_never_runs_code_from_the_file(model, tmp_path):
     assert not marker.exists()
 
 
+class FixedScores:
+    """A scorer whose scores are given: evaluation must rank and count exactly these."""
+
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, dtype=np.float32)
+
+    def fit(self, counts):
+        return self
+
+    def score(self, rows):
+        return self.scores[rows]
+
+
 def test_metrics_on_a_known_ranking():
-    import scipy.sparse as sp
     train = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32))
     test = sp.csr_matrix(np.array([[0, 1, 0, 1], [0, 0, 1, 0]], dtype=np.float32))
     holdout = ev.make_holdout(train, test)
     # "new" lists, bought items excluded. User 0 (relevant b, d): c, d -> one hit, at rank 2.
     # User 1 (relevant c): d, c -> one hit, at rank 2.
-    scores = np.array([[9, 1, 8, 7], [0, 9, 1, 5]], dtype=np.float32)
-    result = ev.evaluate(lambda rows: scores[rows], holdout, "new", k=2)
+    scores = FixedScores([[9, 1, 8, 7], [0, 9, 1, 5]])
+    result = ev.evaluate(scores, holdout, "new", k=2)
     second = 1 / np.log2(3)  # the gain of a hit at rank 2
     ndcg_user0 = second / (1 + second)  # ideal: both relevant items at ranks 1 and 2
     ndcg_user1 = second / 1.0  # ideal: the one relevant item at rank 1
-    assert result["users"] == 2
-    assert result["precision"] == pytest.approx((1 / 2 + 1 / 2) / 2)
-    assert result["recall"] == pytest.approx((1 / 2 + 1 / 1) / 2)
-    assert result["ndcg"] == pytest.approx((ndcg_user0 + ndcg_user1) / 2)
-    assert result["hit_rate"] == 1.0 and result["coverage"] == pytest.approx(2 / 4)  # c and d only
-    rebuy = ev.evaluate(lambda rows: scores[rows], holdout, "rebuy", k=2)  # nothing excluded: a, c; b, d
-    assert (rebuy["users"], rebuy["hit_rate"], rebuy["coverage"]) == (2, 0.0, 1.0)
+    assert result.users == 2
+    assert result.precision == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert result.recall == pytest.approx((1 / 2 + 1 / 1) / 2)
+    assert result.ndcg == pytest.approx((ndcg_user0 + ndcg_user1) / 2)
+    assert result.hit_rate == 1.0 and result.coverage == pytest.approx(2 / 4)  # c and d only
+    rebuy = ev.evaluate(scores, holdout, "rebuy", k=2)  # nothing excluded: user 0 gets a, c; user 1 b, d
+    assert (rebuy.users, rebuy.hit_rate, rebuy.coverage) == (2, 0.0, 1.0)
 
 
 def test_top_k_ranks_best_first_and_never_returns_excluded_items():
@@ -185,6 +202,72 @@ def test_top_k_ranks_best_first_and_never_returns_excluded_items():
     assert top_k(scores[0], 2).tolist() == [1, 3]  # one row, as served
     assert top_k(np.array([np.nan, 2.0, 1.0]), 3).tolist() == [1, 2, -1]
     assert top_k(scores, 0).shape == (2, 0)
+
+
+# Users 0-2 buy items 0 and 1, users 3-4 buy items 2 and 3; user 0 bought item 0 three times.
+COUNTS = sp.csr_matrix(np.array([[3, 1, 0, 0],
+                                 [1, 1, 0, 0],
+                                 [1, 0, 0, 0],
+                                 [0, 0, 1, 1],
+                                 [0, 0, 1, 0]], dtype=np.float32))
+
+
+def test_popularity_and_buy_again_scorers():
+    rows = np.array([0, 4])
+    popularity = Popularity().fit(COUNTS).score(rows)
+    assert popularity.tolist() == [[3, 2, 2, 1]] * 2  # buyers per item, the same for everyone
+    again = BuyAgain().fit(COUNTS).score(rows)
+    assert np.argsort(-again[0])[:2].tolist() == [0, 1]  # own purchases first, the most bought first
+    assert np.argsort(-again[1])[:2].tolist() == [2, 0]  # then the best-seller
+    assert again[1, 0] < 1 <= again[1, 2]
+
+
+def test_shrunk_svd_scorer_matches_its_formula():
+    params = ModelParams(factors=2, shrinkage=1.0, weighting="binary", rebuy_weight=0.5)
+    binary = (COUNTS.toarray() > 0).astype(np.float64)
+    _, s, vt = np.linalg.svd(binary)
+    v, s2 = vt[:2].T, s[:2] ** 2
+    weights = s2 / (s2 + s2.mean())  # shrinkage 1: lambda is the mean squared singular value
+    expected = binary @ v @ np.diag(weights) @ v.T
+    rows = np.arange(5)
+    scores = ShrunkSvd(params).fit(COUNTS).score(rows)
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    assert scores[2, 1] > scores[2, 2]  # user 2 (item 0) is pointed to item 1, not the other taste
+
+    def scaled(x):
+        return x / np.abs(x).max(axis=1, keepdims=True)
+    rebuy = ShrunkSvd(params, rebuy=True).fit(COUNTS).score(rows)
+    np.testing.assert_allclose(rebuy, scaled(expected) + 0.5 * scaled(np.log1p(COUNTS.toarray())), atol=1e-4)
+
+
+def test_shrunk_svd_from_a_shared_basis():
+    """The tuner fits one basis per weighting and tries lower ranks on it: the same as fitting at that rank."""
+    basis = SvdBasis.fit(COUNTS, "log", rank=3)
+    params = ModelParams(factors=2, shrinkage=0.0, weighting="log")
+    shared = ShrunkSvd(params).fit_basis(basis).score(np.arange(5))
+    np.testing.assert_allclose(shared, ShrunkSvd(params).fit(COUNTS).score(np.arange(5)), atol=1e-4)
+    with pytest.raises(ValueError, match="binary model"):
+        ShrunkSvd(replace(params, weighting="binary")).fit_basis(basis)
+
+
+def test_any_scorer_goes_through_the_same_evaluation():
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 0, 0], [1, 0, 1, 0], [0, 1, 0, 0]], dtype=np.float32))
+    test = sp.csr_matrix(np.array([[0, 0, 1, 0], [0, 0, 0, 1], [0, 1, 0, 0], [1, 0, 0, 0]], dtype=np.float32))
+    holdout = ev.make_holdout(train, test)
+    # Best-sellers a > b > c > d, bought items excluded: users get c, b, b, a; all but user 1 (d) hit.
+    best_sellers = ev.evaluate(Popularity().fit(holdout.train), holdout, "new", k=1)
+    assert (best_sellers.users, best_sellers.precision, best_sellers.coverage) == (4, 3 / 4, 3 / 4)
+
+
+def test_the_card_round_trips_and_refuses_what_does_not_fit(model):
+    document = json.loads(json.dumps(model.card.to_document()))
+    assert ModelCard.from_document(document) == model.card
+    assert model.card.params == model.params and model.card.measured == ("new" in model.card.metrics)
+    for broken in ({**document, "users": "many"}, {k: v for k, v in document.items() if k != "holdout"},
+                   {**document, "extra": 1}, {**document, "params": {**document["params"], "weighting": "cubic"}},
+                   {**document, "metrics": {"new": {"svd": {"ndcg": 0.5}}}}):
+        with pytest.raises(ValueError):
+            ModelCard.from_document(broken)
 
 
 def test_time_split_keeps_the_latest_for_testing():

@@ -50,10 +50,10 @@ except ModelError as exc:
     if access.current_user().is_operator:
         st.page_link("app_pages/refresh.py", label="Start a refresh", icon=":material/refresh:")
 if model is not None:
-    new = model.card.get("metrics", {}).get("new")
+    new = model.card.metrics.get("new")
     if new:
-        lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else float("nan")
-        cols[4].metric("NDCG@10", f"{new['svd']['ndcg']:.3f}", f"{lift:.2f}x best-sellers",
+        lift = new["svd"].ndcg / new["popularity"].ndcg if new["popularity"].ndcg else float("nan")
+        cols[4].metric("NDCG@10", f"{new['svd'].ndcg:.3f}", f"{lift:.2f}x best-sellers",
                        help="Ranking quality of new-product lists on held-out purchases. "
                             + tables.holdout_text(model.card))
     else:  # nothing was evaluated: say so, never show 0.0 as if it were a measurement
@@ -62,9 +62,9 @@ if model is not None:
         st.warning(f"The served model was {reason}. Its recommendations work, but how good they are is unknown: "
                    f"more customers with purchases over a longer time make it measurable.",
                    icon=":material/help:")
-    trained = datetime.fromisoformat(model.card["trained_at"])
+    trained = datetime.fromisoformat(model.card.trained_at)
     st.info(f"Model trained {tables.ago(trained.timestamp())} ({trained:%Y-%m-%d %H:%M} UTC) on "
-            f"{model.card['transactions']:,} transactions; run `{model.card.get('run_id', '?')[:8]}`.",
+            f"{model.card.transactions:,} transactions; run `{(model.card.run_id or '?')[:8]}`.",
             icon=":material/model_training:")
 
 st.subheader("Last runs")

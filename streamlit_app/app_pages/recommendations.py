@@ -21,18 +21,18 @@ except ModelError as exc:
 card = model.card
 for problem in services.model_problems():
     st.warning(f"The served model file cannot be used ({problem}) Serving the newest kept version that loads: "
-               f"{card.get('version', '?')}.", icon=":material/warning:")
-with st.expander(f"Model card · version {card.get('version', '?')} · trained {card['trained_at']} · "
-                 f"run {card.get('run_id', '?')[:8]}" + ("" if card.get("measured", True) else " · not measured")):
-    params = card["params"]
-    st.markdown(f"Shrunk-SVD collaborative filtering, rank **{params['factors']}**, shrinkage **{params['shrinkage']}**, "
-                f"**{params['weighting']}** confidence, re-buy weight **{params['rebuy_weight']}** "
-                f"({card.get('selection', 'chosen on a validation slice')}). Trained on {card['transactions']:,} "
-                f"transactions, {card['users']:,} customers, {card['items']:,} products. {tables.holdout_text(card)}")
+               f"{card.version or '?'}.", icon=":material/warning:")
+with st.expander(f"Model card · version {card.version or '?'} · trained {card.trained_at} · "
+                 f"run {(card.run_id or '?')[:8]}" + ("" if card.measured else " · not measured")):
+    params = card.params
+    st.markdown(f"Shrunk-SVD collaborative filtering, rank **{params.factors}**, shrinkage **{params.shrinkage}**, "
+                f"**{params.weighting}** confidence, re-buy weight **{params.rebuy_weight}** "
+                f"({card.selection}). Trained on {card.transactions:,} "
+                f"transactions, {card.users:,} customers, {card.items:,} products. {tables.holdout_text(card)}")
     for list_kind, reason in tables.not_measured(card).items():
         st.warning(f"{'New products' if list_kind == 'new' else 'Lists with re-buys'}: {reason}.",
                    icon=":material/help:")
-    if card.get("metrics"):
+    if card.metrics:
         st.dataframe(tables.metrics_frame(card), hide_index=True, width="stretch")
 
 with st.expander("Model versions"):
@@ -42,14 +42,14 @@ with st.expander("Model versions"):
         st.write("No earlier versions kept yet.")
     else:
         names = [model_store.version_name(p) for p in kept]
-        st.table(pd.DataFrame({"version": names, "serving": ["yes" if n == card.get("version") else "" for n in names]})
+        st.table(pd.DataFrame({"version": names, "serving": ["yes" if n == card.version else "" for n in names]})
                  .set_index("version"))
         chosen = st.selectbox("Version to serve", names, key="version_choice",
                               disabled=not access.current_user().is_operator,
                               help=None if access.current_user().is_operator else "Operators only")
         if st.button("Serve this version", key="serve_version",
                      disabled=not access.current_user().is_operator
-                     or (chosen == card.get("version") and not services.model_problems())):
+                     or (chosen == card.version and not services.model_problems())):
             access.require_operator()  # checked here, whatever the page showed or disabled
             try:
                 model_store.roll_back(models_dir, kept[names.index(chosen)])

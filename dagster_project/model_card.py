@@ -1,0 +1,155 @@
+"""The model card: what was trained, how it was chosen and how well it did, as one typed record.
+
+The card travels inside the model file as JSON, so the app can show it from the file alone. Every
+reader (the asset's metadata, the app's pages, the tests) reads the same attributes; `from_document`
+checks the JSON against these classes field by field, so a card that does not fit is refused when
+the model loads, never half-shown later.
+
+Imports nothing heavy: the app reads cards without numpy or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from functools import cache
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+ListKind = Literal["new", "rebuy"]
+LIST_KINDS: tuple[ListKind, ...] = ("new", "rebuy")
+LIST_NAMES: dict[str, str] = {"new": "new products", "rebuy": "lists with re-buys"}
+
+
+class ReadByKey:
+    """`card["field"]` reads `card.field`: the dict form some readers still use; attributes are the typed way."""
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+
+@dataclass(frozen=True)
+class ModelParams(ReadByKey):
+    """The served model's settings: chosen on a validation slice, or given by the run."""
+
+    factors: int = 32
+    shrinkage: float = 1.0  # lambda as a multiple of the mean squared singular value
+    weighting: Literal["binary", "log"] = "log"  # log: log1p of purchase counts
+    rebuy_weight: float = 1.0  # how much the user's own history counts in lists with re-buys
+
+
+@dataclass(frozen=True)
+class Metrics(ReadByKey):
+    """One model's figures on one list, at k, over `users` customers."""
+
+    users: int
+    precision: float
+    recall: float
+    ndcg: float
+    hit_rate: float
+    coverage: float  # share of the catalogue shown to anyone
+
+
+@dataclass(frozen=True)
+class HoldoutSummary(ReadByKey):
+    """How the card's figures were measured."""
+
+    protocol: Literal["time split", "random split"]
+    test_share: float
+    cutoff: str | None  # time splits only
+    evaluated_users: dict[ListKind, int]  # customers measurable per list
+    min_users: int  # fewer than this on a list and its figures are left out
+    k: int
+    max_test_users: int
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One setting tried on the validation slice, and its NDCG@k there."""
+
+    list_kind: ListKind
+    params: ModelParams
+    ndcg: float
+
+
+@dataclass(frozen=True)
+class ModelCard(ReadByKey):
+    """Everything the pipeline and the app say about a trained model."""
+
+    trained_at: str  # ISO 8601, UTC
+    params: ModelParams
+    selection: str  # how the params were chosen, in words
+    holdout: HoldoutSummary
+    metrics: dict[ListKind, dict[str, Metrics]]  # measured lists -> model ("svd", "popularity", "buy_again")
+    not_measured: dict[ListKind, str]  # the other lists -> why they have no figures, in words
+    trials: list[Trial]
+    users: int
+    items: int
+    interactions: int
+    transactions: int
+    train_seconds: float
+    run_id: str | None = None
+    data_checksum: str | None = None
+    version: str | None = None  # set when the model is published
+
+    @property
+    def measured(self) -> bool:
+        """Whether the new-products list, the card's headline, has figures."""
+        return "new" in self.metrics
+
+    def to_document(self) -> dict[str, Any]:
+        """The card as plain JSON values."""
+        return asdict(self)
+
+    @classmethod
+    def from_document(cls, document: object) -> ModelCard:
+        """The card from JSON values; a ValueError when any field is missing, extra or of the wrong type."""
+        return _build(cls, document, "card")
+
+
+@cache
+def _field_types(kind: type) -> dict[str, Any]:
+    hints = get_type_hints(kind)
+    return {f.name: hints[f.name] for f in fields(kind)}
+
+
+def _build(kind: Any, value: object, where: str) -> Any:
+    """`value` as an instance of the type `kind` (dataclasses, dicts, lists, unions, literals, scalars)."""
+    origin = get_origin(kind)
+    if is_dataclass(kind):
+        hints = _field_types(kind)
+        if not isinstance(value, dict) or set(value) != set(hints):
+            raise ValueError(f"{where}: expected the fields {sorted(hints)}")
+        return kind(**{name: _build(hint, value[name], f"{where}.{name}") for name, hint in hints.items()})
+    if origin is dict:
+        key_kind, item = get_args(kind)
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object")
+        return {_build(key_kind, key, f"{where} key"): _build(item, v, f"{where}.{key}") for key, v in value.items()}
+    if origin is list:
+        (item,) = get_args(kind)
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list")
+        return [_build(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (Union, types.UnionType):
+        for option in get_args(kind):
+            try:
+                return _build(option, value, where)
+            except ValueError:
+                pass
+        raise ValueError(f"{where}: unexpected value")
+    if origin is Literal:
+        if value not in get_args(kind):
+            raise ValueError(f"{where}: expected one of {get_args(kind)}")
+        return value
+    if kind is type(None):
+        if value is not None:
+            raise ValueError(f"{where}: expected null")
+        return None
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, str, bool) and type(value) is kind:
+        return value
+    raise ValueError(f"{where}: expected {getattr(kind, '__name__', kind)}")

@@ -1,0 +1,135 @@
+"""Scorers: recommenders behind one interface, fit on a purchase matrix, then score users' rows.
+
+Evaluation, the tuner in training and the model-quality benchmark all take a `Scorer`, so RecoMart's
+model and its baselines are measured by the same code on the same customers. The served model
+(`recommender.RecommenderModel`) holds the fitted factors and scores one user at a time on its own
+fast path; `ShrunkSvd` is the same arithmetic for many users at once.
+
+Shrunk PureSVD scores a user with purchase row r as  r . V . diag(s^2 / (s^2 + lambda)) . V^T  (V, s: item
+factors and singular values of the weighted user x item matrix). Shrinking the singular values keeps
+the biggest (popularity) directions from drowning the taste directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from dagster_project.model_card import ModelParams
+
+
+class Scorer(Protocol):
+    """A recommender as evaluation sees it.
+
+    `fit` learns from a users x items purchase-count matrix and returns the scorer; `score` then gives
+    dense scores (len(rows) x items, higher is better) for rows of that same matrix.
+    """
+
+    def fit(self, counts: sp.csr_matrix) -> Self: ...
+
+    def score(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+def weigh(counts: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
+    """Confidence from purchase counts: 1 per item bought, or log1p(count)."""
+    weighted = counts.astype(np.float32).tocsr(copy=True)
+    weighted.data = np.ones_like(weighted.data) if weighting == "binary" else np.log1p(weighted.data)
+    return weighted
+
+
+def fit_factors(matrix: sp.csr_matrix, factors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Item factors V (items x k) and singular values s of a sparse matrix (randomized SVD)."""
+    from sklearn.utils.extmath import randomized_svd  # 1-2 s import: only where training happens
+
+    k = max(1, min(factors, min(matrix.shape) - 1))
+    _, s, vt = randomized_svd(matrix, n_components=k, n_oversamples=10, n_iter=4, random_state=seed)
+    return vt.T.astype(np.float32), s.astype(np.float32)
+
+
+def shrink(s: np.ndarray, shrinkage: float) -> np.ndarray:
+    """Weights s^2 / (s^2 + lambda), lambda = shrinkage x the mean s^2 (so one scale fits every shop)."""
+    s2 = s.astype(np.float64) ** 2
+    lam = shrinkage * s2.mean() if s2.size else 0.0
+    return (s2 / (s2 + lam)).astype(np.float32)
+
+
+def blend_rebuy(cf_scores: np.ndarray, own_counts: np.ndarray, rebuy_weight: float) -> np.ndarray:
+    """Collaborative scores plus the user's own purchase counts, each scaled to at most 1 per row."""
+    def scaled(x: np.ndarray) -> np.ndarray:
+        top = np.abs(x).max(axis=1, keepdims=True)
+        return x / np.where(top > 0, top, 1.0)
+    return scaled(cf_scores) + rebuy_weight * scaled(np.log1p(own_counts))
+
+
+def popularity_scores(counts: sp.csr_matrix) -> np.ndarray:
+    """Buyers per item."""
+    return np.asarray((counts > 0).sum(axis=0), dtype=np.float32).ravel()
+
+
+class Popularity:
+    """The best-sellers, the same list for everyone: the baseline any model must beat."""
+
+    def fit(self, counts: sp.csr_matrix) -> Self:
+        self._popularity = popularity_scores(counts)
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._popularity, (len(rows), self._popularity.size))
+
+
+class BuyAgain:
+    """The user's own most-bought items first, best-sellers after: the baseline for lists with re-buys."""
+
+    def fit(self, counts: sp.csr_matrix) -> Self:
+        popularity = popularity_scores(counts)
+        self._counts = counts.tocsr()
+        self._tiebreak = popularity / (popularity.max() + 1.0)
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        return self._counts[rows].toarray() + self._tiebreak
+
+
+@dataclass(frozen=True)
+class SvdBasis:
+    """The costly part of a shrunk-SVD fit; every rank up to its own and every shrinkage reuse it."""
+
+    counts: sp.csr_matrix
+    weighted: sp.csr_matrix
+    weighting: str
+    item_factors: np.ndarray  # items x rank
+    singular_values: np.ndarray
+
+    @classmethod
+    def fit(cls, counts: sp.csr_matrix, weighting: str, rank: int, seed: int = 0) -> SvdBasis:
+        weighted = weigh(counts, weighting)
+        v, s = fit_factors(weighted, rank, seed)
+        return cls(counts.tocsr(), weighted, weighting, v, s)
+
+
+class ShrunkSvd:
+    """RecoMart's model (see the module docstring); with `rebuy`, blended with the user's own purchases."""
+
+    def __init__(self, params: ModelParams, rebuy: bool = False, seed: int = 0) -> None:
+        self.params, self.rebuy, self.seed = params, rebuy, seed
+
+    def fit(self, counts: sp.csr_matrix) -> Self:
+        return self.fit_basis(SvdBasis.fit(counts, self.params.weighting, self.params.factors, self.seed))
+
+    def fit_basis(self, basis: SvdBasis) -> Self:
+        """Fit from factors already computed with the same weighting (the tuner tries many ranks on one)."""
+        if basis.weighting != self.params.weighting:
+            raise ValueError(f"a {basis.weighting} basis cannot fit a {self.params.weighting} model")
+        self._basis = basis
+        self._factors = basis.item_factors[:, :self.params.factors]
+        self._weights = shrink(basis.singular_values[:self.params.factors], self.params.shrinkage)
+        return self
+
+    def score(self, rows: np.ndarray) -> np.ndarray:
+        scores = np.asarray(self._basis.weighted[rows] @ self._factors) * self._weights @ self._factors.T
+        if not self.rebuy:
+            return scores
+        return blend_rebuy(scores, self._basis.counts[rows].toarray(), self.params.rebuy_weight)
