@@ -1,55 +1,47 @@
 """Asset checks: one per data-quality rule on the raw tables, and the quality gate.
 
-Rule checks never block (preparation drops or fixes what they find; the report counts it). The
-quality gate blocks: when the score is below the threshold, nothing downstream of the validation
-report runs, so the prepared data, features and the served model stay as the last good run left them.
+Rule checks never block (preparation drops or fixes what they find; the report counts it). They are
+declared on the ingestion step, which runs the rules once while the raw frames are in memory, so
+`ingestion_job` shows them too. The quality gate blocks: when the score is below the threshold,
+nothing downstream of the validation report runs, so the prepared data, features and the served
+model stay as the last good run left them.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
 
 import dagster as dg
 
 from dagster_project import validation
+from dagster_project.validation import ValidationReport
 
 SEVERITY = {validation.ERROR: dg.AssetCheckSeverity.ERROR, validation.WARN: dg.AssetCheckSeverity.WARN}
 
 
-def rule_check_specs() -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(rule.name, asset=f"raw_{rule.entity}", description=rule.description)
+def rule_check_specs(tables: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
+    """One check per rule, on the raw table (`tables`: entity -> asset name) the rule reads."""
+    return [dg.AssetCheckSpec(rule.name, asset=tables[rule.entity], description=rule.description)
             for rule in validation.RULES]
 
 
-def check_results(report: validation.ValidationReport):
+def check_results(report: ValidationReport, tables: Mapping[str, str]) -> Iterator[dg.AssetCheckResult]:
     for check in report.checks:
         yield dg.AssetCheckResult(
-            asset_key=f"raw_{check.entity}", check_name=check.name, passed=check.passed,
+            asset_key=tables[check.entity], check_name=check.name, passed=check.passed,
             severity=SEVERITY[check.severity],
             description=check.description + (" (skipped: column absent)" if check.skipped else ""),
             metadata={"failing_rows": check.failing_rows, "total_rows": check.total_rows,
                       "failing_share": round(check.failing_share, 4), "skipped": check.skipped,
-                      "examples": dg.MetadataValue.json(check.examples)})
-
-
-def gate_message(report: dict) -> str:
-    """Why the gate failed, in the user's terms: the worst checks, where, and what to do."""
-    lines = [f"Quality score {report['quality_score']} is below the threshold {report['min_quality_score']}: the run "
-             f"stopped before preparation and training, and the current model stays in place."]
-    for entity, columns in report.get("schema_errors", {}).items():
-        lines.append(f"- {entity}: required column(s) {', '.join(columns)} missing.")
-    failed = sorted((c for c in report["checks"] if not c["passed"]), key=lambda c: -c["failing_rows"])
-    for check in failed[:3]:
-        example = check["examples"][0] if check["examples"] else {}
-        where = f" (e.g. {example.get('source_file')} row {example.get('source_row')})" if example else ""
-        lines.append(f"- {check['name']} on {check['entity']}: {check['failing_rows']} of {check['total_rows']} rows "
-                     f"fail '{check['description']}'{where}.")
-    lines.append("Fix those rows in the export, or lower the minimum quality score (Refresh options in the app, "
-                 "or validation_report.min_quality_score in run config) if they are expected.")
-    return "\n".join(lines)
+                      "examples": check.examples})
 
 
 @dg.asset_check(asset="validation_report", blocking=True,
                 description="The quality score is at least the configured threshold; below it, training stops.")
-def quality_gate(validation_report: dict) -> dg.AssetCheckResult:
-    score, threshold = validation_report["quality_score"], validation_report["min_quality_score"]
+def quality_gate(validation_report: ValidationReport) -> dg.AssetCheckResult:
+    passed = bool(validation_report.gate_passed)
     return dg.AssetCheckResult(
-        passed=score >= threshold, severity=dg.AssetCheckSeverity.ERROR,
-        description=None if score >= threshold else gate_message(validation_report),
-        metadata={"quality_score": float(score), "min_quality_score": float(threshold)})
+        passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        description=None if passed else validation_report.gate_message(),
+        metadata={"quality_score": float(validation_report.quality_score),
+                  "min_quality_score": float(validation_report.min_quality_score or 0.0)})

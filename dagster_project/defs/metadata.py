@@ -1,4 +1,8 @@
-"""Materialization metadata every stored output carries: records, schema, path, size, checksum."""
+"""Metadata: where each stored output lives, and what every stored output records about itself.
+
+Plain values are enough where Dagster infers the type (int, float, str, bool, list, dict, Path,
+TableSchema); only Markdown needs wrapping.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,18 @@ import pandas as pd
 
 from dagster_project.fileio import sha256_of
 
+# Definition metadata the storage IO manager reads: the output's file under the storage folder.
+RELATIVE_PATH = "recomart/relative_path"
 
-def table_out(description: str) -> dg.AssetOut:
-    """An output stored as Parquet by the storage IO manager."""
-    return dg.AssetOut(description=description, kinds={"pandas", "parquet"})
+
+def stored_at(relative_path: str) -> dict[str, str]:
+    """Definition metadata for an output the IO manager stores: `{date}` is the day of the run (UTC)."""
+    return {RELATIVE_PATH: relative_path}
+
+
+def table_out(description: str, relative_path: str) -> dg.AssetOut:
+    """An output stored as Parquet by the storage IO manager, at `relative_path` under the storage folder."""
+    return dg.AssetOut(description=description, kinds={"pandas", "parquet"}, metadata=stored_at(relative_path))
 
 
 def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
@@ -20,14 +32,9 @@ def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
 
 
 def file_metadata(path: Path, records: int | None = None, frame: pd.DataFrame | None = None) -> dict:
-    meta: dict = {
-        "path": dg.MetadataValue.path(str(path)),
-        "size_bytes": dg.MetadataValue.int(path.stat().st_size),
-        "sha256": dg.MetadataValue.text(sha256_of(path)),
-    }
+    meta: dict = {"path": path, "size_bytes": path.stat().st_size, "sha256": sha256_of(path)}
     if records is not None:
-        meta["records"] = dg.MetadataValue.int(records)
-        meta["dagster/row_count"] = dg.MetadataValue.int(records)
+        meta["records"] = meta["dagster/row_count"] = int(records)
     if frame is not None:
         meta["dagster/column_schema"] = table_schema(frame)
         meta["preview"] = dg.MetadataValue.md(frame.head(5).astype(str).to_markdown(index=False))

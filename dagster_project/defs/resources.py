@@ -1,31 +1,23 @@
-"""Resources: the folders a run reads and writes, and the IO manager that stores tables there."""
+"""Resources: the folders a run reads and writes, the readers' limits, and the IO manager over storage.
+
+The one place resources are chosen: every asset, check and sensor asks for them by key.
+"""
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from dagster_project import settings
-from dagster_project.defs.metadata import file_metadata
-from dagster_project.defs.run_config import check_run_config
+from dagster_project.defs.metadata import RELATIVE_PATH, file_metadata
+from dagster_project.defs.run_config import InputLimitsResource, check_run_config
 from dagster_project.fileio import write_json, write_parquet
 from dagster_project.storage_lock import remove_stale_temp_files, storage_lock
-
-# Where each asset's output lives under the storage folder; raw extracts are kept per day.
-OUTPUT_PATHS = {
-    "raw_users": "raw/users/{date}/users_merged.parquet",
-    "raw_products": "raw/products/{date}/products.parquet",
-    "raw_transactions": "raw/transactions/{date}/transactions.parquet",
-    "validation_report": "validation/validation_report.json",
-    "prepared_users": "prepared/users.parquet",
-    "prepared_products": "prepared/products.parquet",
-    "prepared_transactions": "prepared/transactions.parquet",
-    "user_features": "features/user_features.parquet",
-    "item_features": "features/item_features.parquet",
-    "interaction_matrix": "features/interactions.parquet",
-}
+from dagster_project.validation import ValidationReport
 
 
 class RecoMartPaths(dg.ConfigurableResource):
@@ -48,40 +40,59 @@ class RecoMartPaths(dg.ConfigurableResource):
         return settings.folder("models", self.models_dir)
 
 
-class StorageIOManager(dg.IOManager):
-    """Tables as Parquet, reports as JSON, under the storage folder; each write atomic.
+class StorageIOManager(dg.ConfigurableIOManager):
+    """Tables as Parquet and the validation report as JSON, under the storage folder; each write atomic.
 
-    Inputs are read from the exact file the upstream's latest materialization recorded, so a run
-    reads what the run before it wrote even when the day (and so the raw folder) has changed.
+    Where each output lives is its asset's definition metadata (`RELATIVE_PATH`, `{date}` for the day),
+    so asset names are written once, in the assets. Inputs are read from the exact file the upstream's
+    latest materialization recorded, so a run reads what the run before it wrote even when the day
+    (and so the raw folder) has changed.
     """
 
-    def __init__(self, paths: RecoMartPaths):
-        self.paths = paths
+    paths: dg.ResourceDependency[RecoMartPaths]
 
-    def _path_for(self, name: str) -> Path:
-        date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        return self.paths.storage / OUTPUT_PATHS[name].format(date=date)
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["StorageIOManager"]:
+        """Refuse out-of-range knobs, then hold the storage lock for as long as the run (or step process) runs.
 
-    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
-        name = context.asset_key.path[-1]
-        path = self._path_for(name)
+        Every run initializes this before its first read or write, so a bad knob fails the run before
+        any step starts, and nothing reads or writes storage while another run holds it. Holding the
+        lock, it is safe to remove the temporary files a killed run left.
+        """
+        log = context.log.info if context.log else (lambda _: None)
+        if context.dagster_run is not None:
+            check_run_config(context.dagster_run.run_config)
+        with storage_lock(self.paths.storage, owner=f"run {context.run_id}", log=log):
+            for folder in (self.paths.storage, self.paths.models):
+                if removed := remove_stale_temp_files(folder):
+                    log(f"Removed {removed} temporary file(s) a stopped run left in {folder}")
+            yield self
+
+    def _path_for(self, relative_path: str) -> Path:
+        date = datetime.now(UTC).strftime("%Y-%m-%d")
+        return self.paths.storage / relative_path.format(date=date)
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | ValidationReport) -> None:
+        path = self._path_for(context.definition_metadata[RELATIVE_PATH])
         if isinstance(obj, pd.DataFrame):
             write_parquet(obj, path)
             context.add_output_metadata(file_metadata(path, records=len(obj), frame=obj))
+        elif isinstance(obj, ValidationReport):
+            write_json(obj.to_dict(), path)
+            context.add_output_metadata(file_metadata(path, records=len(obj.checks)))
         else:
-            write_json(obj, path)
-            records = len(obj.get("checks", [])) if isinstance(obj, dict) else None
-            context.add_output_metadata(file_metadata(path, records=records))
+            raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__}")
         context.log.info(f"Stored at: {path}")
 
-    def load_input(self, context: dg.InputContext) -> object:
-        name = context.asset_key.path[-1]
-        path = self._recorded_path(context) or self._path_for(name)
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | ValidationReport:
+        name = context.asset_key.to_user_string()
+        path = self._recorded_path(context) or self._path_for(
+            context.upstream_output.definition_metadata[RELATIVE_PATH])
         if not path.exists():
             raise FileNotFoundError(f"{name} has no stored output at {path}: materialize it first "
                                     f"(run the complete pipeline).")
         if path.suffix == ".json":
-            return json.loads(path.read_text())
+            return ValidationReport.from_dict(json.loads(path.read_text()))
         return pd.read_parquet(path)
 
     def _recorded_path(self, context: dg.InputContext) -> Path | None:
@@ -91,16 +102,9 @@ class StorageIOManager(dg.IOManager):
         return path if path is not None and path.exists() and path.is_relative_to(self.paths.storage) else None
 
 
-@dg.io_manager(required_resource_keys={"paths"})
-def storage_io_manager(init_context: dg.InitResourceContext):
-    """The IO manager, holding the storage lock for as long as the run (or step process) uses it."""
-    paths: RecoMartPaths = init_context.resources.paths
-    log = init_context.log.info if init_context.log else (lambda _: None)
-    if init_context.dagster_run is not None:  # every run reaches here before its first read or write
-        check_run_config(init_context.dagster_run.run_config)
-    with storage_lock(paths.storage, owner=f"run {init_context.run_id}", log=log):
-        for folder in (paths.storage, paths.models):
-            if removed := remove_stale_temp_files(folder):
-                log(f"Removed {removed} temporary file(s) a stopped run left in {folder}")
-        yield StorageIOManager(paths)
-
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The folders are configured at launch, so run config for `paths` reaches the IO manager too."""
+    paths = RecoMartPaths.configure_at_launch()
+    return dg.Definitions(resources={"paths": paths, "io_manager": StorageIOManager(paths=paths),
+                                     "input_limits": InputLimitsResource()})

@@ -1,6 +1,8 @@
 """The collaborative-filtering model: tuned, evaluated against baselines, published atomically."""
 
-from datetime import datetime, timezone
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -12,12 +14,15 @@ from dagster_project.defs.run_config import ModelConfig
 from dagster_project.recommender import ModelParams
 
 
-@dg.asset(group_name="model", kinds={"scikitlearn"}, deps=["user_features", "item_features"])
+@dg.asset(group_name="model", kinds={"scikitlearn"})
 def collaborative_filtering_model(context: dg.AssetExecutionContext, config: ModelConfig, paths: RecoMartPaths,
                                   prepared_transactions: pd.DataFrame, prepared_products: pd.DataFrame,
                                   prepared_users: pd.DataFrame, interaction_matrix: pd.DataFrame
                                   ) -> dg.MaterializeResult:
-    """SVD collaborative filtering (shrunk PureSVD) on the user x product matrix -> models/collaborative_filtering.pkl."""
+    """SVD collaborative filtering (shrunk PureSVD) on the user x product matrix.
+
+    Published to models/collaborative_filtering.pkl (the last versions kept beside it), not through the IO manager.
+    """
     fixed = None if config.auto_tune else ModelParams(config.factors, config.shrinkage, config.weighting,
                                                       config.rebuy_weight)
     if prepared_transactions.empty:
@@ -25,48 +30,47 @@ def collaborative_filtering_model(context: dg.AssetExecutionContext, config: Mod
                                      "train on; the current model stays in place. See the validation report.")
     model = training.train_model(
         prepared_transactions, prepared_products, prepared_users,
-        training.TrainingSettings(test_share=config.test_share), fixed=fixed, interactions=interaction_matrix,
+        config.training_settings(), fixed=fixed, interactions=interaction_matrix,
         card={"run_id": context.run_id, "data_checksum": training.data_checksum(prepared_transactions)})
-    version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + context.run_id[:8]
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + context.run_id[:8]
     path = model_store.publish(model, paths.models, version)
     card = model.card
     metrics = card["metrics"]
     holdout = card["holdout"]
-    measured = {"measured": dg.MetadataValue.bool(card["measured"]),
-                "holdout_protocol": dg.MetadataValue.text(holdout["protocol"]),
-                "evaluated_users": dg.MetadataValue.int(holdout["evaluated_users"]["new"])}
+    measured: dict = {"measured": bool(card["measured"]), "holdout_protocol": str(holdout["protocol"]),
+                      "evaluated_users": int(holdout["evaluated_users"]["new"])}
     if "new" in metrics:
         new = metrics["new"]
         lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else None
         context.log.info(f"Model saved to {path}: NDCG@10 {new['svd']['ndcg']:.4f} vs popularity "
                          f"{new['popularity']['ndcg']:.4f} ({holdout['protocol']}); params {model.params}")
         measured.update({
-            "ndcg_at_10": dg.MetadataValue.float(new["svd"]["ndcg"]),
-            "popularity_ndcg_at_10": dg.MetadataValue.float(new["popularity"]["ndcg"]),
-            "ndcg_lift_vs_popularity": dg.MetadataValue.float(round(lift, 4) if lift else 0.0),
-            "precision_at_10": dg.MetadataValue.float(new["svd"]["precision"]),
-            "recall_at_10": dg.MetadataValue.float(new["svd"]["recall"]),
-            "coverage": dg.MetadataValue.float(new["svd"]["coverage"])})
+            "ndcg_at_10": float(new["svd"]["ndcg"]),
+            "popularity_ndcg_at_10": float(new["popularity"]["ndcg"]),
+            "ndcg_lift_vs_popularity": float(round(lift, 4) if lift else 0.0),
+            "precision_at_10": float(new["svd"]["precision"]),
+            "recall_at_10": float(new["svd"]["recall"]),
+            "coverage": float(new["svd"]["coverage"])})
     if "rebuy" in metrics:
-        measured.update({"rebuy_ndcg_at_10": dg.MetadataValue.float(metrics["rebuy"]["svd"]["ndcg"]),
-                         "buy_again_ndcg_at_10": dg.MetadataValue.float(metrics["rebuy"]["buy_again"]["ndcg"])})
+        measured.update({"rebuy_ndcg_at_10": float(metrics["rebuy"]["svd"]["ndcg"]),
+                         "buy_again_ndcg_at_10": float(metrics["rebuy"]["buy_again"]["ndcg"])})
     if holdout["protocol"] != "time split":
         context.log.warning(f"The time holdout had {holdout['evaluated_users']['new']} customer(s) to measure; the "
                             f"model was measured on a {holdout['protocol']} instead (see the model card).")
     for reason in card["not_measured"].values():
         context.log.warning(f"Model saved to {path}, {reason}.")
     if card["not_measured"]:
-        measured["evaluation"] = dg.MetadataValue.text("; ".join(card["not_measured"].values()))
+        measured["evaluation"] = "; ".join(card["not_measured"].values())
     return dg.MaterializeResult(metadata={
         **file_metadata(path, records=model.n_users),
-        "version": dg.MetadataValue.text(version),
-        "users": dg.MetadataValue.int(model.n_users), "items": dg.MetadataValue.int(model.n_items),
-        "factors": dg.MetadataValue.int(model.params.factors),
-        "shrinkage": dg.MetadataValue.float(model.params.shrinkage),
-        "weighting": dg.MetadataValue.text(model.params.weighting),
-        "rebuy_weight": dg.MetadataValue.float(model.params.rebuy_weight),
-        "selection": dg.MetadataValue.text(card["selection"]),
+        "version": version,
+        "users": int(model.n_users), "items": int(model.n_items),
+        "factors": int(model.params.factors),
+        "shrinkage": float(model.params.shrinkage),
+        "weighting": str(model.params.weighting),
+        "rebuy_weight": float(model.params.rebuy_weight),
+        "selection": str(card["selection"]),
         **measured,
-        "train_seconds": dg.MetadataValue.float(card["train_seconds"]),
-        "metrics": dg.MetadataValue.json(metrics),
+        "train_seconds": float(card["train_seconds"]),
+        "metrics": json.loads(json.dumps(metrics, default=asdict)),  # the card's typed figures as plain JSON
     })
