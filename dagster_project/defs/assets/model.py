@@ -1,7 +1,5 @@
 """The collaborative-filtering model: tuned, evaluated against baselines, published atomically."""
 
-import json
-from dataclasses import asdict
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -35,32 +33,32 @@ def collaborative_filtering_model(context: dg.AssetExecutionContext, config: Mod
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + context.run_id[:8]
     path = model_store.publish(model, paths.models, version)
     card = model.card
-    metrics = card["metrics"]
-    holdout = card["holdout"]
-    measured: dict = {"measured": bool(card["measured"]), "holdout_protocol": str(holdout["protocol"]),
-                      "evaluated_users": int(holdout["evaluated_users"]["new"])}
+    metrics = card.metrics
+    holdout = card.holdout
+    measured: dict = {"measured": card.measured, "holdout_protocol": holdout.protocol,
+                      "evaluated_users": int(holdout.evaluated_users["new"])}
     if "new" in metrics:
         new = metrics["new"]
-        lift = new["svd"]["ndcg"] / new["popularity"]["ndcg"] if new["popularity"]["ndcg"] else None
-        context.log.info(f"Model saved to {path}: NDCG@10 {new['svd']['ndcg']:.4f} vs popularity "
-                         f"{new['popularity']['ndcg']:.4f} ({holdout['protocol']}); params {model.params}")
+        lift = new["svd"].ndcg / new["popularity"].ndcg if new["popularity"].ndcg else None
+        context.log.info(f"Model saved to {path}: NDCG@10 {new['svd'].ndcg:.4f} vs popularity "
+                         f"{new['popularity'].ndcg:.4f} ({holdout.protocol}); params {model.params}")
         measured.update({
-            "ndcg_at_10": float(new["svd"]["ndcg"]),
-            "popularity_ndcg_at_10": float(new["popularity"]["ndcg"]),
+            "ndcg_at_10": float(new["svd"].ndcg),
+            "popularity_ndcg_at_10": float(new["popularity"].ndcg),
             "ndcg_lift_vs_popularity": float(round(lift, 4) if lift else 0.0),
-            "precision_at_10": float(new["svd"]["precision"]),
-            "recall_at_10": float(new["svd"]["recall"]),
-            "coverage": float(new["svd"]["coverage"])})
+            "precision_at_10": float(new["svd"].precision),
+            "recall_at_10": float(new["svd"].recall),
+            "coverage": float(new["svd"].coverage)})
     if "rebuy" in metrics:
-        measured.update({"rebuy_ndcg_at_10": float(metrics["rebuy"]["svd"]["ndcg"]),
-                         "buy_again_ndcg_at_10": float(metrics["rebuy"]["buy_again"]["ndcg"])})
-    if holdout["protocol"] != "time split":
-        context.log.warning(f"The time holdout had {holdout['evaluated_users']['new']} customer(s) to measure; the "
-                            f"model was measured on a {holdout['protocol']} instead (see the model card).")
-    for reason in card["not_measured"].values():
+        measured.update({"rebuy_ndcg_at_10": float(metrics["rebuy"]["svd"].ndcg),
+                         "buy_again_ndcg_at_10": float(metrics["rebuy"]["buy_again"].ndcg)})
+    if holdout.protocol != "time split":
+        context.log.warning(f"The time holdout had {holdout.evaluated_users['new']} customer(s) to measure; the "
+                            f"model was measured on a {holdout.protocol} instead (see the model card).")
+    for reason in card.not_measured.values():
         context.log.warning(f"Model saved to {path}, {reason}.")
-    if card["not_measured"]:
-        measured["evaluation"] = "; ".join(card["not_measured"].values())
+    if card.not_measured:
+        measured["evaluation"] = "; ".join(card.not_measured.values())
     return dg.MaterializeResult(metadata={
         **file_metadata(path, records=model.n_users),
         "version": version,
@@ -69,8 +67,8 @@ def collaborative_filtering_model(context: dg.AssetExecutionContext, config: Mod
         "shrinkage": float(model.params.shrinkage),
         "weighting": str(model.params.weighting),
         "rebuy_weight": float(model.params.rebuy_weight),
-        "selection": str(card["selection"]),
+        "selection": card.selection,
         **measured,
-        "train_seconds": float(card["train_seconds"]),
-        "metrics": json.loads(json.dumps(metrics, default=asdict)),  # the card's typed figures as plain JSON
+        "train_seconds": float(card.train_seconds),
+        "metrics": card.to_document()["metrics"],
     })
