@@ -59,7 +59,8 @@ class InputLimits:
     of the file, a binary file, a generated bomb), and reading on would only cost time and memory.
 
     A field or header over its limit fails the file with a message naming the row and column; an
-    earlier timestamp is an invalid value, dropped and counted by `timestamp_valid`.
+    earlier timestamp is an invalid value, dropped and counted by `timestamp_valid`. These are the
+    defaults; a run may set each one (the `input_limits` resource, with its bounds, in defs/run_config.py).
     """
 
     max_field_chars: int = 64 * 1024
