@@ -1,6 +1,7 @@
 """The whole asset graph on the sample data, in process, in temporary folders."""
 
 import json
+from datetime import date
 
 import dagster as dg
 import pandas as pd
@@ -159,3 +160,66 @@ def test_environment_variables_choose_the_folders(workspace, instance, monkeypat
     result = defs.resolve_job_def("ingestion_job").execute_in_process(instance=instance)
     assert result.success
     assert list((workspace.storage / "raw" / "products").glob("*/products.parquet"))
+
+
+def test_the_rules_run_once_per_run(workspace, instance, monkeypatch):
+    from dagster_project import validation
+
+    calls = []
+    validate = validation.validate
+    monkeypatch.setattr(validation, "validate", lambda frames: calls.append(frames) or validate(frames))
+    result = run_job("complete_pipeline_job", workspace, instance)
+    assert result.success and len(calls) == 1
+    report = latest_metadata(instance, "validation_report")
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    failing = sum(e.metadata["failing_rows"].value > 0 for name, e in checks.items() if name != "quality_gate")
+    assert report["failed_checks"] == failing  # the report and the checks are the same evaluation
+
+
+def test_input_limits_are_set_per_run(workspace, instance):
+    def timestamp_check(result):
+        return next(e for e in result.get_asset_check_evaluations() if e.check_name == "timestamp_valid")
+
+    default = timestamp_check(run_job("ingestion_job", workspace, instance)).metadata["failing_rows"].value
+    today = date.today().isoformat()  # every past purchase is now "before the earliest plausible date"
+    strict = run_job("ingestion_job", workspace, instance,
+                     {"resources": {"input_limits": {"config": {"earliest_timestamp": today}}}})
+    check = timestamp_check(strict)
+    assert check.metadata["failing_rows"].value > default and not check.passed
+
+    raw_before = instance.get_latest_materialization_event(dg.AssetKey("raw_users")).run_id
+    refused = run_job("ingestion_job", workspace, instance,
+                      {"resources": {"input_limits": {"config": {"max_json_depth": 5000}}}})
+    assert not refused.success
+    errors = [e.event_specific_data.error.message for e in refused.all_events
+              if e.event_type_value == "RESOURCE_INIT_FAILURE"]
+    assert errors and "max_json_depth" in errors[0]
+    assert instance.get_latest_materialization_event(dg.AssetKey("raw_users")).run_id == raw_before
+
+
+def test_too_few_customers_to_measure_is_a_run_setting(workspace, instance):
+    result = run_job("complete_pipeline_job", workspace, instance,
+                     {"ops": {"collaborative_filtering_model": {"config": {"min_eval_users": 10_000}}}})
+    assert result.success
+    card = load_model(workspace.model_file).card
+    assert card["measured"] is False and card["holdout"]["min_users"] == 10_000
+    meta = latest_metadata(instance, "collaborative_filtering_model")
+    assert meta["measured"] is False and meta["evaluation"].startswith("not measured")
+
+
+def test_validation_report_reads_the_rule_results_of_the_last_ingestion(workspace, instance):
+    assert run_job("ingestion_job", workspace, instance).success
+    report_only = defs.resolve_implicit_global_asset_job_def()
+
+    def materialize_report():
+        return report_only.execute_in_process(run_config=workspace.run_config(), instance=instance,
+                                              asset_selection=[dg.AssetKey("validation_report")], raise_on_error=False)
+
+    assert materialize_report().success
+    assert 93 <= latest_metadata(instance, "validation_report")["quality_score"] <= 98
+    stored = workspace.storage / "validation" / "rule_results.json"
+    stored.write_text(stored.read_text().replace(json.loads(stored.read_text())["run_id"], "another-run"))
+    stale = materialize_report()
+    assert not stale.success
+    message = next(e.event_specific_data.error.message for e in stale.all_events if e.is_step_failure)
+    assert "are from run another-" in message and "run the complete pipeline" in message
