@@ -22,8 +22,10 @@ def _name_throttle() -> auth.Throttle:
 
 
 def _refuse(title: str, body: str) -> None:
+    """A stop page: the verdict in plain words, then what whoever runs RecoMart should do."""
     st.title("RecoMart")
-    st.error(f"**{title}**\n\n{body}", icon=":material/lock:")
+    st.error(f"**{title}**\n\nIf someone else runs RecoMart for you, send them this page. If you run it:\n\n{body}",
+             icon=":material/lock:")
     st.stop()
 
 
@@ -32,11 +34,11 @@ def _secrets_in_force() -> dict:
     try:
         secrets = read_secrets()
     except SecretsUnreadable as exc:
-        _refuse("The app's secrets cannot be read, so the app stays closed.",
+        _refuse("RecoMart is closed: its sign-in settings cannot be read.",
                 f"{exc}\n\nFix `.streamlit/secrets.toml` (see `.streamlit/secrets.toml.example`) and reload.")
     problems = auth.configuration_problems(secrets)
     if problems:
-        _refuse("The sign-in settings cannot be used, so the app stays closed.",
+        _refuse("RecoMart is closed: its sign-in settings cannot be used.",
                 "\n".join(f"- {p}" for p in problems) + "\n\nFix `.streamlit/secrets.toml` and reload.")
     return secrets
 
@@ -57,7 +59,7 @@ def signed_in_user() -> auth.User:
     how = auth.mode(secrets)
     if how == "open":
         if not _open_mode_allowed():
-            _refuse("No sign-in is configured, and this app can be reached from other machines.",
+            _refuse("RecoMart is closed: it can be reached from other machines, and no sign-in is set up.",
                     "Add users to `.streamlit/secrets.toml` (a `[users.NAME]` entry with a `password_hash` made by "
                     "`python -m streamlit_app.auth`, and a `role`), or serve the app on 127.0.0.1 only "
                     "(start it from the project folder with `./run_pipeline.sh app`).")

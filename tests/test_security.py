@@ -75,7 +75,7 @@ def test_unreadable_secrets_file_stops_the_app(monkeypatch, tmp_path):
     with streamlit_option("secrets.files", [str(broken)]):
         at = app(monkeypatch)
         at.run()
-    assert stopped_with(at, "secrets cannot be read"), [e.value for e in at.error]
+    assert stopped_with(at, "sign-in settings cannot be read"), [e.value for e in at.error]
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "", "192.0.2.10", "::"])

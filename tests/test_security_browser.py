@@ -27,12 +27,12 @@ def test_unreadable_secrets_file_keeps_the_app_closed(browser, tmp_path):
     broken = tmp_path / "secrets.toml"
     broken.write_text('[users.olga]\npassword_hash = "pbkdf2_sha256$600000$ab\nrole = "operator"\n')
     with streamlit_server(no_dagster(), tmp_path / "streamlit.log", ("--secrets.files", str(broken))) as url:
-        closed_page(browser, url, "secrets cannot be read", "closed_unreadable_secrets")
+        closed_page(browser, url, "sign-in settings cannot be read", "closed_unreadable_secrets")
 
 
 def test_no_sign_in_on_every_interface_means_no_app(browser, tmp_path):
     with streamlit_server(no_dagster(), tmp_path / "streamlit.log", address="0.0.0.0") as url:
-        closed_page(browser, url, "can be reached from other machines", "closed_all_interfaces")
+        closed_page(browser, url, "can be reached from other machines, and no sign-in", "closed_all_interfaces")
 
 
 def test_started_from_another_folder_without_sign_in_stays_closed(browser, tmp_path):
@@ -40,4 +40,4 @@ def test_started_from_another_folder_without_sign_in_stays_closed(browser, tmp_p
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with streamlit_server(no_dagster(), tmp_path / "streamlit.log", address=None, cwd=elsewhere) as url:
-        closed_page(browser, url, "can be reached from other machines", "closed_other_folder")
+        closed_page(browser, url, "can be reached from other machines, and no sign-in", "closed_other_folder")
