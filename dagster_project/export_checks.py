@@ -107,7 +107,11 @@ def check_header(names: list[str], spec: EntitySpec, path: Path, limits: InputLi
     if missing:
         hints = [f"'{found}' for '{want}'" for want in missing if (found := closest(want, names))]
         if hints or set(names) & set(spec.columns):
-            shown = names if len(names) <= 50 else [*names[:50], f"... {len(names) - 50} more"]
+            # Only names that are, or look like, this export's columns are quoted: any other field of
+            # the first line may be anything (a secret included), so it is counted, not shown.
+            known = [n for n in names if n in spec.columns or any(closest(c, [n]) for c in spec.columns)]
+            others = len(names) - len(known)
+            shown = f"{known}" + (f" and {others} other(s)" if others else "")
             raise DataInputError(
                 f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing; found columns "
                 f"{shown}." + (f" Did you mean {', '.join(hints)}?" if hints else "") +

@@ -1,12 +1,14 @@
 """The model file: a data-only container that a reader can open without running anything from it.
 
-A model file is an uncompressed ZIP archive holding one JSON document, NumPy arrays (`.npy`, read
-with `allow_pickle=False`, so object arrays are refused) and tables (Arrow IPC files, fully validated
-when read; uncompressed, because they load ~10x faster than Parquet and the app loads models often). Nothing in it is ever
+A model file is an uncompressed ZIP archive holding one JSON document and NumPy arrays only (`.npy`,
+read with `allow_pickle=False`, so object arrays are refused). Tables are stored column by column:
+numbers as arrays, text as UTF-8 bytes, offsets and a validity mask, checked by Arrow (offsets, UTF-8)
+before any value is used. No member is compressed, so nothing expands in memory beyond the file's
+size on disk. Nothing in it is ever
 unpickled or imported, so a file planted in `models/` can at worst fail to load: it cannot run code.
-Members are read by their expected names only and never extracted to disk; stored (not deflated)
-members keep a crafted file from expanding in memory beyond its size on disk, and the ZIP's CRC-32
-of every member catches damage.
+Members are read by their expected names only and never extracted to disk, and the ZIP's CRC-32 of
+every member catches damage. Whatever a crafted file makes the readers raise is a refusal, and no
+message quotes the file's content.
 
 The file starts with the ZIP signature; the format before this one started with `RECOMART-MODEL`
 and held a pickle: such files are refused with a message that says to retrain.
@@ -24,7 +26,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from dagster_project.fileio import atomic_path
 
@@ -32,7 +33,7 @@ KIND = "recomart-model"
 DOCUMENT = "model.json"
 ZIP_SIGNATURE = b"PK\x03\x04"
 PICKLE_ERA_MAGIC = b"RECOMART-MODEL"
-MAX_MEMBERS = 64
+MAX_MEMBERS = 256
 
 
 class ModelFileError(ValueError):
@@ -58,22 +59,40 @@ def _json_default(value: object) -> object:
 
 def write_bundle(path: Path, bundle: Bundle, version: int) -> Path:
     """Write the bundle atomically (temp file, fsync, rename) as format `version`."""
+    members: dict[str, np.ndarray] = dict(bundle.arrays)
+    layouts = {}
+    for name, table in bundle.tables.items():
+        layouts[name] = {"rows": len(table), "columns": []}
+        for column in table.columns:
+            kind, parts = _encode_column(table[column])
+            layouts[name]["columns"].append({"name": str(column), "kind": kind})
+            position = len(layouts[name]["columns"]) - 1
+            members.update({f"{name}__{position}__{part}": values for part, values in parts.items()})
     document = {"kind": KIND, "format_version": version, **bundle.document,
-                "arrays": sorted(bundle.arrays), "tables": sorted(bundle.tables)}
-    with atomic_path(Path(path)) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr(DOCUMENT, json.dumps(document, default=_json_default))
-            for name, array in bundle.arrays.items():
-                buffer = io.BytesIO()
-                np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-                archive.writestr(f"{name}.npy", buffer.getvalue())
-            for name, table in bundle.tables.items():
-                buffer = io.BytesIO()
-                arrow = pa.Table.from_pandas(table, preserve_index=False)
-                with ipc.new_file(buffer, arrow.schema) as writer:
-                    writer.write_table(arrow)
-                archive.writestr(f"{name}.arrow", buffer.getvalue())
+                "arrays": sorted(bundle.arrays), "tables": layouts}
+    with atomic_path(Path(path)) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(DOCUMENT, json.dumps(document, default=_json_default))
+        for name, array in members.items():
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(f"{name}.npy", buffer.getvalue())
     return Path(path)
+
+
+def _encode_column(values: pd.Series) -> tuple[str, dict[str, np.ndarray]]:
+    """A column as plain arrays: numbers as they are; text as UTF-8 bytes, offsets and a validity mask."""
+    if pd.api.types.is_bool_dtype(values.dtype) and not values.isna().any():
+        return "bool", {"values": values.to_numpy(dtype=bool)}
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        if pd.api.types.is_integer_dtype(values.dtype) and not values.isna().any():
+            return "int", {"values": values.to_numpy(dtype=np.int64)}
+        return "float", {"values": values.to_numpy(dtype=np.float64, na_value=np.nan)}
+    text = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
+    _, offsets, data = text.buffers()
+    count = len(text)
+    return "text", {"offsets": np.frombuffer(offsets, dtype=np.int64, count=count + 1).copy(),
+                    "data": np.frombuffer(data, dtype=np.uint8).copy() if data is not None else np.zeros(0, np.uint8),
+                    "valid": ~text.is_null().to_numpy(zero_copy_only=False)}
 
 
 def read_bundle(path: Path, version: int) -> Bundle:
@@ -90,13 +109,15 @@ def read_bundle(path: Path, version: int) -> Bundle:
         try:
             with zipfile.ZipFile(handle) as archive:
                 return _read_members(archive, version)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as exc:
-            raise ModelFileError(f"it is damaged or truncated ({type(exc).__name__})") from None
+        except ModelFileError:
+            raise
+        except Exception as exc:  # whatever a crafted archive makes zipfile or numpy raise: refused, not crashed
+            raise ModelFileError(f"it is damaged, truncated or crafted ({type(exc).__name__})") from None
 
 
 def _read_members(archive: zipfile.ZipFile, version: int) -> Bundle:
     infos = archive.infolist()
-    if len(infos) > MAX_MEMBERS or any(i.compress_type != zipfile.ZIP_STORED for i in infos):
+    if len(infos) > MAX_MEMBERS or any(i.compress_type != zipfile.ZIP_STORED or i.flag_bits & 0x1 for i in infos):
         raise ModelFileError("it is not a RecoMart model file (unexpected archive layout)")
     try:
         document = json.loads(archive.read(DOCUMENT))
@@ -104,29 +125,63 @@ def _read_members(archive: zipfile.ZipFile, version: int) -> Bundle:
         raise ModelFileError("it is not a RecoMart model file (no readable model.json)") from None
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise ModelFileError("it is not a RecoMart model file")
-    if document.get("format_version") != version:
-        raise ModelFileError(f"it has model format {document.get('format_version')!r}; this version reads {version}")
-    arrays, tables = {}, {}
-    for name in _names(document, "arrays"):
-        try:
-            array = np.load(io.BytesIO(archive.read(f"{name}.npy")), allow_pickle=False)
-        except (ValueError, MemoryError):
-            raise ModelFileError(f"its array {name!r} is not plain numbers") from None
-        if array.dtype.kind not in "biuf":
-            raise ModelFileError(f"its array {name!r} is not plain numbers")
-        arrays[name] = array
-    for name in _names(document, "tables"):
-        try:
-            table = ipc.open_file(pa.BufferReader(archive.read(f"{name}.arrow"))).read_all()
-            table.validate(full=True)  # offsets and lengths checked before any value is touched
-            tables[name] = table.to_pandas()
-        except (pa.ArrowException, ValueError, TypeError, MemoryError):
-            raise ModelFileError(f"its table {name!r} cannot be read") from None
+    found = document.get("format_version")
+    if found != version:
+        shown = found if isinstance(found, int) and not isinstance(found, bool) else "unknown"
+        raise ModelFileError(f"it has model format {shown}; this version reads {version}")
+    arrays = {name: _array(archive, name) for name in _names(document.get("arrays"), "arrays")}
+    layouts = document.get("tables")
+    if not isinstance(layouts, dict):
+        raise ModelFileError("it is not a RecoMart model file (bad tables list)")
+    tables = {name: _table(archive, name, layouts[name]) for name in _names(list(layouts), "tables")}
     return Bundle(document, arrays, tables)
 
 
-def _names(document: dict, key: str) -> list[str]:
-    names = document.get(key)
-    if not isinstance(names, list) or not all(isinstance(n, str) and n.isidentifier() for n in names):
+def _array(archive: zipfile.ZipFile, member: str) -> np.ndarray:
+    """One stored array: plain numbers only (an array that would need pickle is refused by numpy)."""
+    try:
+        array = np.load(io.BytesIO(archive.read(f"{member}.npy")), allow_pickle=False)
+    except (ValueError, MemoryError, KeyError):
+        raise ModelFileError(f"its array {member!r} is missing or not plain numbers") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise ModelFileError(f"its array {member!r} is not plain numbers")
+    return array
+
+
+def _table(archive: zipfile.ZipFile, name: str, layout: object) -> pd.DataFrame:
+    """A stored table, column by column; text is checked (offsets, UTF-8) before any value is used."""
+    if not isinstance(layout, dict) or not isinstance(layout.get("rows"), int) or not isinstance(
+            layout.get("columns"), list) or len(layout["columns"]) > MAX_MEMBERS:
+        raise ModelFileError(f"its table {name!r} has no readable layout")
+    rows, columns = layout["rows"], {}
+    for position, column in enumerate(layout["columns"]):
+        if not isinstance(column, dict) or not isinstance(column.get("name"), str) or column["name"] in columns:
+            raise ModelFileError(f"its table {name!r} has no readable layout")
+        prefix = f"{name}__{position}__"
+        if column.get("kind") in ("int", "float", "bool"):
+            values = _array(archive, prefix + "values")
+        elif column.get("kind") == "text":
+            offsets, data, valid = (_array(archive, prefix + part) for part in ("offsets", "data", "valid"))
+            if offsets.dtype != np.int64 or data.dtype != np.uint8 or valid.dtype != bool or len(valid) != rows:
+                raise ModelFileError(f"its table {name!r} has a damaged text column")
+            try:
+                text = pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data),
+                                                        pa.py_buffer(np.packbits(valid, bitorder="little")))
+                text.validate(full=True)
+            except (pa.ArrowException, ValueError):
+                raise ModelFileError(f"its table {name!r} has a damaged text column") from None
+            values = pd.array(text, dtype="str")
+        else:
+            raise ModelFileError(f"its table {name!r} has a column of unknown kind")
+        if len(values) != rows:
+            raise ModelFileError(f"its table {name!r} has columns of different lengths")
+        columns[column["name"]] = values
+    return pd.DataFrame(columns, index=pd.RangeIndex(rows))
+
+
+def _names(names: object, key: str) -> list[str]:
+    """Member names: identifiers, each once, and no more than an archive may hold."""
+    if not isinstance(names, list) or len(names) > MAX_MEMBERS or len(set(names)) != len(names) or not all(
+            isinstance(n, str) and n.isidentifier() for n in names):
         raise ModelFileError(f"it is not a RecoMart model file (bad {key} list)")
     return names

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,9 @@ from dagster_project.recommender import ModelError, RecommenderModel, load_model
 from dagster_project.settings import MODEL_FILENAME
 
 KEEP_VERSIONS = 5
+# The names publish() writes: a training time and a run id. Any other file is not a kept version, so a
+# planted name can never push real versions out of the newest five.
+VERSION_NAME = re.compile(r"collaborative_filtering-\d{8}T\d{6}Z-[0-9a-zA-Z_-]{1,40}\.pkl")
 
 
 def versions_dir(models_dir: Path) -> Path:
@@ -33,7 +37,8 @@ def list_versions(models_dir: Path) -> list[Path]:
         return []
     home = folder.resolve()
     return sorted((p for p in folder.glob("collaborative_filtering-*.pkl")
-                   if not p.is_symlink() and p.is_file() and p.resolve().parent == home), reverse=True)
+                   if VERSION_NAME.fullmatch(p.name) and not p.is_symlink() and p.is_file()
+                   and p.resolve().parent == home), reverse=True)
 
 
 def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
@@ -44,7 +49,7 @@ def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
     served = models_dir / MODEL_FILENAME
     with atomic_path(served) as tmp:
         shutil.copyfile(versioned, tmp)
-    for old in list_versions(models_dir)[KEEP_VERSIONS:]:
+    for old in [p for p in list_versions(models_dir) if p != versioned][KEEP_VERSIONS - 1:]:
         old.unlink(missing_ok=True)
     return served
 

@@ -25,9 +25,10 @@ from dagster_project.model_card import ModelCard, ModelParams
 from dagster_project.ranking import top_k
 from dagster_project.scorers import blend_rebuy, weigh
 
-# 4: the card is a typed ModelCard document (the model's params live in it); 3: untyped card;
-# 2 and earlier held a pickle. Files of another version are refused with a request to retrain.
-FORMAT_VERSION = 4
+# 5: tables stored as plain arrays; 4: the card is a typed ModelCard document (the model's params live
+# in it); 3: untyped card; 2 and earlier held a pickle. Files of another version are refused with a
+# request to retrain.
+FORMAT_VERSION = 5
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
 
 
@@ -198,7 +199,7 @@ def load_model(path: str | Path) -> RecommenderModel:
         model = _from_bundle(bundle)
     except model_file.ModelFileError as exc:
         raise ModelError(f"Model file {path} cannot be used: {exc}. Retrain with the complete pipeline.") from None
-    except (KeyError, TypeError, ValueError, IndexError):
+    except Exception:  # any other error from a file's parts (a crafted one included): refused, never a crash
         raise ModelError(f"Model file {path} cannot be used: its parts do not fit together. Retrain with the "
                          f"complete pipeline.") from None
     return model

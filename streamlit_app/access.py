@@ -44,10 +44,19 @@ def _secrets_in_force() -> dict:
 
 
 def _open_mode_allowed() -> bool:
-    """Open access only while this server listens on loopback and the visitor is on this machine."""
+    """Open access only while this server listens on loopback and the visitor is on this machine.
+
+    The page must also have been asked for by a loopback name, from a page of this app: a web page
+    elsewhere (DNS rebinding, another local port) never gets an open session.
+    """
     visitor = st.context.ip_address  # None for visitors on localhost (and when Streamlit cannot tell)
     remote = isinstance(visitor, str) and not auth.is_loopback(visitor)
-    return auth.is_loopback(st.get_option("server.address")) and not remote
+    headers = st.context.headers
+    host = headers.get("Host") if hasattr(headers, "get") else None
+    origin = headers.get("Origin") if hasattr(headers, "get") else None
+    host_ok = not isinstance(host, str) or auth.is_loopback(auth.host_name(host))
+    origin_ok = not isinstance(origin, str) or origin in (f"http://{host}", f"https://{host}")
+    return auth.is_loopback(st.get_option("server.address")) and not remote and host_ok and origin_ok
 
 
 def signed_in_user() -> auth.User:
@@ -96,14 +105,12 @@ def _sign_in_form(secrets: dict) -> None:
     if submitted:
         names, session = _name_throttle(), st.session_state.setdefault(FAILED_KEY, auth.Throttle())
         key = name.strip().lower()
-        wait = max(names.wait_seconds(key), session.wait_seconds("session"))
+        wait = names.begin(key) or session.begin("session")  # counted before the hash: no racing past it
         if wait > 0:
             st.error(f"Too many failed sign-ins. Try again in {wait:.0f} seconds.", icon=":material/timer:")
             st.stop()
         user = auth.check_credentials(secrets, name, password)
         if user is None:
-            names.failed(key)
-            session.failed("session")
             st.error("Unknown user name or wrong password.")
         else:
             names.succeeded(key)

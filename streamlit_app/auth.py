@@ -32,6 +32,9 @@ ITERATIONS = 600_000
 MIN_ITERATIONS = 1_000
 SCHEME = "pbkdf2_sha256"
 OIDC_REQUIRED = ("redirect_uri", "cookie_secret")
+# The sections the app's secrets may have; any other (a typo such as [user.ann]) is an error, never
+# silently "no sign-in configured".
+KNOWN_SECTIONS = ("dagster", "users", "auth", "roles")
 # Compared against when the name is unknown, so an unknown name costs the same one hash as a known one.
 _UNKNOWN_USER_HASH = f"{SCHEME}${ITERATIONS}${'0' * 32}${'0' * 64}"
 _HASH_SHAPE = re.compile(r"^pbkdf2_sha256\$(\d+)\$([0-9a-f]{16,128})\$([0-9a-f]{64})$")
@@ -82,6 +85,10 @@ def mode(secrets: Mapping[str, object]) -> str:
 def configuration_problems(secrets: Mapping[str, object]) -> list[str]:
     """Everything wrong with the sign-in settings, in words an administrator can act on."""
     problems: list[str] = []
+    unknown = sorted(str(k)[:40] for k in secrets if k not in KNOWN_SECTIONS)
+    if unknown:
+        problems.append(f"Unknown section(s) {', '.join(unknown)}: the secrets may hold only "
+                        f"{', '.join(KNOWN_SECTIONS)} (is [users] misspelled?).")
     if "users" in secrets and "auth" in secrets:
         problems.append("Both [users] (passwords) and [auth] (single sign-on) are set: keep one of them.")
     how = mode(secrets)
@@ -100,6 +107,11 @@ def configuration_problems(secrets: Mapping[str, object]) -> list[str]:
                                 f"`python -m streamlit_app.auth` and paste the whole line.")
             if entry.get("role", VIEWER) not in ROLES:
                 problems.append(f"[users.{name}] has role {str(entry.get('role'))[:20]!r}: use 'viewer' or 'operator'.")
+        shapes = {int(f[1]) for e in users.values() if isinstance(e, Mapping)
+                  and (f := _HASH_SHAPE.match(str(e.get("password_hash", ""))))}
+        if len(shapes) > 1:  # unequal costs would tell which names exist
+            problems.append("The password hashes use different iteration counts: make them all again with "
+                            "`python -m streamlit_app.auth`.")
     elif how == "oidc":
         section = secrets["auth"]
         missing = [k for k in OIDC_REQUIRED if not (isinstance(section, Mapping) and section.get(k))]
@@ -112,13 +124,21 @@ def configuration_problems(secrets: Mapping[str, object]) -> list[str]:
     return problems
 
 
+def _unknown_user_hash(users: object) -> str:
+    """What an unknown name is checked against: as costly as the configured users' own hashes."""
+    counts = [int(found[1]) for entry in (users.values() if isinstance(users, Mapping) else ())
+              if isinstance(entry, Mapping) and (found := _HASH_SHAPE.match(str(entry.get("password_hash", ""))))]
+    iterations = max(set(counts), key=counts.count) if counts else ITERATIONS
+    return f"{SCHEME}${iterations}${'0' * 32}${'0' * 64}"
+
+
 def check_credentials(secrets: Mapping[str, object], name: str, password: str) -> User | None:
     """The user for a name and password, or None; a known and an unknown name cost the same one hash."""
     users = secrets.get("users")
     entry = users.get(name.strip()) if isinstance(users, Mapping) else None
-    stored = str(entry.get("password_hash", "")) if isinstance(entry, Mapping) else _UNKNOWN_USER_HASH
+    stored = str(entry.get("password_hash", "")) if isinstance(entry, Mapping) else _unknown_user_hash(users)
     if not _HASH_SHAPE.match(stored):
-        stored = _UNKNOWN_USER_HASH
+        stored = _unknown_user_hash(users)
     if not verify_password(password, stored) or not isinstance(entry, Mapping):
         return None
     return User(name.strip(), role_of(secrets, name.strip()) or VIEWER)
@@ -138,6 +158,13 @@ def role_for_email(secrets: Mapping[str, object], email: str | None, verified: b
     operators = (secrets.get("roles") or {}).get("operators", [])
     listed = bool(email) and str(email).lower() in {str(e).lower() for e in operators}
     return OPERATOR if listed and verified is True else VIEWER
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port ('[::1]:8501' -> '::1')."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def is_loopback(address: str | None) -> bool:
@@ -165,6 +192,18 @@ class Throttle:
     cap: float = 300.0
     _failures: dict[str, tuple[int, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin(self, key: str, now: float | None = None) -> float:
+        """Start an attempt: 0 when it may go ahead (it is counted as a failure until `succeeded`), else
+        the seconds to wait. Checking and counting under one lock, so simultaneous attempts cannot all
+        slip through before the first one is counted."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            count, last = self._failures.get(key, (0, 0.0))
+            wait = 0.0 if count < self.free else max(0.0, last + min(self.cap, 2.0 ** (count - self.free + 1)) - now)
+            if wait == 0.0:
+                self._failures[key] = (count + 1, now)
+        return wait
 
     def wait_seconds(self, key: str, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now

@@ -47,6 +47,9 @@ def read_secrets() -> Mapping[str, object]:
     from streamlit.errors import StreamlitSecretNotFoundError
 
     own = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+    for configured in [own, *(Path(p).expanduser() for p in config.get_option("secrets.files"))]:
+        if os.path.lexists(configured) and not (configured.is_file() or configured.is_dir()):
+            raise SecretsUnreadable(f"{configured} exists but cannot be read (a broken link?).")
     read = {Path(p).expanduser().resolve() for p in config.get_option("secrets.files")}
     if own.is_file() and own.resolve() not in read and not config.is_manually_set("secrets.files"):
         raise SecretsUnreadable(f"The app was started from {Path.cwd()}, so Streamlit does not read this project's "

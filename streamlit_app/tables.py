@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -99,3 +100,11 @@ def holdout_text(card: ModelCard) -> str:
     if holdout.cutoff:
         return f"Measured on the purchases after {holdout.cutoff[:10]}."
     return "Not measured."
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: object) -> str:
+    """Text from the data (a customer's name, a search) shown as itself, never as markdown or a link."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))

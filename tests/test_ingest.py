@@ -183,3 +183,12 @@ def test_a_file_that_unpacks_to_far_more_than_an_export_is_refused(tmp_path, mon
     small = importlib.import_module(compress).compress(b"user_id,name\n1,Ann\n2,Bob\n")
     (tmp_path / "users1.csv").write_bytes(small)
     assert ingest.read_users(tmp_path)["user_id"].tolist() == ["1", "2"]
+
+
+def test_a_first_line_with_one_expected_name_quotes_only_that_name(tmp_path):
+    """A secret beside a real column name in the first line is counted, never shown."""
+    (tmp_path / "users1.csv").write_text("SECRET_TOKEN=hunter2,name\nx,Ann\n")
+    with pytest.raises(ingest.DataInputError) as refused:
+        ingest.read_users(tmp_path)
+    assert "hunter2" not in str(refused.value) and "'name'" in str(refused.value)
+    assert "1 other(s)" in str(refused.value)

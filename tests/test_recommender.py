@@ -5,6 +5,7 @@ import io
 import json
 import pickle
 import zipfile
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -122,7 +123,7 @@ def test_bad_model_files_give_clear_errors(model, tmp_path):
     with pytest.raises(ModelError, match="damaged"):
         load_model(tmp_path / "damaged.pkl")
     (tmp_path / "truncated.pkl").write_bytes(good[: len(good) // 2])
-    with pytest.raises(ModelError, match="damaged or truncated"):
+    with pytest.raises(ModelError, match="damaged, truncated or crafted"):
         load_model(tmp_path / "truncated.pkl")
     future = tmp_path / "future.pkl"
     with zipfile.ZipFile(tmp_path / "m.pkl") as src, zipfile.ZipFile(future, "w") as dst:
@@ -158,6 +159,60 @@ def test_loading_never_runs_code_from_the_file(model, tmp_path):
         with pytest.raises(ModelError, match=message):
             load_model(tmp_path / name)
     assert not marker.exists()
+
+
+def rewrite_member(src: Path, dst: Path, change) -> Path:
+    """A copy of a model file with its members changed by `change(name, bytes) -> {name: bytes}`."""
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for info in old.infolist():
+            for name, data in change(info.filename, old.read(info)).items():
+                new.writestr(name, data)
+    return dst
+
+
+def npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_crafted_model_files_are_refused_not_crashed(model, tmp_path):
+    """Every way a crafted file tried to break the loader ends in a ModelError that quotes nothing from it."""
+    good = save_model(model, tmp_path / "m.pkl")
+
+    def in_document(old: bytes, new: bytes):
+        return lambda name, data: {name: data.replace(old, new) if name == "model.json" else data}
+
+    nested = io.BytesIO()
+    with zipfile.ZipFile(nested, "w") as inner:
+        inner.writestr("x.npy", npy(np.zeros(3)))
+    cases = {
+        "npz_as_array": lambda name, data: {name: nested.getvalue() if name == "popularity.npy" else data},
+        "huge_shape": in_document(b'"counts_shape": [', b'"counts_shape": [1e400, '),
+        "markdown_version": in_document(b'"format_version": %d' % FORMAT_VERSION,
+                                        b'"format_version": "[click](http://evil.example)"'),
+        "repeated_names": in_document(b'"arrays": [', b'"arrays": ["popularity", "popularity", '),
+        "text_offsets_out_of_range": lambda name, data: {
+            name: npy(np.array([0, 10**9] * 20, dtype=np.int64)[: len(np.load(io.BytesIO(data)))])
+            if name.endswith("__offsets.npy") else data},
+        "text_as_objects": lambda name, data: {
+            name: npy(np.array(["x"] * len(np.load(io.BytesIO(data))), dtype=object))
+            if name.endswith("__data.npy") else data},
+    }
+    for case, change in cases.items():
+        path = rewrite_member(good, tmp_path / f"{case}.pkl", change)
+        with pytest.raises(ModelError) as refused:
+            load_model(path)
+        assert "evil" not in str(refused.value) and "click" not in str(refused.value), case
+    raw = bytearray(good.read_bytes())  # every member claims to be encrypted (general-purpose flag bit 0)
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = raw.find(signature)
+        while at >= 0:
+            raw[at + flag_at] |= 0x1
+            at = raw.find(signature, at + 4)
+    (tmp_path / "encrypted.pkl").write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match="unexpected archive layout"):
+        load_model(tmp_path / "encrypted.pkl")
 
 
 class FixedScores:
@@ -282,3 +337,19 @@ def test_profiles_and_user_search(model):
     assert model.profile("nobody") == {}
     assert model.find_users("user 1")["user_id"].tolist()[:3] == ["1", "10", "11"]
     assert model.find_users("7")["user_id"].tolist() == ["7", "17"]  # the exact id first, then names
+
+
+def test_only_published_versions_are_listed_or_pruned(model, tmp_path):
+    """Planted names never count as kept versions, so they can never push real ones out."""
+    from dagster_project import model_store
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for junk in ("collaborative_filtering-zzzz.pkl", "collaborative_filtering-99999999T999999Z-x y.pkl"):
+        (versions / junk).write_bytes(b"junk")
+    names = [f"20260101T00000{i}Z-run{i}" for i in range(7)]
+    for name in names:
+        model_store.publish(model, tmp_path, name)
+    kept = [model_store.version_name(p) for p in model_store.list_versions(tmp_path)]
+    assert kept == sorted(names, reverse=True)[: model_store.KEEP_VERSIONS]
+    assert (versions / "collaborative_filtering-zzzz.pkl").read_bytes() == b"junk"  # never listed, never deleted

@@ -60,8 +60,10 @@ def stopped_with(at: AppTest, words: str) -> bool:
     ({"users": USERS, "auth": {"redirect_uri": "x", "cookie_secret": "y"}}, "keep one of them"),
     ({"auth": {"client_id": "x"}}, "lacks redirect_uri, cookie_secret"),
     ({"users": USERS, "roles": {"operators": "ops@example.com"}}, "must be a list"),
+    ({"user": USERS}, "is [users] misspelled?"),
+    ({"Users": USERS}, "Unknown section(s) Users"),
 ], ids=["empty-users", "malformed-hash", "unknown-role", "entry-not-a-table", "two-modes", "oidc-incomplete",
-        "operators-not-a-list"])
+        "operators-not-a-list", "section-typo", "section-case"])
 def test_unusable_sign_in_settings_stop_the_app(monkeypatch, secrets, words):
     at = app(monkeypatch, secrets)
     at.run()
@@ -76,6 +78,15 @@ def test_unreadable_secrets_file_stops_the_app(monkeypatch, tmp_path):
         at = app(monkeypatch)
         at.run()
     assert stopped_with(at, "sign-in settings cannot be read"), [e.value for e in at.error]
+
+
+def test_a_secrets_file_that_is_a_broken_link_stops_the_app(monkeypatch, tmp_path):
+    link = tmp_path / "secrets.toml"
+    link.symlink_to(tmp_path / "gone.toml")
+    with streamlit_option("secrets.files", [str(link)]):
+        at = app(monkeypatch)
+        at.run()
+    assert stopped_with(at, "a broken link"), [e.value for e in at.error]
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "", "192.0.2.10", "::"])
@@ -131,6 +142,26 @@ def test_throttle_slows_down_repeated_failures():
     assert throttle.wait_seconds("olga", now=200.0) == 60  # capped
     throttle.succeeded("olga")
     assert throttle.wait_seconds("olga", now=200.0) == 0
+
+
+def test_simultaneous_attempts_cannot_race_past_the_slow_down():
+    """Checking and counting happen under one lock: of 12 attempts at once, only the free ones go ahead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    throttle = auth.Throttle(free=3, cap=60)
+    with ThreadPoolExecutor(12) as pool:
+        waits = list(pool.map(lambda _: throttle.begin("alice", now=100.0), range(12)))
+    assert waits.count(0.0) == 3 and all(w > 0 for w in waits if w)
+
+
+def test_unknown_names_cost_what_the_configured_hashes_cost(monkeypatch):
+    calls = []
+    real = hashlib.pbkdf2_hmac
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", lambda *a: calls.append(a[3]) or real(*a))
+    auth.check_credentials({"users": USERS}, "mallory", "x")  # USERS' hashes use 1,000 iterations
+    assert calls == [1000]
+    mixed = {"users": {**USERS, "ann": {"password_hash": auth.hash_password("a", iterations=2000), "role": "viewer"}}}
+    assert any("different iteration counts" in p for p in auth.configuration_problems(mixed))
 
 
 def test_sign_in_form_refuses_attempts_while_slowed_down(monkeypatch):
@@ -297,3 +328,20 @@ def test_clean_up_keeps_other_programs_temporary_files(workspace):
     assert result.success
     assert all(p.read_text() == "keep me" for p in foreign)
     assert not ours.exists()
+
+
+def test_patterns_that_could_run_for_hours_are_refused():
+    from dagster_project.defs.run_config import config_problems
+
+    for pattern in ("(?=((\\w+ ?)*)*!)", "(a)\\1", "(?<=x)postage"):
+        problems = config_problems({"ops": {"prepared_data": {"config": {"non_product_pattern": pattern}}}})
+        assert problems and "linear time" in problems[0], pattern
+    assert config_problems({"ops": {"prepared_data": {"config": {"non_product_pattern": "(?i)postage|fee"}}}}) == []
+
+
+def test_names_from_the_data_never_render_as_links():
+    from streamlit_app.tables import plain
+
+    shown = plain("[Verify your account](https://evil.example/verify) ![x](https://evil.example/t.png)")
+    assert "](" not in shown and "![" not in shown
+    assert plain("Ann-Marie O'Neil") == "Ann\\-Marie O'Neil"  # rendered as the name itself

@@ -66,7 +66,7 @@ if not query.strip():
 
 matches = model.find_users(query)
 if matches.empty:
-    st.warning(f"No customer with id or name '{query}'. A new visitor would see the best-sellers:",
+    st.warning(f"No customer with id or name '{tables.plain(query)}'. A new visitor would see the best-sellers:",
                icon=":material/person_off:")
     st.dataframe(model.popular(n), hide_index=True, width="stretch")
     st.stop()
@@ -79,7 +79,7 @@ else:
 
 profile = model.profile(user_id)
 history = model.purchase_history(user_id)
-st.subheader(f"{profile.get('name') or 'Customer'} ({user_id})")
+st.subheader(f"{tables.plain(profile.get('name') or 'Customer')} ({tables.plain(user_id)})")
 cols = st.columns(4)
 cols[0].metric("Products bought", len(history))
 cols[1].metric("Purchases", int(history["purchases"].sum()) if len(history) else 0)
