@@ -5,8 +5,8 @@ import io
 import json
 import pickle
 import zipfile
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
