@@ -73,8 +73,8 @@ def page_time(models: Path, n: int = 20) -> None:
 def refresh_time(runs: int = 3) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from tests.conftest import make_workspace
     from tests.servers import dagster_server, wait_until
+    from tests.workspace import make_workspace
 
     work = Path(tempfile.mkdtemp(prefix="recomart-serving-"))
     try:

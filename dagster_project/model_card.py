@@ -20,18 +20,8 @@ LIST_KINDS: tuple[ListKind, ...] = ("new", "rebuy")
 LIST_NAMES: dict[str, str] = {"new": "new products", "rebuy": "lists with re-buys"}
 
 
-class ReadByKey:
-    """`card["field"]` reads `card.field`: the dict form some readers still use; attributes are the typed way."""
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
-
-
 @dataclass(frozen=True)
-class ModelParams(ReadByKey):
+class ModelParams:
     """The served model's settings: chosen on a validation slice, or given by the run."""
 
     factors: int = 32
@@ -41,7 +31,7 @@ class ModelParams(ReadByKey):
 
 
 @dataclass(frozen=True)
-class Metrics(ReadByKey):
+class Metrics:
     """One model's figures on one list, at k, over `users` customers."""
 
     users: int
@@ -53,7 +43,7 @@ class Metrics(ReadByKey):
 
 
 @dataclass(frozen=True)
-class HoldoutSummary(ReadByKey):
+class HoldoutSummary:
     """How the card's figures were measured."""
 
     protocol: Literal["time split", "random split"]
@@ -75,7 +65,7 @@ class Trial:
 
 
 @dataclass(frozen=True)
-class ModelCard(ReadByKey):
+class ModelCard:
     """Everything the pipeline and the app say about a trained model."""
 
     trained_at: str  # ISO 8601, UTC

@@ -95,14 +95,16 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     ranks = sorted({min(f, max_rank) for f in settings.factor_grid})
     bases = {w: SvdBasis.fit(holdout.train, w, ranks[-1], settings.seed) for w in settings.weightings}
     trials: list[Trial] = []
-    scores: dict[ModelParams, float] = {}
+    scores: dict[tuple[ListKind, ModelParams], float] = {}
 
     def trial(params: ModelParams, list_kind: ListKind = "new") -> float:
-        if params not in scores:
+        """NDCG of one setting on one list, each computed once (the same settings score differently per list)."""
+        key = (list_kind, params)
+        if key not in scores:
             scorer = ShrunkSvd(params, rebuy=list_kind == "rebuy").fit_basis(bases[params.weighting])
-            scores[params] = ev.evaluate(scorer, holdout, list_kind, settings.k, users[list_kind]).ndcg
-            trials.append(Trial(list_kind, params, scores[params]))
-        return scores[params]
+            scores[key] = ev.evaluate(scorer, holdout, list_kind, settings.k, users[list_kind]).ndcg
+            trials.append(Trial(list_kind, params, scores[key]))
+        return scores[key]
 
     def best_of(candidates: list[ModelParams], list_kind: ListKind = "new") -> ModelParams:
         return max(candidates, key=lambda p: (trial(p, list_kind), -candidates.index(p)))

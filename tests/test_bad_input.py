@@ -259,8 +259,8 @@ def _same_timestamp(d: Path) -> None:
 
 def _measured_at_random(ws: Workspace) -> None:
     card = load_model(ws.model_file).card
-    assert card["measured"] and card["holdout"]["protocol"] == "random split"
-    assert card["holdout"]["evaluated_users"]["new"] >= 10 and card["metrics"]["new"]["svd"]["users"] >= 10
+    assert card.measured and card.holdout.protocol == "random split"
+    assert card.holdout.evaluated_users["new"] >= 10 and card.metrics["new"]["svd"].users >= 10
     page = app_page(ws, "recommendations")
     assert any("Measured on a random 20% of the purchases" in m.value for m in page.markdown)
 
@@ -280,8 +280,8 @@ def _few_customers(d: Path) -> None:
 
 def _not_measured(ws: Workspace) -> None:
     card = load_model(ws.model_file).card
-    assert card["measured"] is False and "new" not in card["metrics"]
-    assert card["not_measured"]["new"].startswith("not measured")
+    assert card.measured is False and "new" not in card.metrics
+    assert card.not_measured["new"].startswith("not measured")
     _model_loads(ws)
     overview, recommendations = app_page(ws, "overview"), app_page(ws, "recommendations")
     assert {m.label: m.value for m in overview.metric}["NDCG@10"] == "not measured"

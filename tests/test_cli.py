@@ -28,7 +28,7 @@ def test_shipped_run_config(workspace, tmp_path):
                            "complete_pipeline_job", "-c", "config.yaml"],
                           cwd=ROOT, env=cli_env(workspace, tmp_path), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert load_model(workspace.model_file).card["params"]["factors"] >= 1
+    assert load_model(workspace.model_file).card.params.factors >= 1
 
 
 def test_run_dagster_pipeline_script(workspace, tmp_path):

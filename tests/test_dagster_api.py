@@ -87,7 +87,7 @@ def test_failed_run_explains_itself(live, trained):
     assert wait_for_run(live.api, run_id) == "FAILURE"
     message = live.api.failure_message(run_id)
     assert "below the threshold 99.9" in message and "lower the minimum quality score" in message
-    assert load_model(live.workspace.model_file).card["run_id"] != run_id  # the model was not replaced
+    assert load_model(live.workspace.model_file).card.run_id != run_id  # the model was not replaced
 
 
 def test_instance_storage_is_the_one_configured(live, trained):

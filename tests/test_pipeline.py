@@ -7,8 +7,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from dagster_project.defs.jobs import INGESTION_ASSETS
 from dagster_project.definitions import defs
+from dagster_project.defs.jobs import INGESTION_ASSETS
 from dagster_project.fileio import sha256_of
 from dagster_project.recommender import FORMAT_VERSION, load_model
 
@@ -31,7 +31,7 @@ def latest_metadata(instance, asset):
 
 @pytest.fixture(scope="module")
 def completed(tmp_path_factory, sample_source):
-    from tests.conftest import make_workspace
+    from tests.workspace import make_workspace
 
     ws = make_workspace(tmp_path_factory.mktemp("pipeline"), sample_source)
     with dg.instance_for_test() as instance:
@@ -202,7 +202,7 @@ def test_too_few_customers_to_measure_is_a_run_setting(workspace, instance):
                      {"ops": {"collaborative_filtering_model": {"config": {"min_eval_users": 10_000}}}})
     assert result.success
     card = load_model(workspace.model_file).card
-    assert card["measured"] is False and card["holdout"]["min_users"] == 10_000
+    assert card.measured is False and card.holdout.min_users == 10_000
     meta = latest_metadata(instance, "collaborative_filtering_model")
     assert meta["measured"] is False and meta["evaluation"].startswith("not measured")
 

@@ -100,8 +100,8 @@ def test_a_model_that_cannot_be_measured_says_so():
                              "price": 1.0})
     users = pd.DataFrame({"user_id": ["u0", "u1", "u2"]})
     card = training.train_model(tx, products, users).card
-    assert card["measured"] is False and card["metrics"] == {}
-    assert set(card["not_measured"]) == {"new", "rebuy"} and card["selection"].startswith("default settings")
+    assert card.measured is False and card.metrics == {}
+    assert set(card.not_measured) == {"new", "rebuy"} and card.selection.startswith("default settings")
 
 
 def test_identical_timestamps_fall_back_to_a_random_holdout():
@@ -117,5 +117,5 @@ def test_identical_timestamps_fall_back_to_a_random_holdout():
                              "price": 1.0})
     users = pd.DataFrame({"user_id": tx["user_id"].unique()})
     card = training.train_model(tx, products, users).card
-    assert card["measured"] and card["holdout"]["protocol"] == "random split" and card["holdout"]["cutoff"] is None
-    assert card["metrics"]["new"]["svd"]["users"] >= 10
+    assert card.measured and card.holdout.protocol == "random split" and card.holdout.cutoff is None
+    assert card.metrics["new"]["svd"].users >= 10

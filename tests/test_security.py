@@ -270,7 +270,7 @@ def test_planted_model_files_never_run_and_the_next_refresh_replaces_them(app_en
 
         run_id = app_env.api.submit("complete_pipeline_job", tags={"recomart/launched_by": "tests"})
         assert wait_for_run(app_env.api, run_id) == "SUCCESS"
-        assert load_model(served).card["run_id"] == run_id
+        assert load_model(served).card.run_id == run_id
         assert not marker.exists() and outside.read_bytes() == planted  # never followed, never deleted
     finally:
         for path in (newest, link):
