@@ -83,16 +83,6 @@ if not "%FAILED%"=="0" exit /b 1
 exit /b 0
 
 :menu
-echo RecoMart
-echo   1. up      Pipeline if needed, Dagster UI and app
-echo   2. run     Complete pipeline
-echo   3. ingest  Ingestion only
-echo   4. ui      Dagster UI
-echo   5. app     Streamlit app
-echo   6. test    Test suite
-echo   7. install Install or update
-set /p "CHOICE=Choose 1-7: "
-for %%A in ("1=up" "2=run" "3=ingest" "4=ui" "5=app" "6=test" "7=install") do (
-  for /f "tokens=1,2 delims==" %%B in (%%A) do if "!CHOICE!"=="%%B" call "%~f0" %%C
-)
+rem One menu for every platform: dagster_quickstart.py asks, then runs this script with the choice.
+py -3.11 "%ROOT%\dagster_quickstart.py" 2>nul || python "%ROOT%\dagster_quickstart.py"
 exit /b

@@ -183,15 +183,9 @@ repeat_tests() {
   [ "$failed" = 0 ]
 }
 
+# One menu for every platform: dagster_quickstart.py asks, then runs this script (or the .bat) with the choice.
 menu() {
-  PS3="RecoMart> "
-  select choice in "up: pipeline if needed, Dagster UI and app" "run: complete pipeline" "ingest: ingestion only" \
-                   "ui: Dagster UI" "app: Streamlit app" "test: test suite" "install" "quit"; do
-    case "${choice%%:*}" in
-      up) cmd_up ;; run) run_job complete_pipeline_job ;; ingest) run_job ingestion_job ;; ui) cmd_ui ;;
-      app) install; run_app ;; test) cmd_test ;; install) install dev ;; *) break ;;
-    esac
-  done
+  exec "$(find_python)" "$ROOT/dagster_quickstart.py"
 }
 
 case "${1:-menu}" in

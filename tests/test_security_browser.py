@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 def closed_page(browser, url: str, words: str, name: str) -> None:
     """The app shows only a stop page with `words`: no navigation, no page, no refresh."""
     page = open_app(browser, url)
-    page.locator(MAIN).get_by_text(words).wait_for(timeout=60_000)
+    page.locator(MAIN).get_by_test_id("stAlertContentError").filter(has_text=words).wait_for(timeout=60_000)
     settle(page)
     shot(page, name)
     assert page.locator(SIDEBAR_NAV).count() == 0
