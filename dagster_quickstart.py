@@ -20,7 +20,9 @@ CHOICES = [
 
 
 def main() -> int:
-    script = ["cmd", "/c", str(ROOT / "run_pipeline.bat")] if os.name == "nt" else ["bash", str(ROOT / "run_pipeline.sh")]
+    script = (
+        ["cmd", "/c", str(ROOT / "run_pipeline.bat")] if os.name == "nt" else ["bash", str(ROOT / "run_pipeline.sh")]
+    )
     while True:
         print("\nRecoMart")
         for number, (name, text) in enumerate(CHOICES, start=1):

@@ -1,8 +1,8 @@
 """Run the RecoMart pipeline from Python, or start the Dagster UI.
 
-    python run_dagster_pipeline.py                   # complete pipeline
-    python run_dagster_pipeline.py --ingestion-only  # ingestion only
-    python run_dagster_pipeline.py --ui              # Dagster UI (webserver + daemon) on 127.0.0.1:3000
+python run_dagster_pipeline.py                   # complete pipeline
+python run_dagster_pipeline.py --ingestion-only  # ingestion only
+python run_dagster_pipeline.py --ui              # Dagster UI (webserver + daemon) on 127.0.0.1:3000
 """
 
 from __future__ import annotations
@@ -47,8 +47,21 @@ def main() -> int:
     args = parser.parse_args()
     dagster_home()
     if args.ui:
-        return subprocess.call([sys.executable, "-m", "dagster", "dev", "-m", "dagster_project.definitions",
-                                "-h", args.host, "-p", str(args.port)], cwd=ROOT)
+        return subprocess.call(
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-m",
+                "dagster_project.definitions",
+                "-h",
+                args.host,
+                "-p",
+                str(args.port),
+            ],
+            cwd=ROOT,
+        )
     return 0 if run("ingestion_job" if args.ingestion_only else "complete_pipeline_job") else 1
 
 

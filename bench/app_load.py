@@ -37,8 +37,10 @@ class LoadResult:
         import numpy as np
 
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.array([float("nan")])
-        return (f"{len(self.latencies_ms)} page runs answered, {len(self.errors)} errors; latency p50 "
-                f"{np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms")
+        return (
+            f"{len(self.latencies_ms)} page runs answered, {len(self.errors)} errors; latency p50 "
+            f"{np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms"
+        )
 
 
 def _page_run(ws, page: str, timeout: float) -> list[str]:
@@ -66,8 +68,9 @@ def _page_run(ws, page: str, timeout: float) -> list[str]:
 def session(url: str, requests: int, index: int, timeout: float) -> LoadResult:
     result = LoadResult()
     try:
-        with connect(url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],
-                     open_timeout=timeout) as ws:
+        with connect(
+            url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"], open_timeout=timeout
+        ) as ws:
             for i in range(requests):
                 page = PAGES[(index + i) % len(PAGES)]
                 start = time.perf_counter()
@@ -109,8 +112,10 @@ def main() -> None:
                 start = time.perf_counter()
                 result = run_load(url, args.sessions, args.requests)
                 wall = time.perf_counter() - start
-        print(f"{args.sessions} sessions x {args.requests} page runs (Overview, Runs, Data quality, Recommendations "
-              f"in turn) in {wall:.1f} s: {result.summary()}")
+        print(
+            f"{args.sessions} sessions x {args.requests} page runs (Overview, Runs, Data quality, Recommendations "
+            f"in turn) in {wall:.1f} s: {result.summary()}"
+        )
         for error in result.errors[:10]:
             print("  ", error)
     finally:

@@ -36,8 +36,9 @@ def train(name: str) -> RecommenderModel:
 
 def save_pickle_era(model: RecommenderModel, path: Path) -> None:
     """The earlier format: a header line with the format and the payload's sha256, then the pickled fields."""
-    payload = pickle.dumps({k: v for k, v in model.__dict__.items() if not k.startswith("_")},
-                           protocol=pickle.HIGHEST_PROTOCOL)
+    payload = pickle.dumps(
+        {k: v for k, v in model.__dict__.items() if not k.startswith("_")}, protocol=pickle.HIGHEST_PROTOCOL
+    )
     path.write_bytes(b"RECOMART-MODEL 2 %s\n" % hashlib.sha256(payload).hexdigest().encode() + payload)
 
 
@@ -77,11 +78,15 @@ def main() -> None:
         assert load_model(new).recommend(model.user_ids[0]).equals(model.recommend(model.user_ids[0]))
         old_s, new_s = timed(load_pickle_era, old, args.repeat), timed(load_model, new, args.repeat)
         old_mb, new_mb = old.stat().st_size / 1e6, new.stat().st_size / 1e6
-        print(f"Model on {args.dataset}: {model.n_users:,} customers with purchases, {len(model.user_profiles):,} "
-              f"profiles, {model.n_items:,} products, {model.counts.nnz:,} customer-product pairs")
+        print(
+            f"Model on {args.dataset}: {model.n_users:,} customers with purchases, {len(model.user_profiles):,} "
+            f"profiles, {model.n_items:,} products, {model.counts.nnz:,} customer-product pairs"
+        )
         print(f"- earlier pickle format: {old_mb:.1f} MB, load {old_s * 1000:.0f} ms (median of {args.repeat})")
-        print(f"- data-only format:      {new_mb:.1f} MB ({new_mb / old_mb:.2f}x), load {new_s * 1000:.0f} ms "
-              f"({new_s / old_s:.2f}x)")
+        print(
+            f"- data-only format:      {new_mb:.1f} MB ({new_mb / old_mb:.2f}x), load {new_s * 1000:.0f} ms "
+            f"({new_s / old_s:.2f}x)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -43,8 +43,9 @@ def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return transactions, products
 
 
-def time_holdout(tx: pd.DataFrame, users: pd.Index, items: pd.Index,
-                 share: float = 0.2) -> tuple[ev.Holdout, pd.DataFrame]:
+def time_holdout(
+    tx: pd.DataFrame, users: pd.Index, items: pd.Index, share: float = 0.2
+) -> tuple[ev.Holdout, pd.DataFrame]:
     """The time holdout and the transactions before its cutoff (cut again for validation)."""
     before, after, _ = ev.time_split(tx, share)
     train, test = training.count_matrix(before, users, items), training.count_matrix(after, users, items)
@@ -83,8 +84,14 @@ class Als:
 
         confidence = weigh(counts, "log")
         confidence.data *= self.alpha
-        model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
-                                        iterations=15, random_state=0, calculate_training_loss=False)
+        model = AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=1.0,
+            iterations=15,
+            random_state=0,
+            calculate_training_loss=False,
+        )
         with threadpool_limits(1, "blas"):
             model.fit(confidence.tocsr(), show_progress=False)
         self._users, self._items = np.asarray(model.user_factors), np.asarray(model.item_factors)
@@ -97,6 +104,7 @@ class Als:
 def has_implicit() -> bool:
     try:
         import implicit  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -105,15 +113,16 @@ def has_implicit() -> bool:
 def tune(candidates: dict[str, Scorer], holdout: ev.Holdout, list_kind: str) -> tuple[str, Scorer]:
     """The candidate with the best NDCG@10 on the validation holdout (2,000 customers at most)."""
     users = ev.sample_users(holdout.users(list_kind), 2000, 0)
-    scored = {name: ev.evaluate(scorer.fit(holdout.train), holdout, list_kind, K, users).ndcg
-              for name, scorer in candidates.items()}
+    scored = {
+        name: ev.evaluate(scorer.fit(holdout.train), holdout, list_kind, K, users).ndcg
+        for name, scorer in candidates.items()
+    }
     best = max(scored, key=scored.get)
     return best, candidates[best]
 
 
 # --- measurement ------------------------------------------------------------------------------
-def latency_ms(scorer: Scorer, users: np.ndarray, exclude: sp.csr_matrix | None,
-               n: int = 300) -> tuple[float, float]:
+def latency_ms(scorer: Scorer, users: np.ndarray, exclude: sp.csr_matrix | None, n: int = 300) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     picks = rng.choice(users, min(n, users.size), replace=False)
     times = []
@@ -138,16 +147,20 @@ def run(name: str) -> list[dict]:
     holdout, train_tx = time_holdout(tx, users, items)
     validation_holdout, _ = time_holdout(train_tx, users, items)
     train = holdout.train
-    print(f"# {name}: {len(tx):,} transactions, {len(users):,} customers, {len(items):,} products; "
-          f"{holdout.users('new').size:,} customers scored on new items, {holdout.users('rebuy').size:,} with re-buys",
-          flush=True)
+    print(
+        f"# {name}: {len(tx):,} transactions, {len(users):,} customers, {len(items):,} products; "
+        f"{holdout.users('new').size:,} customers scored on new items, {holdout.users('rebuy').size:,} with re-buys",
+        flush=True,
+    )
 
     start = time.perf_counter()
     chosen, _ = training.select_params(validation_holdout, training.TrainingSettings())
     select_s = time.perf_counter() - start
     peers: dict[str, tuple[Scorer | None, Scorer | None]] = {
-        f"RecoMart SVD (auto: k={chosen.factors}, shrink={chosen.shrinkage}, {chosen.weighting})":
-            (ShrunkSvd(chosen), ShrunkSvd(chosen, rebuy=True)),
+        f"RecoMart SVD (auto: k={chosen.factors}, shrink={chosen.shrinkage}, {chosen.weighting})": (
+            ShrunkSvd(chosen),
+            ShrunkSvd(chosen, rebuy=True),
+        ),
         "best-sellers": (Popularity(), Popularity()),
         "buy again": (None, BuyAgain()),
     }
@@ -155,8 +168,9 @@ def run(name: str) -> list[dict]:
         if k < min(train.shape):
             peers[f"PureSVD binary k={k}, no shrinkage"] = (ShrunkSvd(ModelParams(k, 0.0, "binary")), None)
     peers["PureSVD log k=64, no shrinkage"] = (ShrunkSvd(ModelParams(min(64, min(train.shape) - 1), 0.0, "log")), None)
-    ease_name, ease = tune({f"EASE lambda={lam:g}": Ease(lam) for lam in (50, 200, 500, 2000)}, validation_holdout,
-                           "new")
+    ease_name, ease = tune(
+        {f"EASE lambda={lam:g}": Ease(lam) for lam in (50, 200, 500, 2000)}, validation_holdout, "new"
+    )
     peers[ease_name + " (tuned)"] = (ease, ease)
     if has_implicit():
         grid = {f"implicit ALS k=64 alpha={a:g} reg={r:g}": Als(64, a, r) for a in (10, 100) for r in (1, 100, 1000)}
@@ -185,10 +199,21 @@ def run(name: str) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    cols = [("model", "model"), ("new_ndcg", "NDCG@10 new"), ("new_precision", "P@10 new"), ("new_recall", "R@10 new"),
-            ("new_hit_rate", "hit new"), ("new_coverage", "coverage new"), ("rebuy_ndcg", "NDCG@10 re-buys"),
-            ("rebuy_precision", "P@10 re-buys"), ("rebuy_recall", "R@10 re-buys"), ("train_s", "train (s)"),
-            ("score_all_s", "score all (s)"), ("p50_ms", "p50 (ms)"), ("p95_ms", "p95 (ms)")]
+    cols = [
+        ("model", "model"),
+        ("new_ndcg", "NDCG@10 new"),
+        ("new_precision", "P@10 new"),
+        ("new_recall", "R@10 new"),
+        ("new_hit_rate", "hit new"),
+        ("new_coverage", "coverage new"),
+        ("rebuy_ndcg", "NDCG@10 re-buys"),
+        ("rebuy_precision", "P@10 re-buys"),
+        ("rebuy_recall", "R@10 re-buys"),
+        ("train_s", "train (s)"),
+        ("score_all_s", "score all (s)"),
+        ("p50_ms", "p50 (ms)"),
+        ("p95_ms", "p95 (ms)"),
+    ]
     out = []
     for name in dict.fromkeys(r["dataset"] for r in rows):
         out.append(f"\n**{name}**\n")

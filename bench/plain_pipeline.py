@@ -22,8 +22,9 @@ def run(data: Path, storage: Path, models: Path) -> dict[str, float]:
     times: dict[str, float] = {}
     t = time.perf_counter()
     with ThreadPoolExecutor(max_workers=3) as pool:
-        users, products, tx = pool.map(lambda read: read(data), (ingest.read_users, ingest.read_products,
-                                                                  ingest.read_transactions))
+        users, products, tx = pool.map(
+            lambda read: read(data), (ingest.read_users, ingest.read_products, ingest.read_transactions)
+        )
     for name, frame in (("users", users), ("products", products), ("transactions", tx)):
         write_parquet(frame, storage / "raw" / f"{name}.parquet")
     times["ingest"] = time.perf_counter() - t

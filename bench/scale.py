@@ -21,8 +21,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SIZES = {"3k": (1383, 101, 3001), "100k": (10_000, 1_000, 100_000), "1m": (100_000, 10_000, 1_000_000),
-         "10m": (1_000_000, 20_000, 10_000_000)}
+SIZES = {
+    "3k": (1383, 101, 3001),
+    "100k": (10_000, 1_000, 100_000),
+    "1m": (100_000, 10_000, 1_000_000),
+    "10m": (1_000_000, 20_000, 10_000_000),
+}
 STEPS = ["raw_data", "validation_report", "prepared_data", "feature_tables", "collaborative_filtering_model"]
 BIN = Path(sys.executable).parent
 
@@ -31,9 +35,26 @@ def dataset(name: str, cache: Path) -> Path:
     users, products, transactions = SIZES[name]
     out = cache / name
     if not (out / "transactions.csv").exists():
-        subprocess.run([sys.executable, "-m", "dagster_project.sample_data", "--users", str(users), "--products",
-                        str(products), "--transactions", str(transactions), "--seed", "42", "--out", str(out)],
-                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dagster_project.sample_data",
+                "--users",
+                str(users),
+                "--products",
+                str(products),
+                "--transactions",
+                str(transactions),
+                "--seed",
+                "42",
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return out
 
 
@@ -41,8 +62,13 @@ def measured(cmd: list[str], env: dict, work: Path, tag: str) -> dict:
     result = work / f"{tag}.json"
     log = work / f"{tag}.log"
     with open(log, "wb") as handle:
-        done = subprocess.run([sys.executable, str(ROOT / "bench" / "measure.py"), str(result), "--", *cmd], cwd=ROOT,
-                              env=env, stdout=handle, stderr=subprocess.STDOUT)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "measure.py"), str(result), "--", *cmd],
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
     if done.returncode:
         raise RuntimeError(f"{tag} failed; see {log}:\n{log.read_text()[-3000:]}")
     return {**json.loads(result.read_text()), "log": log}
@@ -61,46 +87,89 @@ def run_size(name: str, cache: Path, plain: bool = True) -> dict:
         home = work / "home"
         home.mkdir()
         shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-        env = {**os.environ, "DAGSTER_HOME": str(home), "RECOMART_DATA_DIR": str(data),
-               "RECOMART_STORAGE_DIR": str(work / "storage"), "RECOMART_MODELS_DIR": str(work / "models")}
-        dagster = measured([str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions", "-j",
-                            "complete_pipeline_job"], env, work, "dagster")
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "RECOMART_DATA_DIR": str(data),
+            "RECOMART_STORAGE_DIR": str(work / "storage"),
+            "RECOMART_MODELS_DIR": str(work / "models"),
+        }
+        dagster = measured(
+            [
+                str(BIN / "dagster"),
+                "job",
+                "execute",
+                "-m",
+                "dagster_project.definitions",
+                "-j",
+                "complete_pipeline_job",
+            ],
+            env,
+            work,
+            "dagster",
+        )
         with dg.DagsterInstance.from_config(str(home)) as instance:
             run = instance.get_runs(limit=1)[0]
             steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run.run_id)}
-        row = {"size": name, "transactions": SIZES[name][2], "dagster_wall_s": dagster["wall_s"],
-               "dagster_peak_rss_mb": dagster["peak_rss_mb"], "steps": steps,
-               "storage_mb": round(folder_size(work / "storage") / 2**20, 1),
-               "model_mb": round((work / "models" / "collaborative_filtering.pkl").stat().st_size / 2**20, 1)}
+        row = {
+            "size": name,
+            "transactions": SIZES[name][2],
+            "dagster_wall_s": dagster["wall_s"],
+            "dagster_peak_rss_mb": dagster["peak_rss_mb"],
+            "steps": steps,
+            "storage_mb": round(folder_size(work / "storage") / 2**20, 1),
+            "model_mb": round((work / "models" / "collaborative_filtering.pkl").stat().st_size / 2**20, 1),
+        }
         if plain:
-            out = measured([sys.executable, str(ROOT / "bench" / "plain_pipeline.py"), "--data", str(data),
-                            "--storage", str(work / "plain_storage"), "--models", str(work / "plain_models")],
-                           env, work, "plain")
-            row.update(plain_wall_s=out["wall_s"], plain_peak_rss_mb=out["peak_rss_mb"],
-                       plain_stages=json.loads(out["log"].read_text().strip().splitlines()[-1]),
-                       overhead=round(dagster["wall_s"] / out["wall_s"], 2))
+            out = measured(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "plain_pipeline.py"),
+                    "--data",
+                    str(data),
+                    "--storage",
+                    str(work / "plain_storage"),
+                    "--models",
+                    str(work / "plain_models"),
+                ],
+                env,
+                work,
+                "plain",
+            )
+            row.update(
+                plain_wall_s=out["wall_s"],
+                plain_peak_rss_mb=out["peak_rss_mb"],
+                plain_stages=json.loads(out["log"].read_text().strip().splitlines()[-1]),
+                overhead=round(dagster["wall_s"] / out["wall_s"], 2),
+            )
         return row
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| size | transactions | Dagster wall (s) | " + " | ".join(STEPS) + " | peak RSS (MB) | plain wall (s) | "
-            "plain RSS (MB) | overhead | storage (MB) | model (MB) |")
+    head = (
+        "| size | transactions | Dagster wall (s) | " + " | ".join(STEPS) + " | peak RSS (MB) | plain wall (s) | "
+        "plain RSS (MB) | overhead | storage (MB) | model (MB) |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         steps = " | ".join(f"{r['steps'].get(s, 0):.1f}" for s in STEPS)
-        lines.append(f"| {r['size']} | {r['transactions']:,} | {r['dagster_wall_s']:.1f} | {steps} | "
-                     f"{r['dagster_peak_rss_mb']:.0f} | {r.get('plain_wall_s', float('nan')):.1f} | "
-                     f"{r.get('plain_peak_rss_mb', float('nan')):.0f} | {r.get('overhead', float('nan')):.2f}x | "
-                     f"{r['storage_mb']} | {r['model_mb']} |")
+        lines.append(
+            f"| {r['size']} | {r['transactions']:,} | {r['dagster_wall_s']:.1f} | {steps} | "
+            f"{r['dagster_peak_rss_mb']:.0f} | {r.get('plain_wall_s', float('nan')):.1f} | "
+            f"{r.get('plain_peak_rss_mb', float('nan')):.0f} | {r.get('overhead', float('nan')):.2f}x | "
+            f"{r['storage_mb']} | {r['model_mb']} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["3k", "100k", "1m"], choices=list(SIZES))
-    parser.add_argument("--cache", type=Path, default=ROOT / "bench" / ".data", help="where generated datasets are kept")
+    parser.add_argument(
+        "--cache", type=Path, default=ROOT / "bench" / ".data", help="where generated datasets are kept"
+    )
     parser.add_argument("--no-plain", action="store_true", help="skip the plain-script comparison")
     args = parser.parse_args()
     rows = []

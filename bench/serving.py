@@ -35,9 +35,11 @@ def model_latency(models: Path, n: int = 2000) -> None:
     model = load_model(models / "collaborative_filtering.pkl")
     rng = np.random.default_rng(0)
     users = rng.choice(model.user_ids.to_numpy(), n, replace=False)
-    for kind, call in (("recommend(user, 10)", lambda u: model.recommend(u, 10)),
-                       ("recommend(user, 10, exclude_purchased=False)", lambda u: model.recommend(u, 10, False)),
-                       ("similar_items(product, 10)", None)):
+    for kind, call in (
+        ("recommend(user, 10)", lambda u: model.recommend(u, 10)),
+        ("recommend(user, 10, exclude_purchased=False)", lambda u: model.recommend(u, 10, False)),
+        ("similar_items(product, 10)", None),
+    ):
         times = []
         for u in users:
             target = model.items["product_id"].iloc[hash(u) % model.n_items] if call is None else u
@@ -94,8 +96,10 @@ def refresh_time(runs: int = 3) -> None:
                     return any("Run succeeded" in str(e.value) for e in at.success)
 
                 wait_until(succeeded, 300, "the refresh succeeding", interval=0.5)
-                print(f"- Refresh {i + 1}: click to success shown {time.perf_counter() - start:.1f} s "
-                      f"(complete_pipeline_job on the sample)")
+                print(
+                    f"- Refresh {i + 1}: click to success shown {time.perf_counter() - start:.1f} s "
+                    f"(complete_pipeline_job on the sample)"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -38,13 +38,26 @@ class EntitySpec:
         return (*self.required, *self.optional)
 
 
-USERS = EntitySpec("users", "users*.csv", ("user_id",),
-                   ("name", "email", "age", "gender", "country", "signup_date"), ("user_id",))
-PRODUCTS = EntitySpec("products", "products*.json", ("product_id", "name"),
-                      ("category", "brand", "price"), ("product_id",), ("product_id",), ("product_id", "name"))
-TRANSACTIONS = EntitySpec("transactions", "transactions*.csv", ("user_id", "product_id", "timestamp"),
-                          ("transaction_id", "quantity", "unit_price"), ("transaction_id", "user_id", "product_id"),
-                          ("product_id",))
+USERS = EntitySpec(
+    "users", "users*.csv", ("user_id",), ("name", "email", "age", "gender", "country", "signup_date"), ("user_id",)
+)
+PRODUCTS = EntitySpec(
+    "products",
+    "products*.json",
+    ("product_id", "name"),
+    ("category", "brand", "price"),
+    ("product_id",),
+    ("product_id",),
+    ("product_id", "name"),
+)
+TRANSACTIONS = EntitySpec(
+    "transactions",
+    "transactions*.csv",
+    ("user_id", "product_id", "timestamp"),
+    ("transaction_id", "quantity", "unit_price"),
+    ("transaction_id", "user_id", "product_id"),
+    ("product_id",),
+)
 ENTITIES = (USERS, PRODUCTS, TRANSACTIONS)
 
 MIN_AGE, MAX_AGE = 13, 110
@@ -76,9 +89,11 @@ class InputLimits:
 
 LIMITS = InputLimits()
 # Catalogue lines that are not merchandise (postage, fees, manual adjustments): never recommended.
-NON_PRODUCT_PATTERN = (r"(?i)^\s*(?:manual|discount|samples?|carriage|adjust.*|bank charges?|amazon fee"
-                       r"|cruk commission)\s*$"
-                       r"|\b(?:postage|shipping fee|delivery fee|service fee|handling fee)\b")
+NON_PRODUCT_PATTERN = (
+    r"(?i)^\s*(?:manual|discount|samples?|carriage|adjust.*|bank charges?|amazon fee"
+    r"|cruk commission)\s*$"
+    r"|\b(?:postage|shipping fee|delivery fee|service fee|handling fee)\b"
+)
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
@@ -116,8 +131,11 @@ def to_number(values: pd.Series) -> pd.Series:
         parsed = values.to_numpy(dtype="float64", na_value=np.nan)
     else:
         text = _arrow_text(values)
-        numeric = pc.if_else(pc.match_substring_regex(text, NUMBER_PATTERN), pc.utf8_trim_whitespace(text),
-                             pa.scalar(None, pa.large_string()))
+        numeric = pc.if_else(
+            pc.match_substring_regex(text, NUMBER_PATTERN),
+            pc.utf8_trim_whitespace(text),
+            pa.scalar(None, pa.large_string()),
+        )
         parsed = pc.cast(numeric, pa.float64()).to_numpy(zero_copy_only=False)
     parsed = np.where(np.isfinite(parsed), parsed, np.nan)
     return pd.Series(parsed, index=values.index, dtype="float64")

@@ -34,8 +34,9 @@ def time_split(transactions: pd.DataFrame, test_share: float = 0.2) -> tuple[pd.
     return transactions.loc[before], transactions.loc[~before], cutoff
 
 
-def random_split(transactions: pd.DataFrame, test_share: float = 0.2,
-                 seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def random_split(
+    transactions: pd.DataFrame, test_share: float = 0.2, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A seeded random `test_share` of the transactions as the test set.
 
     The fallback when time cannot separate past from future (every timestamp equal, a single day of
@@ -93,8 +94,9 @@ def _hits(best: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     return np.isin(best_keys, truth_keys) & (best >= 0)
 
 
-def evaluate(scorer: Scorer, holdout: Holdout, list_kind: ListKind = "new", k: int = 10,
-             users: np.ndarray | None = None) -> Metrics:
+def evaluate(
+    scorer: Scorer, holdout: Holdout, list_kind: ListKind = "new", k: int = 10, users: np.ndarray | None = None
+) -> Metrics:
     """Precision, recall, NDCG, hit rate at k and catalog coverage for a scorer fit on `holdout.train`.
 
     Batches are scored on a thread pool: BLAS and numpy's partition release the GIL.
@@ -114,16 +116,27 @@ def evaluate(scorer: Scorer, holdout: Holdout, list_kind: ListKind = "new", k: i
         n_relevant = np.diff(truth.indptr)
         n_hits = hit.sum(axis=1)
         ideal = np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
-        sums = np.array([(n_hits / k).sum(), (n_hits / n_relevant).sum(),
-                         ((hit * discounts[:hit.shape[1]]).sum(axis=1) / ideal).sum(), (n_hits > 0).sum()])
+        sums = np.array(
+            [
+                (n_hits / k).sum(),
+                (n_hits / n_relevant).sum(),
+                ((hit * discounts[: hit.shape[1]]).sum(axis=1) / ideal).sum(),
+                (n_hits > 0).sum(),
+            ]
+        )
         return sums, np.unique(best[best >= 0])
 
-    batches = [users[i:i + BATCH] for i in range(0, users.size, BATCH)]
+    batches = [users[i : i + BATCH] for i in range(0, users.size, BATCH)]
     with ThreadPoolExecutor(max_workers=min(len(batches), os.cpu_count() or 1)) as pool:
         results = list(pool.map(batch_sums, batches))
     precision, recall, ndcg, hits_any = np.sum([r[0] for r in results], axis=0)
     shown = np.unique(np.concatenate([r[1] for r in results]))
     count = users.size
-    return Metrics(users=int(count), precision=float(precision / count), recall=float(recall / count),
-                   ndcg=float(ndcg / count), hit_rate=float(hits_any / count), coverage=float(shown.size / n_items))
-
+    return Metrics(
+        users=int(count),
+        precision=float(precision / count),
+        recall=float(recall / count),
+        ndcg=float(ndcg / count),
+        hit_rate=float(hits_any / count),
+        coverage=float(shown.size / n_items),
+    )

@@ -37,13 +37,17 @@ def open_export(path: Path) -> BinaryIO:
     try:
         return open_inside(path.parent, path)
     except OSError as exc:
-        raise DataInputError(f"{path}: the file cannot be opened ({exc.strerror or type(exc).__name__}). "
-                             f"Check that it exists and that the pipeline may read it.") from None
+        raise DataInputError(
+            f"{path}: the file cannot be opened ({exc.strerror or type(exc).__name__}). "
+            f"Check that it exists and that the pipeline may read it."
+        ) from None
 
 
 def too_large(path: Path, kind: str | None, exc: Exception) -> str:
-    return (f"{path}: refused: this {kind} file {exc}, far more than any export of its size (a damaged or "
-            f"crafted archive). Compress the export again, or put it in the folder uncompressed.")
+    return (
+        f"{path}: refused: this {kind} file {exc}, far more than any export of its size (a damaged or "
+        f"crafted archive). Compress the export again, or put it in the folder uncompressed."
+    )
 
 
 def read_content(path: Path, spec: EntitySpec, size: int | None = None) -> tuple[bytes, str | None]:
@@ -60,23 +64,31 @@ def read_content(path: Path, spec: EntitySpec, size: int | None = None) -> tuple
         except file_formats.ExpandsTooMuch as exc:
             raise DataInputError(too_large(path, kind, exc)) from None
         except file_formats.DECOMPRESSION_ERRORS:
-            raise DataInputError(f"{path}: the file is a damaged {kind} archive (or not one): compress the "
-                                 f"export again, or put it in the folder uncompressed.") from None
+            raise DataInputError(
+                f"{path}: the file is a damaged {kind} archive (or not one): compress the "
+                f"export again, or put it in the folder uncompressed."
+            ) from None
     try:
         file_formats.refuse_binary(data[:4096])
     except file_formats.NotAnExport as exc:
-        zipped = " (gzip-compressed exports are read as they are, e.g. " \
-                 f"'{spec.patterns[1].replace('*', '1')}')" if "zip" in str(exc) else ""
-        raise DataInputError(f"{path}: this looks like {exc}, not a {spec.file_format} export. "
-                             f"{how_to_export(spec)}{zipped}.") from None
+        zipped = (
+            f" (gzip-compressed exports are read as they are, e.g. '{spec.patterns[1].replace('*', '1')}')"
+            if "zip" in str(exc)
+            else ""
+        )
+        raise DataInputError(
+            f"{path}: this looks like {exc}, not a {spec.file_format} export. {how_to_export(spec)}{zipped}."
+        ) from None
     return data, kind
 
 
 def refuse_binary_text(path: Path, spec: EntitySpec, text: str) -> None:
     """NUL characters never occur in a text export."""
     if file_formats.is_binary(text):
-        raise DataInputError(f"{path}: this is not a text file (it holds binary data), so it is not a "
-                             f"{spec.file_format} export. {how_to_export(spec)}.")
+        raise DataInputError(
+            f"{path}: this is not a text file (it holds binary data), so it is not a "
+            f"{spec.file_format} export. {how_to_export(spec)}."
+        )
 
 
 def _squash(name: str) -> str:
@@ -100,9 +112,11 @@ def check_header(names: list[str], spec: EntitySpec, path: Path, limits: InputLi
     """
     header, has = ("the header", "the header has") if spec.file_format == "CSV" else ("the objects", "the objects have")
     if len(names) > limits.max_columns:
-        raise DataInputError(f"{path}: {has} more than {limits.max_columns:,} columns ({len(names):,}); a "
-                             f"{spec.name} export has a handful. Check that this is the {spec.name} export and "
-                             f"that the first line is its header.")
+        raise DataInputError(
+            f"{path}: {has} more than {limits.max_columns:,} columns ({len(names):,}); a "
+            f"{spec.name} export has a handful. Check that this is the {spec.name} export and "
+            f"that the first line is its header."
+        )
     missing = [c for c in spec.required if c not in names]
     if missing:
         hints = [f"'{found}' for '{want}'" for want in missing if (found := closest(want, names))]
@@ -114,19 +128,25 @@ def check_header(names: list[str], spec: EntitySpec, path: Path, limits: InputLi
             shown = f"{known}" + (f" and {others} other(s)" if others else "")
             raise DataInputError(
                 f"{path}: required column(s) {', '.join(repr(c) for c in missing)} missing; found columns "
-                f"{shown}." + (f" Did you mean {', '.join(hints)}?" if hints else "") +
-                f" Rename or add the column(s) so {header} {'has' if header == 'the header' else 'have'} "
-                f"{list(spec.required)}.")
-        raise DataInputError(f"{path}: {has} {len(names):,} column(s) and none of them is one RecoMart expects "
-                             f"({', '.join(spec.required)} required). Check that this is the {spec.name} export"
-                             + (" and that its first line is the header." if spec.file_format == "CSV" else "."))
+                f"{shown}."
+                + (f" Did you mean {', '.join(hints)}?" if hints else "")
+                + f" Rename or add the column(s) so {header} {'has' if header == 'the header' else 'have'} "
+                f"{list(spec.required)}."
+            )
+        raise DataInputError(
+            f"{path}: {has} {len(names):,} column(s) and none of them is one RecoMart expects "
+            f"({', '.join(spec.required)} required). Check that this is the {spec.name} export"
+            + (" and that its first line is the header." if spec.file_format == "CSV" else ".")
+        )
     duplicated = [name for name, count in Counter(names).items() if count > 1 and name]
     if duplicated:
         name = duplicated[0]
         positions = [str(i + 1) for i, n in enumerate(names) if n == name]
-        raise DataInputError(f"{path}: the column '{name}' appears {len(positions)} times in {header} (columns "
-                             f"{', '.join(positions)}); which one holds the data is ambiguous. Remove or rename "
-                             f"the extra column(s) so each name appears once.")
+        raise DataInputError(
+            f"{path}: the column '{name}' appears {len(positions)} times in {header} (columns "
+            f"{', '.join(positions)}); which one holds the data is ambiguous. Remove or rename "
+            f"the extra column(s) so each name appears once."
+        )
 
 
 def clean_names(names: Iterable[object]) -> list[str]:
@@ -141,10 +161,12 @@ def check_fields(frame: pd.DataFrame, path: Path, limits: InputLimits) -> None:
         longest = lengths.max()
         if pd.notna(longest) and longest > limits.max_field_chars:
             row = int(lengths.to_numpy(dtype="float64", na_value=0).argmax()) + 1
-            raise DataInputError(f"{path}: row {row}, column '{column}': the value is {int(longest):,} characters "
-                                 f"long, over the limit of {limits.max_field_chars:,}. No real export has such a "
-                                 f"field: usually a quote that is never closed swallows the lines after it. Fix "
-                                 f"the file or export it again.")
+            raise DataInputError(
+                f"{path}: row {row}, column '{column}': the value is {int(longest):,} characters "
+                f"long, over the limit of {limits.max_field_chars:,}. No real export has such a "
+                f"field: usually a quote that is never closed swallows the lines after it. Fix "
+                f"the file or export it again."
+            )
 
 
 def finish(frame: pd.DataFrame, spec: EntitySpec, path: Path) -> pd.DataFrame:

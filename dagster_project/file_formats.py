@@ -72,8 +72,9 @@ def compression(head: bytes) -> str | None:
     """'gzip', 'bz2' or 'xz' when the file starts with that format's signature."""
     if head.startswith(b"BZh") and head[3:4].isdigit() and head[4:10] == b"\x31\x41\x59\x26\x53\x59":
         return "bz2"
-    return next((name for name, signatures in COMPRESSED.items()
-                 if name != "bz2" and head.startswith(signatures)), None)
+    return next(
+        (name for name, signatures in COMPRESSED.items() if name != "bz2" and head.startswith(signatures)), None
+    )
 
 
 def refuse_binary(head: bytes) -> None:
@@ -99,8 +100,11 @@ def open_decompressed(raw: BinaryIO, kind: str | None) -> BinaryIO:
     """
     if kind is None:
         return raw
-    opener = {"gzip": lambda: gzip.GzipFile(fileobj=raw, mode="rb"), "bz2": lambda: bz2.BZ2File(raw, mode="rb"),
-              "xz": lambda: lzma.LZMAFile(raw, mode="rb")}[kind]
+    opener = {
+        "gzip": lambda: gzip.GzipFile(fileobj=raw, mode="rb"),
+        "bz2": lambda: bz2.BZ2File(raw, mode="rb"),
+        "xz": lambda: lzma.LZMAFile(raw, mode="rb"),  # noqa: SIM115 - closed with the stream returned
+    }[kind]
     size = raw.seek(0, io.SEEK_END)
     raw.seek(0)
     return io.BufferedReader(_Bounded(opener(), max(MIN_BOUND, EXPANSION_LIMIT * size)))

@@ -59,6 +59,7 @@ def _test_pause(path: Path) -> None:
         seconds, _, part = setting.partition(":")
         if part in str(path):
             import time
+
             time.sleep(float(seconds))
 
 

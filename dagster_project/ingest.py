@@ -33,8 +33,18 @@ from dagster_project.export_checks import (
 )
 from dagster_project.json_exports import read_json_records
 
-__all__ = ["DataInputError", "ROW_COLUMN", "SOURCE_COLUMN", "discover", "read_csv", "read_entity",
-           "read_json_records", "read_products", "read_transactions", "read_users"]
+__all__ = [
+    "DataInputError",
+    "ROW_COLUMN",
+    "SOURCE_COLUMN",
+    "discover",
+    "read_csv",
+    "read_entity",
+    "read_json_records",
+    "read_products",
+    "read_transactions",
+    "read_users",
+]
 
 Log = Callable[[str], None]
 SOURCE_COLUMN = "source_file"
@@ -50,20 +60,26 @@ def discover(data_dir: Path, spec: EntitySpec) -> list[Path]:
     """The entity's files in the data folder; a link leading outside it is refused, never followed."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataInputError(f"Data folder {data_dir} does not exist: create it or set RECOMART_DATA_DIR "
-                             f"(or the 'data_dir' run config) to the folder holding the exports.")
+        raise DataInputError(
+            f"Data folder {data_dir} does not exist: create it or set RECOMART_DATA_DIR "
+            f"(or the 'data_dir' run config) to the folder holding the exports."
+        )
     files = []
     for path in matching(data_dir, spec):
         target = resolve_inside(data_dir, path)
         if target is None:
-            raise DataInputError(f"{path}: refused: it is a link that leads outside the data folder {data_dir}, "
-                                 f"and RecoMart reads only files inside it. Copy the export into the folder "
-                                 f"instead of linking to it.")
+            raise DataInputError(
+                f"{path}: refused: it is a link that leads outside the data folder {data_dir}, "
+                f"and RecoMart reads only files inside it. Copy the export into the folder "
+                f"instead of linking to it."
+            )
         if target.is_file():
             files.append(path)
     if not files:
-        raise DataInputError(f"No {spec.name} file in {data_dir}: expected at least one file matching "
-                             f"'{spec.pattern}' (or '{spec.patterns[1]}').")
+        raise DataInputError(
+            f"No {spec.name} file in {data_dir}: expected at least one file matching "
+            f"'{spec.pattern}' (or '{spec.patterns[1]}')."
+        )
     return files
 
 
@@ -103,10 +119,12 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     lines = re.split(r"\r\n|\r|\n", text, maxsplit=1)
     if len(lines) == 1 and len(head) > limits.max_header_bytes:
         size = limits.max_header_bytes
-        raise DataInputError(f"{path}: the first line is longer than "
-                             f"{f'{size // 1024:,} KB' if size >= 1024 else f'{size} bytes'}, far "
-                             f"more than a header row. Check that this is the {spec.name} export and that its "
-                             f"lines end with line breaks.")
+        raise DataInputError(
+            f"{path}: the first line is longer than "
+            f"{f'{size // 1024:,} KB' if size >= 1024 else f'{size} bytes'}, far "
+            f"more than a header row. Check that this is the {spec.name} export and that its "
+            f"lines end with line breaks."
+        )
     delimiter = _delimiter(lines[0])
     try:
         names = next(csv.reader([lines[0]], delimiter=delimiter), [])
@@ -115,10 +133,17 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     names = clean_names(names)
     check_header(names, spec, path, limits)
     if any(len(n) > limits.max_field_chars for n in names):
-        raise DataInputError(f"{path}: a column name in the header is over {limits.max_field_chars:,} characters "
-                             f"long. Check that the first line is the header.")
-    options = {"dtype": "string", "sep": delimiter, "keep_default_na": False, "na_values": [""],
-               "skipinitialspace": True}
+        raise DataInputError(
+            f"{path}: a column name in the header is over {limits.max_field_chars:,} characters "
+            f"long. Check that the first line is the header."
+        )
+    options = {
+        "dtype": "string",
+        "sep": delimiter,
+        "keep_default_na": False,
+        "na_values": [""],
+        "skipinitialspace": True,
+    }
     try:
         try:
             with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
@@ -133,14 +158,18 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     except file_formats.ExpandsTooMuch as exc:
         raise DataInputError(too_large(path, kind, exc)) from None
     except (pd.errors.ParserError, csv.Error, ValueError, OverflowError) as exc:
-        raise DataInputError(f"{path}: the CSV cannot be parsed ({_parse_problem(exc)}). Check that every row "
-                             f"has as many fields as the header and that quoted fields are closed.") from None
+        raise DataInputError(
+            f"{path}: the CSV cannot be parsed ({_parse_problem(exc)}). Check that every row "
+            f"has as many fields as the header and that quoted fields are closed."
+        ) from None
     except file_formats.DECOMPRESSION_ERRORS as exc:
         if kind is None:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise DataInputError(f"{path}: the file cannot be read ({reason}).") from None
-        raise DataInputError(f"{path}: the file is a damaged {kind} archive: compress the export again, or put it "
-                             f"in the folder uncompressed.") from None
+        raise DataInputError(
+            f"{path}: the file is a damaged {kind} archive: compress the export again, or put it "
+            f"in the folder uncompressed."
+        ) from None
     frame.columns = clean_names(frame.columns)
     check_header(list(frame.columns), spec, path, limits)
     check_fields(frame, path, limits)

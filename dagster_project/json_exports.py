@@ -41,8 +41,10 @@ def _object(pairs: list[tuple[str, object]]) -> _JSONObject:
 
 
 def _too_deep(path: Path, limits: InputLimits, where: str = "") -> DataInputError:
-    return DataInputError(f"{path}: {where}the JSON is nested more than {limits.max_json_depth} levels deep; an "
-                          f"export is a list of flat objects. Export the products again.")
+    return DataInputError(
+        f"{path}: {where}the JSON is nested more than {limits.max_json_depth} levels deep; an "
+        f"export is a list of flat objects. Export the products again."
+    )
 
 
 def _loads(text: str, path: Path, limits: InputLimits, where: str = "") -> object:
@@ -53,8 +55,9 @@ def _loads(text: str, path: Path, limits: InputLimits, where: str = "") -> objec
     except json.JSONDecodeError:
         raise
     except ValueError:  # e.g. an integer with more digits than Python converts
-        raise DataInputError(f"{path}: {where}a number in the JSON has too many digits to be a value. Fix the "
-                             f"file or export it again.") from None
+        raise DataInputError(
+            f"{path}: {where}a number in the JSON has too many digits to be a value. Fix the file or export it again."
+        ) from None
 
 
 def _depth(value: object, limit: int) -> bool:
@@ -85,8 +88,10 @@ def _cell(value: object, text_only: bool, path: Path, item: int, key: str, limit
         raise _too_deep(path, limits, f"item {item}, field '{key}': ")
     text = json.dumps(value, ensure_ascii=False)
     if len(text) > limits.max_field_chars:
-        raise DataInputError(f"{path}: item {item}, field '{key}': the value is {len(text):,} characters long, over "
-                             f"the limit of {limits.max_field_chars:,}. Fix the file or export it again.")
+        raise DataInputError(
+            f"{path}: item {item}, field '{key}': the value is {len(text):,} characters long, over "
+            f"the limit of {limits.max_field_chars:,}. Fix the file or export it again."
+        )
     return text
 
 
@@ -100,14 +105,18 @@ def _frame_from_records(records: list, spec: EntitySpec, path: Path, limits: Inp
     check_header(names, spec, path, limits)
     for number, record in enumerate(records, start=1):
         if record.duplicates:
-            raise DataInputError(f"{path}: item {number} has the field '{record.duplicates[0]}' more than once; which "
-                                 f"value holds is ambiguous. Remove the extra field so each name appears once.")
+            raise DataInputError(
+                f"{path}: item {number} has the field '{record.duplicates[0]}' more than once; which "
+                f"value holds is ambiguous. Remove the extra field so each name appears once."
+            )
         for key, value in record.items():
             if isinstance(value, str):
                 if len(value) > limits.max_field_chars:
-                    raise DataInputError(f"{path}: item {number}, field '{key}': the value is {len(value):,} "
-                                         f"characters long, over the limit of {limits.max_field_chars:,}. No real "
-                                         f"export has such a field. Fix the file or export it again.")
+                    raise DataInputError(
+                        f"{path}: item {number}, field '{key}': the value is {len(value):,} "
+                        f"characters long, over the limit of {limits.max_field_chars:,}. No real "
+                        f"export has such a field. Fix the file or export it again."
+                    )
             elif value is not None:
                 record[key] = _cell(value, key.strip() in spec.text_columns, path, number, key, limits)
     frame = pd.DataFrame.from_records(records, columns=list(keys))
@@ -133,13 +142,16 @@ def read_json_records(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS
             inner = records[wrapped[0]]
             looks_like_export = any(isinstance(r, dict) and set(r) & set(spec.columns) for r in inner[:100])
             where = f"under '{wrapped[0]}'" if looks_like_export else "under one of its keys"
-            raise DataInputError(f"{path}: expected a JSON array of {spec.name} objects, found an object with the "
-                                 f"list {where}. Export the array itself (or one object per line).")
+            raise DataInputError(
+                f"{path}: expected a JSON array of {spec.name} objects, found an object with the "
+                f"list {where}. Export the array itself (or one object per line)."
+            )
         records = [records]
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), 0) if isinstance(records, list) else 0
-        raise DataInputError(f"{path}: expected a JSON array of objects (or one object per line); "
-                             f"item {bad + 1} is not an object.")
+        raise DataInputError(
+            f"{path}: expected a JSON array of objects (or one object per line); item {bad + 1} is not an object."
+        )
     if not records:
         raise DataInputError(f"{path}: the JSON array is empty.")
     frame = _frame_from_records(records, spec, path, limits)
@@ -149,8 +161,10 @@ def read_json_records(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS
 def _read_json_lines(path: Path, text: str, first_error: json.JSONDecodeError, limits: InputLimits) -> list:
     lines = re.split(r"\r\n|\r|\n", text)  # not splitlines(): JSON strings may hold U+2028 and other breaks
     if len(lines) < 2 or not lines[0].lstrip().startswith("{"):
-        raise DataInputError(f"{path}: invalid JSON at line {first_error.lineno}, column {first_error.colno}: "
-                             f"{first_error.msg}. Fix the file or export it again.") from None
+        raise DataInputError(
+            f"{path}: invalid JSON at line {first_error.lineno}, column {first_error.colno}: "
+            f"{first_error.msg}. Fix the file or export it again."
+        ) from None
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -158,6 +172,7 @@ def _read_json_lines(path: Path, text: str, first_error: json.JSONDecodeError, l
         try:
             records.append(_loads(line, path, limits, f"line {number}: "))
         except json.JSONDecodeError as exc:
-            raise DataInputError(f"{path}: invalid JSON Lines record at line {number}, column {exc.colno}: "
-                                 f"{exc.msg}.") from None
+            raise DataInputError(
+                f"{path}: invalid JSON Lines record at line {number}, column {exc.colno}: {exc.msg}."
+            ) from None
     return records

@@ -68,8 +68,13 @@ def write_bundle(path: Path, bundle: Bundle, version: int) -> Path:
             layouts[name]["columns"].append({"name": str(column), "kind": kind})
             position = len(layouts[name]["columns"]) - 1
             members.update({f"{name}__{position}__{part}": values for part, values in parts.items()})
-    document = {"kind": KIND, "format_version": version, **bundle.document,
-                "arrays": sorted(bundle.arrays), "tables": layouts}
+    document = {
+        "kind": KIND,
+        "format_version": version,
+        **bundle.document,
+        "arrays": sorted(bundle.arrays),
+        "tables": layouts,
+    }
     with atomic_path(Path(path)) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(DOCUMENT, json.dumps(document, default=_json_default))
         for name, array in members.items():
@@ -90,9 +95,11 @@ def _encode_column(values: pd.Series) -> tuple[str, dict[str, np.ndarray]]:
     text = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
     _, offsets, data = text.buffers()
     count = len(text)
-    return "text", {"offsets": np.frombuffer(offsets, dtype=np.int64, count=count + 1).copy(),
-                    "data": np.frombuffer(data, dtype=np.uint8).copy() if data is not None else np.zeros(0, np.uint8),
-                    "valid": ~text.is_null().to_numpy(zero_copy_only=False)}
+    return "text", {
+        "offsets": np.frombuffer(offsets, dtype=np.int64, count=count + 1).copy(),
+        "data": np.frombuffer(data, dtype=np.uint8).copy() if data is not None else np.zeros(0, np.uint8),
+        "valid": ~text.is_null().to_numpy(zero_copy_only=False),
+    }
 
 
 def read_bundle(path: Path, version: int) -> Bundle:
@@ -101,8 +108,9 @@ def read_bundle(path: Path, version: int) -> Bundle:
     with open(path, "rb") as handle:
         start = handle.read(len(PICKLE_ERA_MAGIC))
         if start == PICKLE_ERA_MAGIC:
-            raise ModelFileError("it was written by an earlier RecoMart version in a format this version no "
-                                 "longer reads")
+            raise ModelFileError(
+                "it was written by an earlier RecoMart version in a format this version no longer reads"
+            )
         if not start.startswith(ZIP_SIGNATURE):
             raise ModelFileError("it is not a RecoMart model file")
         handle.seek(0)
@@ -150,8 +158,12 @@ def _array(archive: zipfile.ZipFile, member: str) -> np.ndarray:
 
 def _table(archive: zipfile.ZipFile, name: str, layout: object) -> pd.DataFrame:
     """A stored table, column by column; text is checked (offsets, UTF-8) before any value is used."""
-    if not isinstance(layout, dict) or not isinstance(layout.get("rows"), int) or not isinstance(
-            layout.get("columns"), list) or len(layout["columns"]) > MAX_MEMBERS:
+    if (
+        not isinstance(layout, dict)
+        or not isinstance(layout.get("rows"), int)
+        or not isinstance(layout.get("columns"), list)
+        or len(layout["columns"]) > MAX_MEMBERS
+    ):
         raise ModelFileError(f"its table {name!r} has no readable layout")
     rows, columns = layout["rows"], {}
     for position, column in enumerate(layout["columns"]):
@@ -165,8 +177,9 @@ def _table(archive: zipfile.ZipFile, name: str, layout: object) -> pd.DataFrame:
             if offsets.dtype != np.int64 or data.dtype != np.uint8 or valid.dtype != bool or len(valid) != rows:
                 raise ModelFileError(f"its table {name!r} has a damaged text column")
             try:
-                text = pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data),
-                                                        pa.py_buffer(np.packbits(valid, bitorder="little")))
+                text = pa.LargeStringArray.from_buffers(
+                    rows, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(np.packbits(valid, bitorder="little"))
+                )
                 text.validate(full=True)
             except (pa.ArrowException, ValueError):
                 raise ModelFileError(f"its table {name!r} has a damaged text column") from None
@@ -181,7 +194,11 @@ def _table(archive: zipfile.ZipFile, name: str, layout: object) -> pd.DataFrame:
 
 def _names(names: object, key: str) -> list[str]:
     """Member names: identifiers, each once, and no more than an archive may hold."""
-    if not isinstance(names, list) or len(names) > MAX_MEMBERS or len(set(names)) != len(names) or not all(
-            isinstance(n, str) and n.isidentifier() for n in names):
+    if (
+        not isinstance(names, list)
+        or len(names) > MAX_MEMBERS
+        or len(set(names)) != len(names)
+        or not all(isinstance(n, str) and n.isidentifier() for n in names)
+    ):
         raise ModelFileError(f"it is not a RecoMart model file (bad {key} list)")
     return names

@@ -36,9 +36,14 @@ def list_versions(models_dir: Path) -> list[Path]:
     if not folder.is_dir() or folder.is_symlink():
         return []
     home = folder.resolve()
-    return sorted((p for p in folder.glob("collaborative_filtering-*.pkl")
-                   if VERSION_NAME.fullmatch(p.name) and not p.is_symlink() and p.is_file()
-                   and p.resolve().parent == home), reverse=True)
+    return sorted(
+        (
+            p
+            for p in folder.glob("collaborative_filtering-*.pkl")
+            if VERSION_NAME.fullmatch(p.name) and not p.is_symlink() and p.is_file() and p.resolve().parent == home
+        ),
+        reverse=True,
+    )
 
 
 def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
@@ -49,7 +54,7 @@ def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
     served = models_dir / MODEL_FILENAME
     with atomic_path(served) as tmp:
         shutil.copyfile(versioned, tmp)
-    for old in [p for p in list_versions(models_dir) if p != versioned][KEEP_VERSIONS - 1:]:
+    for old in [p for p in list_versions(models_dir) if p != versioned][KEEP_VERSIONS - 1 :]:
         old.unlink(missing_ok=True)
     return served
 
@@ -83,5 +88,8 @@ def newest_loadable(models_dir: Path) -> tuple[RecommenderModel, Path, list[str]
             return load_model(path), path, problems
         except ModelError as exc:
             problems.append(str(exc))
-    raise ModelError(problems[0] if problems else f"No model at {Path(models_dir) / MODEL_FILENAME}: run the "
-                     f"complete pipeline to train one.")
+    raise ModelError(
+        problems[0]
+        if problems
+        else f"No model at {Path(models_dir) / MODEL_FILENAME}: run the complete pipeline to train one."
+    )

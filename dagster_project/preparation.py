@@ -7,7 +7,6 @@ Transactions are dropped when any rule rejects them.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -70,8 +69,11 @@ def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
     gender = _text(users, "gender").str.lower()
     out["gender"] = gender.map(GENDERS).fillna(gender.where(gender.isna(), "Other")).fillna("Unknown")
     out["country"] = _text(users, "country").str.upper().fillna("Unknown")
-    signup = (parse_timestamps(users["signup_date"]) if "signup_date" in users
-              else pd.Series(pd.NaT, index=users.index, dtype="datetime64[ns, UTC]"))
+    signup = (
+        parse_timestamps(users["signup_date"])
+        if "signup_date" in users
+        else pd.Series(pd.NaT, index=users.index, dtype="datetime64[ns, UTC]")
+    )
     out["signup_date"] = signup.where(plausible_times(signup, frames.limits))
     out["gender_code"] = encode(out["gender"])
     out["country_code"] = encode(out["country"])
@@ -80,18 +82,22 @@ def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
     return pd.concat([out, users[extra]], axis=1).reset_index(drop=True), dropped
 
 
-def prepare_products(frames: Frames,
-                     non_product_pattern: str = NON_PRODUCT_PATTERN) -> tuple[pd.DataFrame, dict[str, int]]:
+def prepare_products(
+    frames: Frames, non_product_pattern: str = NON_PRODUCT_PATTERN
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Unique, named merchandise; lines whose name or code matches `non_product_pattern` are dropped."""
     raw = frames.products
-    products, dropped = _drop(raw, failure_masks(frames, "products"),
-                              ["product_id_present", "product_id_unique", "product_name_present"])
+    products, dropped = _drop(
+        raw, failure_masks(frames, "products"), ["product_id_present", "product_id_unique", "product_name_present"]
+    )
     if non_product_pattern:
+
         def matches(values: pd.Series) -> np.ndarray:
             """RE2 through Arrow: linear time whatever the pattern (one that RE2 cannot run is refused)."""
             text = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
             found = pc.match_substring_regex(text, non_product_pattern)
             return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
         not_merchandise = matches(_text(products, "name")) | matches(products["product_id"])
         if not_merchandise.any():
             dropped["not_merchandise"] = int(not_merchandise.sum())
@@ -111,15 +117,20 @@ def prepare_products(frames: Frames,
 def prepare_transactions(frames: Frames, products: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Keep the transactions every rule accepts; amounts use the product price when unit_price is absent."""
     masks = failure_masks(frames, "transactions")
-    masks["product_excluded"] = frames.transactions["product_id"].notna() & ~is_in(
-        frames.transactions["product_id"], products["product_id"]) & ~masks.get("product_known", False)
+    masks["product_excluded"] = (
+        frames.transactions["product_id"].notna()
+        & ~is_in(frames.transactions["product_id"], products["product_id"])
+        & ~masks.get("product_known", False)
+    )
     tx, dropped = _drop(frames.transactions, masks, list(masks.columns))
-    out = pd.DataFrame({
-        "transaction_id": _text(tx, "transaction_id"),
-        "user_id": tx["user_id"].astype("string"),
-        "product_id": tx["product_id"].astype("string"),
-        "timestamp": parse_timestamps(tx["timestamp"]),
-    })
+    out = pd.DataFrame(
+        {
+            "transaction_id": _text(tx, "transaction_id"),
+            "user_id": tx["user_id"].astype("string"),
+            "product_id": tx["product_id"].astype("string"),
+            "timestamp": parse_timestamps(tx["timestamp"]),
+        }
+    )
     quantity = to_number(tx["quantity"]).fillna(1) if "quantity" in tx else pd.Series(1, index=tx.index)
     out["quantity"] = quantity.astype("int64")
     list_price = out["product_id"].map(products.set_index("product_id")["price"])

@@ -95,8 +95,11 @@ class RecommenderModel:
             return self.user_profiles.iloc[:0].reset_index()
         profiles = self.user_profiles
         exact = profiles.index == id_key(text)
-        by_name = profiles["name"].astype("string").str.contains(text, case=False, regex=False).fillna(False) \
-            if "name" in profiles else exact
+        by_name = (
+            profiles["name"].astype("string").str.contains(text, case=False, regex=False).fillna(False)
+            if "name" in profiles
+            else exact
+        )
         found = profiles[exact | by_name.to_numpy()]
         exact_first = found.index == id_key(text)
         return pd.concat([found[exact_first], found[~exact_first]]).head(limit).reset_index()
@@ -127,7 +130,7 @@ class RecommenderModel:
         if row is None:
             return self.popular(n)
         bought, counts = self._purchases(row)
-        weights = self._weighted.data[self._weighted.indptr[row]:self._weighted.indptr[row + 1]]
+        weights = self._weighted.data[self._weighted.indptr[row] : self._weighted.indptr[row + 1]]
         scores = ((weights @ self.item_factors[bought]) @ self._projection).astype(np.float64)
         if exclude_purchased:
             scores[bought] = -np.inf
@@ -176,14 +179,26 @@ class RecommenderModel:
 def save_model(model: RecommenderModel, path: Path) -> Path:
     """Write the model atomically as a data-only file (see model_file: loading it never runs code)."""
     counts = model.counts.tocsr()
-    return model_file.write_bundle(Path(path), model_file.Bundle(
-        document={"card": model.card.to_document(), "counts_shape": list(counts.shape)},
-        arrays={"counts_indptr": counts.indptr, "counts_indices": counts.indices, "counts_data": counts.data,
-                "item_factors": model.item_factors, "factor_weights": model.factor_weights,
-                "popularity": model.popularity},
-        tables={"user_ids": pd.DataFrame({"user_id": pd.Series(model.user_ids, dtype="string")}),
+    return model_file.write_bundle(
+        Path(path),
+        model_file.Bundle(
+            document={"card": model.card.to_document(), "counts_shape": list(counts.shape)},
+            arrays={
+                "counts_indptr": counts.indptr,
+                "counts_indices": counts.indices,
+                "counts_data": counts.data,
+                "item_factors": model.item_factors,
+                "factor_weights": model.factor_weights,
+                "popularity": model.popularity,
+            },
+            tables={
+                "user_ids": pd.DataFrame({"user_id": pd.Series(model.user_ids, dtype="string")}),
                 "user_profiles": model.user_profiles.rename_axis("user_id").reset_index(),
-                "items": model.items[ITEM_COLUMNS]}), FORMAT_VERSION)
+                "items": model.items[ITEM_COLUMNS],
+            },
+        ),
+        FORMAT_VERSION,
+    )
 
 
 def load_model(path: str | Path) -> RecommenderModel:
@@ -200,8 +215,9 @@ def load_model(path: str | Path) -> RecommenderModel:
     except model_file.ModelFileError as exc:
         raise ModelError(f"Model file {path} cannot be used: {exc}. Retrain with the complete pipeline.") from None
     except Exception:  # any other error from a file's parts (a crafted one included): refused, never a crash
-        raise ModelError(f"Model file {path} cannot be used: its parts do not fit together. Retrain with the "
-                         f"complete pipeline.") from None
+        raise ModelError(
+            f"Model file {path} cannot be used: its parts do not fit together. Retrain with the complete pipeline."
+        ) from None
     return model
 
 
@@ -212,15 +228,30 @@ def _from_bundle(bundle: model_file.Bundle) -> RecommenderModel:
     items = tables["items"]
     user_ids = pd.Index(tables["user_ids"]["user_id"].astype("string"))
     n_users, n_items = (int(x) for x in doc["counts_shape"])
-    counts = sp.csr_matrix((arrays["counts_data"], arrays["counts_indices"], arrays["counts_indptr"]),
-                           shape=(n_users, n_items))
+    counts = sp.csr_matrix(
+        (arrays["counts_data"], arrays["counts_indices"], arrays["counts_indptr"]), shape=(n_users, n_items)
+    )
     counts.check_format(full_check=True)
     factors, weights, popularity = arrays["item_factors"], arrays["factor_weights"], arrays["popularity"]
-    if (list(items.columns) != ITEM_COLUMNS or len(items) != n_items or len(user_ids) != n_users
-            or factors.ndim != 2 or factors.shape[0] != n_items or weights.shape != (factors.shape[1],)
-            or popularity.shape != (n_items,)):
+    if (
+        list(items.columns) != ITEM_COLUMNS
+        or len(items) != n_items
+        or len(user_ids) != n_users
+        or factors.ndim != 2
+        or factors.shape[0] != n_items
+        or weights.shape != (factors.shape[1],)
+        or popularity.shape != (n_items,)
+    ):
         raise ValueError("shapes disagree")
     profiles = tables["user_profiles"]
     profiles = profiles.set_index(profiles["user_id"].astype("string")).drop(columns="user_id")
-    return RecommenderModel(user_ids=user_ids, user_profiles=profiles, items=items, counts=counts,
-                            item_factors=factors, factor_weights=weights, popularity=popularity, card=card)
+    return RecommenderModel(
+        user_ids=user_ids,
+        user_profiles=profiles,
+        items=items,
+        counts=counts,
+        item_factors=factors,
+        factor_weights=weights,
+        popularity=popularity,
+        card=card,
+    )

@@ -34,10 +34,46 @@ CATALOG: dict[str, tuple[list[str], list[str], float]] = {
     "Toys": (["Blocko", "Tinker"], ["Puzzle", "Robot", "Blocks", "Doll"], 22.0),
     "Fashion": (["Weave", "Northline", "Drift"], ["T-Shirt", "Scarf", "Jacket", "Socks"], 40.0),
 }
-FIRST_NAMES = ["Ava", "Liam", "Mia", "Noah", "Zoe", "Omar", "Lena", "Ivan", "Sara", "Yuki", "Ana",
-               "Leo", "Ella", "Raj", "Nina", "Tom", "Ines", "Kofi", "Maya", "Jon"]
-LAST_NAMES = ["Smith", "Garcia", "Chen", "Novak", "Okafor", "Silva", "Kowalski", "Ito", "Brown",
-              "Muller", "Rossi", "Khan", "Dubois", "Larsen", "Costa", "Nguyen"]
+FIRST_NAMES = [
+    "Ava",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Zoe",
+    "Omar",
+    "Lena",
+    "Ivan",
+    "Sara",
+    "Yuki",
+    "Ana",
+    "Leo",
+    "Ella",
+    "Raj",
+    "Nina",
+    "Tom",
+    "Ines",
+    "Kofi",
+    "Maya",
+    "Jon",
+]
+LAST_NAMES = [
+    "Smith",
+    "Garcia",
+    "Chen",
+    "Novak",
+    "Okafor",
+    "Silva",
+    "Kowalski",
+    "Ito",
+    "Brown",
+    "Muller",
+    "Rossi",
+    "Khan",
+    "Dubois",
+    "Larsen",
+    "Costa",
+    "Nguyen",
+]
 COUNTRIES = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "SE", "CA"]
 WINDOW_START = np.datetime64("2025-11-01T00:00:00")
 WINDOW_SECONDS = 365 * 24 * 3600
@@ -81,13 +117,15 @@ def make_products(n: int, rng: np.random.Generator, defects: DefectRates) -> pd.
         name[rows] = [f"{brands[bi]} {nouns[ni]} {i + 1}" for bi, ni, i in zip(b, noun, rows)]
         price[rows] = np.round(base * rng.lognormal(0.0, 0.5, rows.size), 2)
     width = max(4, len(str(n)))
-    products = pd.DataFrame({
-        "product_id": [f"P{i + 1:0{width}d}" for i in range(n)],
-        "name": name,
-        "category": categories[cat_idx],
-        "brand": brand,
-        "price": price,
-    })
+    products = pd.DataFrame(
+        {
+            "product_id": [f"P{i + 1:0{width}d}" for i in range(n)],
+            "name": name,
+            "category": categories[cat_idx],
+            "brand": brand,
+            "price": price,
+        }
+    )
     bad = _pick(rng, n, defects.bad_price, n)
     products.loc[bad, "price"] = -products.loc[bad, "price"]
     return products
@@ -100,18 +138,26 @@ def make_users(n_rows: int, rng: np.random.Generator, defects: DefectRates) -> t
     first = np.array(FIRST_NAMES)[rng.integers(0, len(FIRST_NAMES), n_unique)]
     last = np.array(LAST_NAMES)[rng.integers(0, len(LAST_NAMES), n_unique)]
     user_id = np.arange(1001, 1001 + n_unique)
-    email = pd.Series(first).str.lower() + "." + pd.Series(last).str.lower() + pd.Series(user_id).astype(str) + "@example.com"
+    email = (
+        pd.Series(first).str.lower()
+        + "."
+        + pd.Series(last).str.lower()
+        + pd.Series(user_id).astype(str)
+        + "@example.com"
+    )
     age = np.clip(rng.normal(38, 12, n_unique).round(), 18, 85).astype(float)
     signup = WINDOW_START - (rng.integers(0, 2 * 365, n_unique) * np.timedelta64(1, "D"))
-    users = pd.DataFrame({
-        "user_id": user_id,
-        "name": pd.Series(first) + " " + pd.Series(last),
-        "email": email,
-        "age": age,
-        "gender": np.array(["F", "M", "Other"])[rng.choice(3, n_unique, p=[0.49, 0.49, 0.02])],
-        "country": np.array(COUNTRIES)[rng.integers(0, len(COUNTRIES), n_unique)],
-        "signup_date": pd.Series(signup).dt.strftime("%Y-%m-%d"),
-    })
+    users = pd.DataFrame(
+        {
+            "user_id": user_id,
+            "name": pd.Series(first) + " " + pd.Series(last),
+            "email": email,
+            "age": age,
+            "gender": np.array(["F", "M", "Other"])[rng.choice(3, n_unique, p=[0.49, 0.49, 0.02])],
+            "country": np.array(COUNTRIES)[rng.integers(0, len(COUNTRIES), n_unique)],
+            "signup_date": pd.Series(signup).dt.strftime("%Y-%m-%d"),
+        }
+    )
     users.loc[_pick(rng, n_rows, defects.missing_email, n_unique), "email"] = None
     malformed = _pick(rng, n_rows, defects.malformed_email, n_unique)
     users.loc[malformed, "email"] = users.loc[malformed, "name"].str.replace(" ", ".").str.lower() + "_at_example.com"
@@ -149,8 +195,9 @@ def _segment_item_weights(products: pd.DataFrame, rng: np.random.Generator) -> n
     return weights
 
 
-def make_transactions(n: int, users: pd.DataFrame, products: pd.DataFrame, rng: np.random.Generator,
-                      defects: DefectRates) -> pd.DataFrame:
+def make_transactions(
+    n: int, users: pd.DataFrame, products: pd.DataFrame, rng: np.random.Generator, defects: DefectRates
+) -> pd.DataFrame:
     user_ids = users["user_id"].to_numpy()
     segment = rng.integers(0, N_SEGMENTS, len(user_ids))
     activity = rng.lognormal(0.0, 1.0, len(user_ids))
@@ -173,29 +220,43 @@ def make_transactions(n: int, users: pd.DataFrame, products: pd.DataFrame, rng: 
 
     price = products["price"].abs().to_numpy()[item]
     timestamps = pa.array(WINDOW_START + seconds.astype("timedelta64[s]"), type=pa.timestamp("s"))
-    frame = pd.DataFrame({
-        "transaction_id": np.char.add("T", np.char.zfill(np.arange(1, n + 1).astype(str), max(7, len(str(n))))),
-        "user_id": user_ids[user_idx].astype(object),
-        "product_id": products["product_id"].to_numpy()[item],
-        "quantity": 1 + rng.poisson(0.4, n),
-        "unit_price": np.round(price * rng.choice([1.0, 0.9, 0.8], n, p=[0.8, 0.15, 0.05]), 2),
-        "timestamp": pc.strftime(timestamps, format="%Y-%m-%d %H:%M:%S").to_numpy(zero_copy_only=False).astype(object),
-    })
+    frame = pd.DataFrame(
+        {
+            "transaction_id": np.char.add("T", np.char.zfill(np.arange(1, n + 1).astype(str), max(7, len(str(n))))),
+            "user_id": user_ids[user_idx].astype(object),
+            "product_id": products["product_id"].to_numpy()[item],
+            "quantity": 1 + rng.poisson(0.4, n),
+            "unit_price": np.round(price * rng.choice([1.0, 0.9, 0.8], n, p=[0.8, 0.15, 0.05]), 2),
+            "timestamp": pc.strftime(timestamps, format="%Y-%m-%d %H:%M:%S")
+            .to_numpy(zero_copy_only=False)
+            .astype(object),
+        }
+    )
     frame.loc[_pick(rng, n, defects.unknown_user, n), "user_id"] = 999_000 + rng.integers(0, 999)
     frame.loc[_pick(rng, n, defects.unknown_product, n), "product_id"] = "P-UNKNOWN"
     frame.loc[_pick(rng, n, defects.bad_quantity, n), "quantity"] = rng.choice([0, -1, -2])
-    frame.loc[_pick(rng, n, defects.bad_timestamp, n), "timestamp"] = rng.choice(["not a date", "2026-13-45 25:61:00", ""])
+    frame.loc[_pick(rng, n, defects.bad_timestamp, n), "timestamp"] = rng.choice(
+        ["not a date", "2026-13-45 25:61:00", ""]
+    )
     return frame.sample(frac=1.0, random_state=int(rng.integers(2**31))).reset_index(drop=True)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
-        pa_csv.write_csv(pa.Table.from_pandas(frame.astype({"user_id": str}) if "user_id" in frame else frame,
-                                              preserve_index=False), tmp)
+        pa_csv.write_csv(
+            pa.Table.from_pandas(frame.astype({"user_id": str}) if "user_id" in frame else frame, preserve_index=False),
+            tmp,
+        )
 
 
-def generate(out: Path, users: int = 1383, products: int = 101, transactions: int = 3001, seed: int = 42,
-             defects: DefectRates = DefectRates()) -> dict[str, int]:
+def generate(
+    out: Path,
+    users: int = 1383,
+    products: int = 101,
+    transactions: int = 3001,
+    seed: int = 42,
+    defects: DefectRates = DefectRates(),
+) -> dict[str, int]:
     """Write users1.csv, users2.csv, products.json and transactions.csv into `out`; return row counts."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -209,8 +270,12 @@ def generate(out: Path, users: int = 1383, products: int = 101, transactions: in
     with atomic_path(out / "products.json") as tmp:
         tmp.write_text(json.dumps(product_frame.to_dict(orient="records"), indent=1) + "\n")
     _write_csv(transaction_frame, out / "transactions.csv")
-    return {"users1.csv": len(users1), "users2.csv": len(users2), "products.json": len(product_frame),
-            "transactions.csv": len(transaction_frame)}
+    return {
+        "users1.csv": len(users1),
+        "users2.csv": len(users2),
+        "products.json": len(product_frame),
+        "transactions.csv": len(transaction_frame),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,9 +58,11 @@ def shrink(s: np.ndarray, shrinkage: float) -> np.ndarray:
 
 def blend_rebuy(cf_scores: np.ndarray, own_counts: np.ndarray, rebuy_weight: float) -> np.ndarray:
     """Collaborative scores plus the user's own purchase counts, each scaled to at most 1 per row."""
+
     def scaled(x: np.ndarray) -> np.ndarray:
         top = np.abs(x).max(axis=1, keepdims=True)
         return x / np.where(top > 0, top, 1.0)
+
     return scaled(cf_scores) + rebuy_weight * scaled(np.log1p(own_counts))
 
 
@@ -124,8 +126,8 @@ class ShrunkSvd:
         if basis.weighting != self.params.weighting:
             raise ValueError(f"a {basis.weighting} basis cannot fit a {self.params.weighting} model")
         self._basis = basis
-        self._factors = basis.item_factors[:, :self.params.factors]
-        self._weights = shrink(basis.singular_values[:self.params.factors], self.params.shrinkage)
+        self._factors = basis.item_factors[:, : self.params.factors]
+        self._weights = shrink(basis.singular_values[: self.params.factors], self.params.shrinkage)
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:

@@ -33,8 +33,9 @@ def holder(storage: Path) -> dict:
 
 
 @contextmanager
-def storage_lock(storage: Path, owner: str, timeout: float = DEFAULT_TIMEOUT,
-                 log: Callable[[str], None] = lambda _: None) -> Iterator[None]:
+def storage_lock(
+    storage: Path, owner: str, timeout: float = DEFAULT_TIMEOUT, log: Callable[[str], None] = lambda _: None
+) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # Windows: the run queue is the only guard there
@@ -54,8 +55,10 @@ def storage_lock(storage: Path, owner: str, timeout: float = DEFAULT_TIMEOUT,
                     log(f"Waiting for the storage folder {storage}: held by {holder(storage) or 'another run'}")
                     waited = True
                 if time.monotonic() > deadline:
-                    raise StorageBusy(f"{storage} is still being written by {holder(storage) or 'another run'} after "
-                                      f"{timeout:.0f} s; try again when that run has finished.") from None
+                    raise StorageBusy(
+                        f"{storage} is still being written by {holder(storage) or 'another run'} after "
+                        f"{timeout:.0f} s; try again when that run has finished."
+                    ) from None
                 time.sleep(0.5)
         handle.seek(0)
         handle.truncate()

@@ -79,6 +79,7 @@ def interaction_counts(interactions: pd.DataFrame, users: pd.Index, items: pd.In
 def data_checksum(transactions: pd.DataFrame) -> str:
     """A fingerprint of the training data (order-independent hash of the rows)."""
     import hashlib
+
     row_hashes = pd.util.hash_pandas_object(transactions, index=False).to_numpy()
     return hashlib.sha256(np.sort(row_hashes).tobytes()).hexdigest()
 
@@ -117,8 +118,9 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     return best, trials
 
 
-def holdout_metrics(holdout: ev.Holdout, params: ModelParams,
-                    settings: TrainingSettings) -> dict[ListKind, dict[str, Metrics]]:
+def holdout_metrics(
+    holdout: ev.Holdout, params: ModelParams, settings: TrainingSettings
+) -> dict[ListKind, dict[str, Metrics]]:
     """The chosen model beside the baselines, per list (the same customers for every model).
 
     A list with fewer than `settings.min_eval_users` customers to measure is left out.
@@ -126,14 +128,19 @@ def holdout_metrics(holdout: ev.Holdout, params: ModelParams,
     basis = SvdBasis.fit(holdout.train, params.weighting, params.factors, settings.seed)
     scorers: dict[ListKind, dict[str, Scorer]] = {
         "new": {"svd": ShrunkSvd(params).fit_basis(basis), "popularity": Popularity().fit(holdout.train)},
-        "rebuy": {"svd": ShrunkSvd(params, rebuy=True).fit_basis(basis), "popularity": Popularity().fit(holdout.train),
-                  "buy_again": BuyAgain().fit(holdout.train)}}
+        "rebuy": {
+            "svd": ShrunkSvd(params, rebuy=True).fit_basis(basis),
+            "popularity": Popularity().fit(holdout.train),
+            "buy_again": BuyAgain().fit(holdout.train),
+        },
+    }
     metrics = {}
     for kind, models in scorers.items():
         users = ev.sample_users(holdout.users(kind), settings.max_test_users, settings.seed)
         if users.size >= settings.min_eval_users:
-            metrics[kind] = {name: ev.evaluate(scorer, holdout, kind, settings.k, users)
-                             for name, scorer in models.items()}
+            metrics[kind] = {
+                name: ev.evaluate(scorer, holdout, kind, settings.k, users) for name, scorer in models.items()
+            }
     return metrics
 
 
@@ -148,15 +155,20 @@ class Split:
     users: dict[ListKind, int]  # customers measurable per list
 
 
-def _split(train: pd.DataFrame, test: pd.DataFrame, protocol: str, cutoff: pd.Timestamp | None,
-           users: pd.Index, items: pd.Index) -> Split:
+def _split(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    protocol: str,
+    cutoff: pd.Timestamp | None,
+    users: pd.Index,
+    items: pd.Index,
+) -> Split:
     holdout = ev.make_holdout(count_matrix(train, users, items), count_matrix(test, users, items))
     measurable = {kind: int(holdout.users(kind).size) for kind in LIST_KINDS}
     return Split(train, holdout, protocol, cutoff, measurable)
 
 
-def evaluation_split(transactions: pd.DataFrame, users: pd.Index, items: pd.Index,
-                     settings: TrainingSettings) -> Split:
+def evaluation_split(transactions: pd.DataFrame, users: pd.Index, items: pd.Index, settings: TrainingSettings) -> Split:
     """The time split; a seeded random split when time leaves too few customers on the new-products list."""
     train, test, cutoff = ev.time_split(transactions, settings.test_share)
     by_time = _split(train, test, "time split", cutoff, users, items)
@@ -169,15 +181,26 @@ def evaluation_split(transactions: pd.DataFrame, users: pd.Index, items: pd.Inde
 
 def _not_measured(split: Split, metrics: dict, settings: TrainingSettings) -> dict[ListKind, str]:
     """Why each list has no figures, in words for the card and the app."""
-    return {kind: (f"not measured: {split.users[kind]} customer(s) could be checked on {LIST_NAMES[kind]} with a "
-                   f"{split.protocol}, and at least {settings.min_eval_users} are needed for a figure that means "
-                   f"something")
-            for kind in LIST_KINDS if kind not in metrics}
+    return {
+        kind: (
+            f"not measured: {split.users[kind]} customer(s) could be checked on {LIST_NAMES[kind]} with a "
+            f"{split.protocol}, and at least {settings.min_eval_users} are needed for a figure that means "
+            f"something"
+        )
+        for kind in LIST_KINDS
+        if kind not in metrics
+    }
 
 
-def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.DataFrame,
-                settings: TrainingSettings = TrainingSettings(), fixed: ModelParams | None = None,
-                card: dict[str, str] | None = None, interactions: pd.DataFrame | None = None) -> RecommenderModel:
+def train_model(
+    transactions: pd.DataFrame,
+    products: pd.DataFrame,
+    users: pd.DataFrame,
+    settings: TrainingSettings = TrainingSettings(),
+    fixed: ModelParams | None = None,
+    card: dict[str, str] | None = None,
+    interactions: pd.DataFrame | None = None,
+) -> RecommenderModel:
     """Select, evaluate and fit the recommender on prepared tables (see the module docstring).
 
     `card` sets the card's caller-provided fields (`run_id`, `data_checksum`).
@@ -192,18 +215,24 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
     selection = "fixed settings"
     if fixed is not None:
         params, trials = fixed, []
-    elif (validation := evaluation_split(split.train, user_index, item_index, settings)).users["new"] \
-            >= settings.min_eval_users:
+    elif (validation := evaluation_split(split.train, user_index, item_index, settings)).users[
+        "new"
+    ] >= settings.min_eval_users:
         params, trials = select_params(validation.holdout, settings)
         selection = f"chosen on a validation slice ({validation.protocol})"
     else:
         params, trials = ModelParams(), []
-        selection = (f"default settings: the validation slice had {validation.users['new']} customer(s) to "
-                     f"measure, fewer than {settings.min_eval_users}")
+        selection = (
+            f"default settings: the validation slice had {validation.users['new']} customer(s) to "
+            f"measure, fewer than {settings.min_eval_users}"
+        )
     metrics = holdout_metrics(split.holdout, params, settings)
 
-    counts = (count_matrix(transactions, user_index, item_index) if interactions is None
-              else interaction_counts(interactions, user_index, item_index))
+    counts = (
+        count_matrix(transactions, user_index, item_index)
+        if interactions is None
+        else interaction_counts(interactions, user_index, item_index)
+    )
     basis = SvdBasis.fit(counts, params.weighting, params.factors, settings.seed)
     params = replace(params, factors=basis.item_factors.shape[1])
     profile_columns = [c for c in PROFILE_COLUMNS if c in users]
@@ -212,17 +241,32 @@ def train_model(transactions: pd.DataFrame, products: pd.DataFrame, users: pd.Da
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         params=params,
         selection=selection,
-        holdout=HoldoutSummary(protocol=split.protocol, test_share=settings.test_share,
-                               cutoff=str(split.cutoff) if split.cutoff is not None else None,
-                               evaluated_users=split.users, min_users=settings.min_eval_users, k=settings.k,
-                               max_test_users=settings.max_test_users),
+        holdout=HoldoutSummary(
+            protocol=split.protocol,
+            test_share=settings.test_share,
+            cutoff=str(split.cutoff) if split.cutoff is not None else None,
+            evaluated_users=split.users,
+            min_users=settings.min_eval_users,
+            k=settings.k,
+            max_test_users=settings.max_test_users,
+        ),
         metrics=metrics,
         not_measured=_not_measured(split, metrics, settings),
         trials=trials,
-        users=len(user_index), items=len(item_index), interactions=int(counts.nnz), transactions=len(transactions),
+        users=len(user_index),
+        items=len(item_index),
+        interactions=int(counts.nnz),
+        transactions=len(transactions),
         train_seconds=round(time.perf_counter() - started, 3),
-        **(card or {}))
+        **(card or {}),
+    )
     return RecommenderModel(
-        user_ids=user_index, user_profiles=profiles, items=products[ITEM_COLUMNS].reset_index(drop=True),
-        counts=counts, item_factors=basis.item_factors, factor_weights=shrink(basis.singular_values, params.shrinkage),
-        popularity=popularity_scores(counts), card=model_card)
+        user_ids=user_index,
+        user_profiles=profiles,
+        items=products[ITEM_COLUMNS].reset_index(drop=True),
+        counts=counts,
+        item_factors=basis.item_factors,
+        factor_weights=shrink(basis.singular_values, params.shrinkage),
+        popularity=popularity_scores(counts),
+        card=model_card,
+    )

@@ -104,6 +104,7 @@ def _bad_price(entity: str, column: str) -> Callable[[Frames], pd.Series]:
         raw = f.of(entity)[column]
         price = to_number(raw)  # NaN for text, 'nan', 'inf' and overflowing literals such as 1e309
         return raw.notna() & (price.isna() | (price <= 0) | (price > MAX_PRICE))
+
     return failing
 
 
@@ -111,6 +112,7 @@ def _unknown(column: str, reference: str) -> Callable[[Frames], pd.Series]:
     def failing(f: Frames) -> pd.Series:
         ids = f.transactions[column]
         return ids.notna() & ~is_in(ids, f.of(reference)[column])
+
     return failing
 
 
@@ -137,36 +139,102 @@ def _duplicate_rows(f: Frames) -> pd.Series:
 
 RULES: tuple[Rule, ...] = (
     Rule("user_id_present", "users", ERROR, "every user row has a user_id", ("user_id",), _missing("user_id", "users")),
-    Rule("user_id_unique", "users", WARN, "a user_id appears once across all user files", ("user_id",),
-         _duplicated("user_id", "users")),
+    Rule(
+        "user_id_unique",
+        "users",
+        WARN,
+        "a user_id appears once across all user files",
+        ("user_id",),
+        _duplicated("user_id", "users"),
+    ),
     Rule("email_valid", "users", WARN, "email present and shaped like name@domain.tld", ("email",), _bad_email),
-    Rule("age_in_range", "users", WARN, f"age, when given, is a number from {MIN_AGE} to {MAX_AGE}", ("age",),
-         _bad_age),
-    Rule("product_id_present", "products", ERROR, "every product has a product_id, text or a number (null, "
-         "objects and lists are not ids)", ("product_id",), _missing("product_id", "products")),
-    Rule("product_id_unique", "products", WARN, "a product_id appears once", ("product_id",),
-         _duplicated("product_id", "products")),
-    Rule("product_name_present", "products", WARN, "every product has a name, text or a number", ("name",),
-         _missing("name", "products")),
-    Rule("price_positive", "products", WARN,
-         f"price, when given, is a finite number above 0 and at most {MAX_PRICE:,.0f}", ("price",),
-         _bad_price("products", "price")),
-    Rule("transaction_ids_present", "transactions", ERROR, "user_id and product_id are present",
-         ("user_id", "product_id"), lambda f: f.transactions["user_id"].isna() | f.transactions["product_id"].isna()),
-    Rule("user_known", "transactions", WARN, "the user_id exists in the user files", ("user_id",),
-         _unknown("user_id", "users")),
-    Rule("product_known", "transactions", WARN, "the product_id exists in the product files", ("product_id",),
-         _unknown("product_id", "products")),
-    Rule("quantity_valid", "transactions", WARN, f"quantity, when given, is a whole number from 1 to {MAX_QUANTITY}",
-         ("quantity",), _bad_quantity),
-    Rule("unit_price_valid", "transactions", WARN,
-         f"unit_price, when given, is a finite number above 0 and at most {MAX_PRICE:,.0f}", ("unit_price",),
-         _bad_price("transactions", "unit_price")),
-    Rule("timestamp_valid", "transactions", WARN, "timestamp parses as a date-time, not before the earliest "
-         f"plausible date ({LIMITS.earliest_timestamp} unless configured) and not in the future", ("timestamp",),
-         _bad_timestamp),
-    Rule("transaction_not_duplicated", "transactions", WARN, "no exact duplicate transaction lines", (),
-         _duplicate_rows),
+    Rule(
+        "age_in_range", "users", WARN, f"age, when given, is a number from {MIN_AGE} to {MAX_AGE}", ("age",), _bad_age
+    ),
+    Rule(
+        "product_id_present",
+        "products",
+        ERROR,
+        "every product has a product_id, text or a number (null, objects and lists are not ids)",
+        ("product_id",),
+        _missing("product_id", "products"),
+    ),
+    Rule(
+        "product_id_unique",
+        "products",
+        WARN,
+        "a product_id appears once",
+        ("product_id",),
+        _duplicated("product_id", "products"),
+    ),
+    Rule(
+        "product_name_present",
+        "products",
+        WARN,
+        "every product has a name, text or a number",
+        ("name",),
+        _missing("name", "products"),
+    ),
+    Rule(
+        "price_positive",
+        "products",
+        WARN,
+        f"price, when given, is a finite number above 0 and at most {MAX_PRICE:,.0f}",
+        ("price",),
+        _bad_price("products", "price"),
+    ),
+    Rule(
+        "transaction_ids_present",
+        "transactions",
+        ERROR,
+        "user_id and product_id are present",
+        ("user_id", "product_id"),
+        lambda f: f.transactions["user_id"].isna() | f.transactions["product_id"].isna(),
+    ),
+    Rule(
+        "user_known",
+        "transactions",
+        WARN,
+        "the user_id exists in the user files",
+        ("user_id",),
+        _unknown("user_id", "users"),
+    ),
+    Rule(
+        "product_known",
+        "transactions",
+        WARN,
+        "the product_id exists in the product files",
+        ("product_id",),
+        _unknown("product_id", "products"),
+    ),
+    Rule(
+        "quantity_valid",
+        "transactions",
+        WARN,
+        f"quantity, when given, is a whole number from 1 to {MAX_QUANTITY}",
+        ("quantity",),
+        _bad_quantity,
+    ),
+    Rule(
+        "unit_price_valid",
+        "transactions",
+        WARN,
+        f"unit_price, when given, is a finite number above 0 and at most {MAX_PRICE:,.0f}",
+        ("unit_price",),
+        _bad_price("transactions", "unit_price"),
+    ),
+    Rule(
+        "timestamp_valid",
+        "transactions",
+        WARN,
+        "timestamp parses as a date-time, not before the earliest "
+        f"plausible date ({LIMITS.earliest_timestamp} unless configured) and not in the future",
+        ("timestamp",),
+        _bad_timestamp,
+    ),
+    Rule(
+        "transaction_not_duplicated", "transactions", WARN, "no exact duplicate transaction lines", (), _duplicate_rows
+    ),
 )
 
 
@@ -177,8 +245,11 @@ def rules_for(entity: str) -> list[Rule]:
 def failure_masks(frames: Frames, entity: str) -> pd.DataFrame:
     """One boolean column per applicable rule of `entity` (rules whose columns are absent are skipped)."""
     table = frames.of(entity)
-    masks = {rule.name: rule.failing(frames).fillna(True).astype(bool)
-             for rule in rules_for(entity) if all(c in table.columns for c in rule.columns)}
+    masks = {
+        rule.name: rule.failing(frames).fillna(True).astype(bool)
+        for rule in rules_for(entity)
+        if all(c in table.columns for c in rule.columns)
+    }
     return pd.DataFrame(masks, index=table.index)
 
 
@@ -234,17 +305,23 @@ class ValidationReport:
 
     def gate_message(self) -> str:
         """Why the gate failed, in the user's terms: the worst checks, where, and what to do."""
-        lines = [f"Quality score {self.quality_score} is below the threshold {self.min_quality_score}: the run "
-                 f"stopped before preparation and training, and the current model stays in place."]
+        lines = [
+            f"Quality score {self.quality_score} is below the threshold {self.min_quality_score}: the run "
+            f"stopped before preparation and training, and the current model stays in place."
+        ]
         for entity, columns in self.schema_errors.items():
             lines.append(f"- {entity}: required column(s) {', '.join(columns)} missing.")
         for check in sorted(self.failed(), key=lambda c: -c.failing_rows)[:3]:
             example = check.examples[0] if check.examples else {}
             where = f" (e.g. {example.get('source_file')} row {example.get('source_row')})" if example else ""
-            lines.append(f"- {check.name} on {check.entity}: {check.failing_rows} of {check.total_rows} rows "
-                         f"fail '{check.description}'{where}.")
-        lines.append("Fix those rows in the export, or lower the minimum quality score (Refresh options in the app, "
-                     "or validation_report.min_quality_score in run config) if they are expected.")
+            lines.append(
+                f"- {check.name} on {check.entity}: {check.failing_rows} of {check.total_rows} rows "
+                f"fail '{check.description}'{where}."
+            )
+        lines.append(
+            "Fix those rows in the export, or lower the minimum quality score (Refresh options in the app, "
+            "or validation_report.min_quality_score in run config) if they are expected."
+        )
         return "\n".join(lines)
 
 
@@ -265,11 +342,21 @@ def validate(frames: Frames) -> ValidationReport:
             if rule.name in masks:
                 mask = masks[rule.name]
                 count = int(mask.sum())
-                checks.append(RuleResult(rule.name, entity, rule.severity, rule.description, count == 0, False,
-                                         count, len(table), _examples(table, mask, rule) if count else []))
+                checks.append(
+                    RuleResult(
+                        rule.name,
+                        entity,
+                        rule.severity,
+                        rule.description,
+                        count == 0,
+                        False,
+                        count,
+                        len(table),
+                        _examples(table, mask, rule) if count else [],
+                    )
+                )
             else:
-                checks.append(RuleResult(rule.name, entity, rule.severity, rule.description, True, True, 0,
-                                         len(table)))
+                checks.append(RuleResult(rule.name, entity, rule.severity, rule.description, True, True, 0, len(table)))
     total = sum(records.values())
     bad = sum(invalid.values())
     score = 0.0 if schema_errors or total == 0 else round(100.0 * (total - bad) / total, 2)

@@ -24,8 +24,10 @@ def _name_throttle() -> auth.Throttle:
 def _refuse(title: str, body: str) -> None:
     """A stop page: the verdict in plain words, then what whoever runs RecoMart should do."""
     st.title("RecoMart")
-    st.error(f"**{title}**\n\nIf someone else runs RecoMart for you, send them this page. If you run it:\n\n{body}",
-             icon=":material/lock:")
+    st.error(
+        f"**{title}**\n\nIf someone else runs RecoMart for you, send them this page. If you run it:\n\n{body}",
+        icon=":material/lock:",
+    )
     st.stop()
 
 
@@ -34,12 +36,16 @@ def _secrets_in_force() -> dict:
     try:
         secrets = read_secrets()
     except SecretsUnreadable as exc:
-        _refuse("RecoMart is closed: its sign-in settings cannot be read.",
-                f"{exc}\n\nFix `.streamlit/secrets.toml` (see `.streamlit/secrets.toml.example`) and reload.")
+        _refuse(
+            "RecoMart is closed: its sign-in settings cannot be read.",
+            f"{exc}\n\nFix `.streamlit/secrets.toml` (see `.streamlit/secrets.toml.example`) and reload.",
+        )
     problems = auth.configuration_problems(secrets)
     if problems:
-        _refuse("RecoMart is closed: its sign-in settings cannot be used.",
-                "\n".join(f"- {p}" for p in problems) + "\n\nFix `.streamlit/secrets.toml` and reload.")
+        _refuse(
+            "RecoMart is closed: its sign-in settings cannot be used.",
+            "\n".join(f"- {p}" for p in problems) + "\n\nFix `.streamlit/secrets.toml` and reload.",
+        )
     return secrets
 
 
@@ -68,10 +74,12 @@ def signed_in_user() -> auth.User:
     how = auth.mode(secrets)
     if how == "open":
         if not _open_mode_allowed():
-            _refuse("RecoMart is closed: it can be reached from other machines, and no sign-in is set up.",
-                    "Add users to `.streamlit/secrets.toml` (a `[users.NAME]` entry with a `password_hash` made by "
-                    "`python -m streamlit_app.auth`, and a `role`), or serve the app on 127.0.0.1 only "
-                    "(start it from the project folder with `./run_pipeline.sh app`).")
+            _refuse(
+                "RecoMart is closed: it can be reached from other machines, and no sign-in is set up.",
+                "Add users to `.streamlit/secrets.toml` (a `[users.NAME]` entry with a `password_hash` made by "
+                "`python -m streamlit_app.auth`, and a `role`), or serve the app on 127.0.0.1 only "
+                "(start it from the project folder with `./run_pipeline.sh app`).",
+            )
         st.session_state[SESSION_KEY] = auth.OPEN_USER
         return auth.OPEN_USER
     if how == "oidc":
@@ -80,8 +88,10 @@ def signed_in_user() -> auth.User:
             st.button("Sign in", on_click=st.login, type="primary")
             st.stop()
         email = st.user.get("email")
-        user = auth.User(str(email or st.user.get("name")),
-                         auth.role_for_email(secrets, email, st.user.get("email_verified") is True))
+        user = auth.User(
+            str(email or st.user.get("name")),
+            auth.role_for_email(secrets, email, st.user.get("email_verified") is True),
+        )
         st.session_state[SESSION_KEY] = user
         return user
     user = st.session_state.get(SESSION_KEY)
@@ -122,8 +132,10 @@ def _sign_in_form(secrets: dict) -> None:
 
 def sidebar(user: auth.User) -> None:
     if user is auth.OPEN_USER:
-        st.sidebar.caption(":material/lock_open: Open access: no sign-in is configured, so this app answers on "
-                           "this computer only, at 127.0.0.1 (add users to `.streamlit/secrets.toml` to share it).")
+        st.sidebar.caption(
+            ":material/lock_open: Open access: no sign-in is configured, so this app answers on "
+            "this computer only, at 127.0.0.1 (add users to `.streamlit/secrets.toml` to share it)."
+        )
         return
     st.sidebar.caption(f":material/person: {user.name} ({user.role})")
     if st.sidebar.button("Sign out", key="sign_out"):

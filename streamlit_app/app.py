@@ -14,7 +14,9 @@ PAGES = Path(__file__).resolve().parent / "app_pages"
 pages = [st.Page(PAGES / "overview.py", title="Overview", icon=":material/home:", default=True)]
 if user.is_operator:
     pages.append(st.Page(PAGES / "refresh.py", title="Refresh", icon=":material/refresh:"))
-pages += [st.Page(PAGES / "runs.py", title="Runs", icon=":material/history:"),
-          st.Page(PAGES / "data_quality.py", title="Data quality", icon=":material/fact_check:"),
-          st.Page(PAGES / "recommendations.py", title="Recommendations", icon=":material/recommend:")]
+pages += [
+    st.Page(PAGES / "runs.py", title="Runs", icon=":material/history:"),
+    st.Page(PAGES / "data_quality.py", title="Data quality", icon=":material/fact_check:"),
+    st.Page(PAGES / "recommendations.py", title="Recommendations", icon=":material/recommend:"),
+]
 st.navigation(pages).run()

@@ -87,31 +87,42 @@ def configuration_problems(secrets: Mapping[str, object]) -> list[str]:
     problems: list[str] = []
     unknown = sorted(str(k)[:40] for k in secrets if k not in KNOWN_SECTIONS)
     if unknown:
-        problems.append(f"Unknown section(s) {', '.join(unknown)}: the secrets may hold only "
-                        f"{', '.join(KNOWN_SECTIONS)} (is [users] misspelled?).")
+        problems.append(
+            f"Unknown section(s) {', '.join(unknown)}: the secrets may hold only "
+            f"{', '.join(KNOWN_SECTIONS)} (is [users] misspelled?)."
+        )
     if "users" in secrets and "auth" in secrets:
         problems.append("Both [users] (passwords) and [auth] (single sign-on) are set: keep one of them.")
     how = mode(secrets)
     if how == "password":
         users = secrets["users"]
         if not isinstance(users, Mapping) or not users:
-            return problems + ["The [users] section has no user: add at least one [users.NAME] entry with a "
-                               "password_hash and a role, or remove the section."]
+            return problems + [
+                "The [users] section has no user: add at least one [users.NAME] entry with a "
+                "password_hash and a role, or remove the section."
+            ]
         for name, entry in users.items():
             if not isinstance(entry, Mapping):
                 problems.append(f"[users.{name}] must be a table with password_hash and role.")
                 continue
             found = _HASH_SHAPE.match(str(entry.get("password_hash", "")))
             if not found or int(found[1]) < MIN_ITERATIONS:
-                problems.append(f"[users.{name}] has no valid password_hash: make one with "
-                                f"`python -m streamlit_app.auth` and paste the whole line.")
+                problems.append(
+                    f"[users.{name}] has no valid password_hash: make one with "
+                    f"`python -m streamlit_app.auth` and paste the whole line."
+                )
             if entry.get("role", VIEWER) not in ROLES:
                 problems.append(f"[users.{name}] has role {str(entry.get('role'))[:20]!r}: use 'viewer' or 'operator'.")
-        shapes = {int(f[1]) for e in users.values() if isinstance(e, Mapping)
-                  and (f := _HASH_SHAPE.match(str(e.get("password_hash", ""))))}
+        shapes = {
+            int(f[1])
+            for e in users.values()
+            if isinstance(e, Mapping) and (f := _HASH_SHAPE.match(str(e.get("password_hash", ""))))
+        }
         if len(shapes) > 1:  # unequal costs would tell which names exist
-            problems.append("The password hashes use different iteration counts: make them all again with "
-                            "`python -m streamlit_app.auth`.")
+            problems.append(
+                "The password hashes use different iteration counts: make them all again with "
+                "`python -m streamlit_app.auth`."
+            )
     elif how == "oidc":
         section = secrets["auth"]
         missing = [k for k in OIDC_REQUIRED if not (isinstance(section, Mapping) and section.get(k))]
@@ -126,8 +137,11 @@ def configuration_problems(secrets: Mapping[str, object]) -> list[str]:
 
 def _unknown_user_hash(users: object) -> str:
     """What an unknown name is checked against: as costly as the configured users' own hashes."""
-    counts = [int(found[1]) for entry in (users.values() if isinstance(users, Mapping) else ())
-              if isinstance(entry, Mapping) and (found := _HASH_SHAPE.match(str(entry.get("password_hash", ""))))]
+    counts = [
+        int(found[1])
+        for entry in (users.values() if isinstance(users, Mapping) else ())
+        if isinstance(entry, Mapping) and (found := _HASH_SHAPE.match(str(entry.get("password_hash", ""))))
+    ]
     iterations = max(set(counts), key=counts.count) if counts else ITERATIONS
     return f"{SCHEME}${iterations}${'0' * 32}${'0' * 64}"
 

@@ -27,11 +27,14 @@ from streamlit_app.graphql_queries import (
     RUNS_QUERY,
 )
 
-JOBS = {"complete_pipeline_job": "Complete pipeline (ingest, validate, prepare, features, train)",
-        "ingestion_job": "Ingestion only (read the exports, run the data checks)"}
+JOBS = {
+    "complete_pipeline_job": "Complete pipeline (ingest, validate, prepare, features, train)",
+    "ingestion_job": "Ingestion only (read the exports, run the data checks)",
+}
 BLOCKING_CHECKS = ("quality_gate",)  # a failed one stops the run; its description says why and what to do
 ACTIVE_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
+
 
 class DagsterError(RuntimeError):
     """Anything that kept an answer from Dagster; pages show one banner for all of them."""
@@ -80,10 +83,20 @@ class Run:
 
     @classmethod
     def from_graphql(cls, raw: dict) -> Run:
-        steps = tuple(Step(s["stepKey"], s["status"] or "NOT_STARTED", s.get("startTime"), s.get("endTime"))
-                      for s in raw.get("stepStats") or [])
-        return cls(raw["runId"], raw["jobName"], raw["status"], raw.get("creationTime"), raw.get("startTime"),
-                   raw.get("endTime"), {t["key"]: t["value"] for t in raw.get("tags", [])}, steps)
+        steps = tuple(
+            Step(s["stepKey"], s["status"] or "NOT_STARTED", s.get("startTime"), s.get("endTime"))
+            for s in raw.get("stepStats") or []
+        )
+        return cls(
+            raw["runId"],
+            raw["jobName"],
+            raw["status"],
+            raw.get("creationTime"),
+            raw.get("startTime"),
+            raw.get("endTime"),
+            {t["key"]: t["value"] for t in raw.get("tags", [])},
+            steps,
+        )
 
 
 @dataclass(frozen=True)
@@ -177,7 +190,8 @@ class DagsterAPI:
         return DagsterUnavailable(
             f"The Dagster webserver at {self.connection.base_url} is not reachable ({type(exc).__name__}). "
             f"Start it with `./run_pipeline.sh ui` (or `./run_pipeline.sh up` for the app and Dagster together), "
-            f"or set DAGSTER_HOST / DAGSTER_PORT to where it runs.")
+            f"or set DAGSTER_HOST / DAGSTER_PORT to where it runs."
+        )
 
     @property
     def client(self):
@@ -186,25 +200,31 @@ class DagsterAPI:
 
             c = self.connection
             try:
-                self._local.client = DagsterGraphQLClient(c.host, port_number=c.port, use_https=c.use_https,
-                                                          headers=c.headers or None, timeout=int(c.timeout))
+                self._local.client = DagsterGraphQLClient(
+                    c.host, port_number=c.port, use_https=c.use_https, headers=c.headers or None, timeout=int(c.timeout)
+                )
             except Exception as exc:  # the client may probe the server when it is built
                 raise self._unavailable(exc) from exc
         return self._local.client
 
     def query(self, text: str, variables: dict | None = None) -> dict:
         try:
-            response = self._session.post(f"{self.connection.base_url}/graphql",
-                                          json={"query": text, "variables": variables or {}},
-                                          timeout=self.connection.timeout)
+            response = self._session.post(
+                f"{self.connection.base_url}/graphql",
+                json={"query": text, "variables": variables or {}},
+                timeout=self.connection.timeout,
+            )
         except requests.RequestException as exc:
             raise self._unavailable(exc) from exc
         if response.status_code in (401, 403):
-            raise DagsterRequestError(f"The Dagster webserver refused the request ({response.status_code}): "
-                                      f"check DAGSTER_TOKEN.")
+            raise DagsterRequestError(
+                f"The Dagster webserver refused the request ({response.status_code}): check DAGSTER_TOKEN."
+            )
         if response.status_code >= 500 or not response.ok:
-            raise DagsterUnavailable(f"The Dagster webserver at {self.connection.base_url} answered "
-                                     f"{response.status_code}; it may be restarting.")
+            raise DagsterUnavailable(
+                f"The Dagster webserver at {self.connection.base_url} answered "
+                f"{response.status_code}; it may be restarting."
+            )
         payload = response.json()
         if payload.get("errors"):
             raise DagsterRequestError("; ".join(e.get("message", str(e)) for e in payload["errors"]))
@@ -227,8 +247,10 @@ class DagsterAPI:
         """Submit a whitelisted job; returns the run id."""
         if job_name not in JOBS:
             raise DagsterRequestError(f"Unknown job {job_name!r}: choose one of {', '.join(JOBS)}.")
-        return self._call_client(lambda c: c.submit_job_execution(job_name, run_config=run_config or {},
-                                                                  tags=tags or {}), "Dagster refused the run")
+        return self._call_client(
+            lambda c: c.submit_job_execution(job_name, run_config=run_config or {}, tags=tags or {}),
+            "Dagster refused the run",
+        )
 
     def run_status(self, run_id: str) -> str:
         return self._call_client(lambda c: c.get_run_status(run_id).value, "Cannot read the run's status")
@@ -241,8 +263,9 @@ class DagsterAPI:
             return call(self.client)
         except DagsterGraphQLClientError as exc:
             if _refused_code(exc):
-                raise DagsterRequestError(f"The Dagster webserver refused the request ({_refused_code(exc)}): "
-                                          f"check DAGSTER_TOKEN.") from exc
+                raise DagsterRequestError(
+                    f"The Dagster webserver refused the request ({_refused_code(exc)}): check DAGSTER_TOKEN."
+                ) from exc
             if _is_connection_problem(exc):
                 raise self._unavailable(exc) from exc
             raise DagsterRequestError(f"{what}: {exc}") from exc
@@ -284,8 +307,10 @@ class DagsterAPI:
             if event["__typename"] in ("ExecutionStepFailureEvent", "ResourceInitFailureEvent") and event.get("error"):
                 message = event["error"]["message"].strip().removeprefix("dagster._core.definitions.events.Failure: ")
                 if "DagsterExecutionInterruptedError" in message:
-                    return ("The run was interrupted: the Dagster daemon or its machine stopped while it ran. "
-                            "Nothing it had not finished was published; start the refresh again.")
+                    return (
+                        "The run was interrupted: the Dagster daemon or its machine stopped while it ran. "
+                        "Nothing it had not finished was published; start the refresh again."
+                    )
                 return message
         return next((e.get("message") for e in events if e["__typename"] == "RunFailureEvent"), None)
 
@@ -295,8 +320,14 @@ class DagsterAPI:
         data = self.query(MATERIALIZATIONS_QUERY, {"assetKey": {"path": [asset]}, "limit": limit})["assetOrError"]
         if data["__typename"] != "Asset":
             return []
-        return [{"run_id": m["runId"], "timestamp": float(m["timestamp"]) / 1000.0,
-                 "metadata": metadata_values(m["metadataEntries"])} for m in data["assetMaterializations"]]
+        return [
+            {
+                "run_id": m["runId"],
+                "timestamp": float(m["timestamp"]) / 1000.0,
+                "metadata": metadata_values(m["metadataEntries"]),
+            }
+            for m in data["assetMaterializations"]
+        ]
 
     def latest_materializations(self, assets: list[str]) -> dict[str, dict | None]:
         """Each asset's latest materialization (None for an asset never materialized)."""
@@ -315,13 +346,23 @@ class DagsterAPI:
                 # A run outside the queue can record its evaluation against an older materialization;
                 # then the latest evaluation is what the user wants to see.
                 execution = check.get("executionForLatestMaterialization") or self._latest_execution(
-                    node["assetKey"]["path"], check["name"])
+                    node["assetKey"]["path"], check["name"]
+                )
                 evaluation = execution.get("evaluation") or {}
                 meta = metadata_values(evaluation.get("metadataEntries", []))
-                rows.append({"asset": "/".join(node["assetKey"]["path"]), "check": check["name"],
-                             "description": check.get("description"), "blocking": check["blocking"],
-                             "status": execution.get("status", "NOT_RUN"), "passed": evaluation.get("success"),
-                             "severity": evaluation.get("severity"), "failing_rows": meta.get("failing_rows"),
-                             "total_rows": meta.get("total_rows"), "run_id": execution.get("runId"),
-                             "timestamp": execution.get("timestamp")})
+                rows.append(
+                    {
+                        "asset": "/".join(node["assetKey"]["path"]),
+                        "check": check["name"],
+                        "description": check.get("description"),
+                        "blocking": check["blocking"],
+                        "status": execution.get("status", "NOT_RUN"),
+                        "passed": evaluation.get("success"),
+                        "severity": evaluation.get("severity"),
+                        "failing_rows": meta.get("failing_rows"),
+                        "total_rows": meta.get("total_rows"),
+                        "run_id": execution.get("runId"),
+                        "timestamp": execution.get("timestamp"),
+                    }
+                )
         return rows

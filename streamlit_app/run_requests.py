@@ -50,7 +50,7 @@ class RefreshOptions:
                 found.append(f"{words} must be on or off.")
                 continue
             low, high = limits(knob)
-            shown = (f"{low:.0%} and {high:.0%}" if percent else f"{low:g} and {high:g}")
+            shown = f"{low:.0%} and {high:.0%}" if percent else f"{low:g} and {high:g}"
             found.append(f"{words} must be between {shown}.")
         return found
 

@@ -27,9 +27,12 @@ def connection_from(env: Mapping[str, str], secrets: Mapping[str, object]) -> Co
         port_number = int(port)
     except ValueError as exc:
         raise ValueError(f"DAGSTER_PORT must be a port number, not {port!r}") from exc
-    return Connection(host=pick("DAGSTER_HOST", "host", "127.0.0.1"), port=port_number,
-                      use_https=(pick("DAGSTER_USE_HTTPS", "use_https", "false") or "").lower() in TRUE,
-                      token=pick("DAGSTER_TOKEN", "token", None))
+    return Connection(
+        host=pick("DAGSTER_HOST", "host", "127.0.0.1"),
+        port=port_number,
+        use_https=(pick("DAGSTER_USE_HTTPS", "use_https", "false") or "").lower() in TRUE,
+        token=pick("DAGSTER_TOKEN", "token", None),
+    )
 
 
 class SecretsUnreadable(RuntimeError):
@@ -52,9 +55,11 @@ def read_secrets() -> Mapping[str, object]:
             raise SecretsUnreadable(f"{configured} exists but cannot be read (a broken link?).")
     read = {Path(p).expanduser().resolve() for p in config.get_option("secrets.files")}
     if own.is_file() and own.resolve() not in read and not config.is_manually_set("secrets.files"):
-        raise SecretsUnreadable(f"The app was started from {Path.cwd()}, so Streamlit does not read this project's "
-                                f"sign-in settings in {own}. Start it from the project folder "
-                                f"(`./run_pipeline.sh app`).")
+        raise SecretsUnreadable(
+            f"The app was started from {Path.cwd()}, so Streamlit does not read this project's "
+            f"sign-in settings in {own}. Start it from the project folder "
+            f"(`./run_pipeline.sh app`)."
+        )
     try:
         return {k: st.secrets[k] for k in st.secrets}
     except StreamlitSecretNotFoundError as exc:

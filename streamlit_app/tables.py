@@ -10,9 +10,11 @@ import pandas as pd
 from dagster_project.model_card import LIST_KINDS, ModelCard
 from streamlit_app.dagster_api import Run
 
-STAGES = {"users": ("raw_users", "prepared_users", "user_features"),
-          "products": ("raw_products", "prepared_products", "item_features"),
-          "transactions": ("raw_transactions", "prepared_transactions", "interaction_matrix")}
+STAGES = {
+    "users": ("raw_users", "prepared_users", "user_features"),
+    "products": ("raw_products", "prepared_products", "item_features"),
+    "transactions": ("raw_transactions", "prepared_transactions", "interaction_matrix"),
+}
 
 
 def when(epoch: float | None) -> pd.Timestamp | None:
@@ -31,21 +33,38 @@ def ago(epoch: float | None, now: float | None = None) -> str:
 
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
-    rows = [{"job": r.job_name, "status": r.status, "start": when(r.start_time or r.created),
-             "duration_s": round(r.duration, 1) if r.duration is not None else None,
-             "launched_by": r.launched_by, "run_id": r.run_id} for r in runs]
+    rows = [
+        {
+            "job": r.job_name,
+            "status": r.status,
+            "start": when(r.start_time or r.created),
+            "duration_s": round(r.duration, 1) if r.duration is not None else None,
+            "launched_by": r.launched_by,
+            "run_id": r.run_id,
+        }
+        for r in runs
+    ]
     return pd.DataFrame(rows, columns=["job", "status", "start", "duration_s", "launched_by", "run_id"])
 
 
 def steps_frame(run: Run) -> pd.DataFrame:
-    rows = [{"step": step.key, "status": step.status,
-             "duration_s": round(step.duration, 2) if step.duration is not None else None} for step in run.steps]
+    rows = [
+        {
+            "step": step.key,
+            "status": step.status,
+            "duration_s": round(step.duration, 2) if step.duration is not None else None,
+        }
+        for step in run.steps
+    ]
     return pd.DataFrame(rows, columns=["step", "status", "duration_s"])
 
 
 def quality_frame(materializations: list[dict]) -> pd.DataFrame:
-    rows = [{"time": when(m["timestamp"]), "quality_score": m["metadata"].get("quality_score"), "run_id": m["run_id"]}
-            for m in materializations if m["metadata"].get("quality_score") is not None]
+    rows = [
+        {"time": when(m["timestamp"]), "quality_score": m["metadata"].get("quality_score"), "run_id": m["run_id"]}
+        for m in materializations
+        if m["metadata"].get("quality_score") is not None
+    ]
     return pd.DataFrame(rows, columns=["time", "quality_score", "run_id"]).sort_values("time")
 
 
@@ -75,13 +94,21 @@ def metrics_frame(card: ModelCard) -> pd.DataFrame:
     rows = []
     for list_kind, models in card.metrics.items():
         for model, m in models.items():
-            rows.append({"list": "new products" if list_kind == "new" else "with re-buys",
-                         "model": names.get(model, model),
-                         "NDCG@10": round(m.ndcg, 4), "precision@10": round(m.precision, 4),
-                         "recall@10": round(m.recall, 4), "hit rate": round(m.hit_rate, 4),
-                         "coverage": round(m.coverage, 4), "users": m.users})
-    return pd.DataFrame(rows, columns=["list", "model", "NDCG@10", "precision@10", "recall@10", "hit rate",
-                                       "coverage", "users"])
+            rows.append(
+                {
+                    "list": "new products" if list_kind == "new" else "with re-buys",
+                    "model": names.get(model, model),
+                    "NDCG@10": round(m.ndcg, 4),
+                    "precision@10": round(m.precision, 4),
+                    "recall@10": round(m.recall, 4),
+                    "hit rate": round(m.hit_rate, 4),
+                    "coverage": round(m.coverage, 4),
+                    "users": m.users,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["list", "model", "NDCG@10", "precision@10", "recall@10", "hit rate", "coverage", "users"]
+    )
 
 
 def not_measured(card: ModelCard) -> dict[str, str]:
@@ -94,9 +121,11 @@ def holdout_text(card: ModelCard) -> str:
     holdout = card.holdout
     if holdout.protocol == "random split":
         users = holdout.evaluated_users.get("new", 0)
-        return (f"Measured on a random {holdout.test_share:.0%} of the purchases held out, because "
-                f"time could not separate past from future purchases (too few customers bought on both sides of "
-                f"the time cut); {users:,} customers evaluated.")
+        return (
+            f"Measured on a random {holdout.test_share:.0%} of the purchases held out, because "
+            f"time could not separate past from future purchases (too few customers bought on both sides of "
+            f"the time cut); {users:,} customers evaluated."
+        )
     if holdout.cutoff:
         return f"Measured on the purchases after {holdout.cutoff[:10]}."
     return "Not measured."

@@ -17,8 +17,16 @@ from tests.servers import ROOT
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts"
 VIEWPORT = {"width": 1400, "height": 1000}
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-dev-shm-usage",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 APP_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 SIDEBAR_NAV = "[data-testid='stSidebarNav']"
 MAIN = "[data-testid='stMain']"
@@ -86,8 +94,10 @@ class ScriptRuns:
         while not self.idle:
             left_ms = (deadline - time.monotonic()) * 1000
             if left_ms <= 0:
-                raise TimeoutError(f"the app did not finish its script run within {timeout / 1000:.0f} s "
-                                   f"(running={self.running}, last finish status={self.last_finish})")
+                raise TimeoutError(
+                    f"the app did not finish its script run within {timeout / 1000:.0f} s "
+                    f"(running={self.running}, last finish status={self.last_finish})"
+                )
             if self.socket is None:
                 self.page.wait_for_event("websocket", timeout=left_ms)
             else:

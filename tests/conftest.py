@@ -67,8 +67,9 @@ def live(request, tmp_path_factory, sample_source) -> LiveDagster:
             env = {**env, **stack.enter_context(postgres_server())}
             instance_yaml = ROOT / "deploy" / "postgres" / "dagster.yaml"
         server = stack.enter_context(dagster_server(root / "dagster_home", env, instance_yaml))
-        yield LiveDagster(server, ws, Connection(port=server.port), DagsterAPI(Connection(port=server.port)),
-                          request.param)
+        yield LiveDagster(
+            server, ws, Connection(port=server.port), DagsterAPI(Connection(port=server.port)), request.param
+        )
 
 
 @pytest.fixture(scope="session")

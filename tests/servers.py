@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import requests
@@ -45,7 +45,7 @@ def _answers(url: str) -> bool:
 
 def start(cmd: list[str], env: dict, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
     """Start a server in its own session, so stopping the group stops its children too."""
-    handle = open(log, "wb")
+    handle = open(log, "wb")  # noqa: SIM115 - the server writes to it for as long as it runs
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -56,10 +56,8 @@ def stop(proc: subprocess.Popen, grace: float = 15) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(grace)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(5)
 
 
@@ -84,14 +82,31 @@ class DagsterServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start_webserver(self) -> None:
-        self.web = start([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(self.port), "-m",
-                          "dagster_project.definitions"], self.env, self.home / "webserver.log")
-        wait_until(lambda: _answers(f"{self.url}/server_info") or self._died(self.web, "webserver"), 120,
-                   "the Dagster webserver answering")
+        self.web = start(
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-m",
+                "dagster_project.definitions",
+            ],
+            self.env,
+            self.home / "webserver.log",
+        )
+        wait_until(
+            lambda: _answers(f"{self.url}/server_info") or self._died(self.web, "webserver"),
+            120,
+            "the Dagster webserver answering",
+        )
 
     def start_daemon(self) -> None:
-        self.daemon = start([str(BIN / "dagster-daemon"), "run", "-m", "dagster_project.definitions"], self.env,
-                            self.home / "daemon.log")
+        self.daemon = start(
+            [str(BIN / "dagster-daemon"), "run", "-m", "dagster_project.definitions"],
+            self.env,
+            self.home / "daemon.log",
+        )
 
     def _died(self, proc, name):
         if proc.poll() is not None:
@@ -117,14 +132,34 @@ def dagster_server(home: Path, env: dict[str, str], instance_yaml: Path = ROOT /
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str], log: Path, extra_args: tuple[str, ...] = (),
-                     address: str | None = "127.0.0.1", cwd: Path = ROOT):
+def streamlit_server(
+    env: dict[str, str],
+    log: Path,
+    extra_args: tuple[str, ...] = (),
+    address: str | None = "127.0.0.1",
+    cwd: Path = ROOT,
+):
     """The app on a free port; `address=None` leaves the listen address to Streamlit (every interface)."""
     port = free_port()
     where = ("--server.address", address) if address is not None else ()
-    proc = start([str(BIN / "streamlit"), "run", str(APP), *where,
-                  "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                  *extra_args], {**os.environ, **env}, log, cwd)
+    proc = start(
+        [
+            str(BIN / "streamlit"),
+            "run",
+            str(APP),
+            *where,
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            *extra_args,
+        ],
+        {**os.environ, **env},
+        log,
+        cwd,
+    )
     try:
         wait_until(lambda: _answers(f"http://127.0.0.1:{port}/_stcore/health"), 60, "Streamlit answering")
         yield f"http://127.0.0.1:{port}"

@@ -23,15 +23,21 @@ def open_page(page: str | None = None) -> AppTest:
 
 
 def chart_data(at: AppTest, index: int = 0) -> tuple[dict, pd.DataFrame]:
-    chart = at.get("arrow_vega_lite_chart")[index] if at.get("arrow_vega_lite_chart") else at.get("vega_lite_chart")[index]
+    chart = (
+        at.get("arrow_vega_lite_chart")[index] if at.get("arrow_vega_lite_chart") else at.get("vega_lite_chart")[index]
+    )
     spec = json.loads(chart.proto.spec)
     data = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
     return spec, data
 
 
 def texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "success", "info", "warning", "error", "caption", "title", "subheader")
-             for e in at.get(kind) if hasattr(e, "value")]
+    parts = [
+        e.value
+        for kind in ("markdown", "success", "info", "warning", "error", "caption", "title", "subheader")
+        for e in at.get(kind)
+        if hasattr(e, "value")
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -133,6 +139,7 @@ def test_second_click_follows_the_run_under_way(app_env, trained):
         assert len(app_env.api.active_runs()) <= 1
     finally:
         from tests.servers import wait_for_run
+
         assert wait_for_run(app_env.api, first) == "SUCCESS"
 
 

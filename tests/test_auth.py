@@ -12,8 +12,10 @@ from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestErro
 from tests.servers import free_port
 from tests.workspace import APP, PAGES
 
-USERS = {"olga": {"password_hash": auth.hash_password("op-secret", iterations=1000), "role": "operator"},
-         "vic": {"password_hash": auth.hash_password("view-secret", iterations=1000), "role": "viewer"}}
+USERS = {
+    "olga": {"password_hash": auth.hash_password("op-secret", iterations=1000), "role": "operator"},
+    "vic": {"password_hash": auth.hash_password("view-secret", iterations=1000), "role": "viewer"},
+}
 
 
 def test_password_hashes():
@@ -99,8 +101,13 @@ class TokenProxy:
                     self.end_headers()
                     return
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                answer = requests.request(self.command, upstream + self.path, data=body or None, timeout=30,
-                                          headers={"Content-Type": self.headers.get("Content-Type", "application/json")})
+                answer = requests.request(
+                    self.command,
+                    upstream + self.path,
+                    data=body or None,
+                    timeout=30,
+                    headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+                )
                 self.send_response(answer.status_code)
                 self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(answer.content)))

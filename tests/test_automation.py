@@ -32,7 +32,8 @@ def test_sensor_fires_once_for_new_files_and_not_again(workspace):
     assert result.run_requests == []  # nothing changed
 
     (workspace.data / "transactions_2026_11.csv").write_text(
-        "user_id,product_id,timestamp\n1001,P0001,2026-11-01 10:00:00\n")
+        "user_id,product_id,timestamp\n1001,P0001,2026-11-01 10:00:00\n"
+    )
     result, cursor = tick(workspace.data, cursor)
     assert len(result.run_requests) == 1
     assert "transactions_2026_11.csv" in result.run_requests[0].tags["recomart/changed"]

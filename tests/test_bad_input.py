@@ -34,6 +34,7 @@ def set_rows(column: str, value: str, rows: slice = slice(0, 5)) -> Callable[[pd
     def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[frame.index[rows], column] = value
         return frame
+
     return change
 
 
@@ -83,6 +84,7 @@ def _messy_ids(d: Path) -> None:
         known = tx["user_id"].str.fullmatch(r"\d{4}")
         tx.loc[known[known].index[:10], "user_id"] = tx.loc[known[known].index[:10], "user_id"] + ".0"
         return tx
+
     rewrite(d / "transactions.csv", change)
 
 
@@ -107,6 +109,7 @@ def _timestamp_formats(d: Path) -> None:
         tx.loc[tx.index[6:9], "timestamp"] = "1 Mar 2026 10:00"
         tx.loc[tx.index[9:11], "timestamp"] = "2099-01-01 00:00:00"
         return tx
+
     rewrite(d / "transactions.csv", change)
 
 
@@ -114,6 +117,7 @@ def _quarter_without_user(d: Path) -> None:
     def change(tx: pd.DataFrame) -> pd.DataFrame:
         tx.loc[tx.index[: len(tx) // 4], "user_id"] = ""
         return tx
+
     rewrite(d / "transactions.csv", change)
 
 
@@ -146,8 +150,9 @@ def _required_columns_only(d: Path) -> None:
     for f in d.glob("users*.csv"):
         rewrite(f, lambda frame: frame[["user_id"]])
     rewrite(d / "transactions.csv", lambda tx: tx[["user_id", "product_id", "timestamp"]])
-    (d / "products.json").write_text(json.dumps([{"product_id": p["product_id"], "name": p["name"]}
-                                                 for p in products(d)]))
+    (d / "products.json").write_text(
+        json.dumps([{"product_id": p["product_id"], "name": p["name"]} for p in products(d)])
+    )
 
 
 def _model_loads(ws: Workspace) -> None:
@@ -225,7 +230,7 @@ def _objects_as_ids_and_names(d: Path) -> None:
 
 def _non_finite_numbers(d: Path) -> None:
     values = ["1e309", "inf", "-Infinity", "NaN", "nan"]
-    rewrite(d / "transactions.csv", lambda tx: tx.assign(unit_price=[*values, *tx["unit_price"][len(values):]]))
+    rewrite(d / "transactions.csv", lambda tx: tx.assign(unit_price=[*values, *tx["unit_price"][len(values) :]]))
     text = (d / "products.json").read_text()
     items = json.loads(text)
     items[0]["price"] = "PLACEHOLDER"
@@ -266,16 +271,18 @@ def _measured_at_random(ws: Workspace) -> None:
 
 
 def _labelled_random(result, instance) -> None:
-    meta = instance.get_latest_materialization_event(dg.AssetKey("collaborative_filtering_model")) \
-        .asset_materialization.metadata
+    meta = instance.get_latest_materialization_event(
+        dg.AssetKey("collaborative_filtering_model")
+    ).asset_materialization.metadata
     assert meta["holdout_protocol"].value == "random split" and meta["measured"].value is True
     warnings = [e.message for e in instance.all_logs(result.run_id) if e.level >= 30]
     assert any("random split" in w for w in warnings), warnings
 
 
 def _few_customers(d: Path) -> None:
-    rewrite(d / "transactions.csv", lambda tx: tx.assign(user_id=[("1001", "1002", "1003")[i % 3]
-                                                                  for i in range(len(tx))]))
+    rewrite(
+        d / "transactions.csv", lambda tx: tx.assign(user_id=[("1001", "1002", "1003")[i % 3] for i in range(len(tx))])
+    )
 
 
 def _not_measured(ws: Workspace) -> None:
@@ -297,7 +304,6 @@ def app_page(ws: Workspace, page: str):
 
     from streamlit.testing.v1 import AppTest
 
-
     saved = {k: os.environ.get(k) for k in ("RECOMART_MODELS_DIR", "DAGSTER_PORT")}
     os.environ.update({"RECOMART_MODELS_DIR": str(ws.models), "DAGSTER_PORT": "1"})
     try:
@@ -317,8 +323,9 @@ def app_page(ws: Workspace, page: str):
 
 
 def _labelled_not_measured(result, instance) -> None:
-    meta = instance.get_latest_materialization_event(dg.AssetKey("collaborative_filtering_model")) \
-        .asset_materialization.metadata
+    meta = instance.get_latest_materialization_event(
+        dg.AssetKey("collaborative_filtering_model")
+    ).asset_materialization.metadata
     assert meta["measured"].value is False and "ndcg_at_10" not in meta
     assert meta["evaluation"].value.startswith("not measured")
     warnings = [e.message for e in instance.all_logs(result.run_id) if e.level >= 30]
@@ -366,72 +373,145 @@ CASES = [
     Case("missing data folder", lambda d: shutil.rmtree(d), r"Data folder .*data does not exist.*RECOMART_DATA_DIR"),
     Case("no products file", lambda d: (d / "products.json").unlink(), r"No products file in .*'products\*\.json'"),
     Case("empty file", lambda d: (d / "users2.csv").write_text(""), r"users2\.csv: the file is empty"),
-    Case("header only", lambda d: (d / "transactions.csv").write_text("user_id,product_id,timestamp\n"),
-         r"transactions\.csv: the file has a header but no data rows"),
-    Case("required column misspelled",
-         lambda d: (d / "users1.csv").write_text((d / "users1.csv").read_text().replace("user_id", "User ID", 1)),
-         r"users1\.csv: required column\(s\) 'user_id' missing.*Did you mean 'User ID' for 'user_id'"),
-    Case("semicolon delimiter", lambda d: rewrite(d / "transactions.csv", lambda f: f, sep=";"),
-         drops={"prepared_transactions": {"user_known": 30}}),
+    Case(
+        "header only",
+        lambda d: (d / "transactions.csv").write_text("user_id,product_id,timestamp\n"),
+        r"transactions\.csv: the file has a header but no data rows",
+    ),
+    Case(
+        "required column misspelled",
+        lambda d: (d / "users1.csv").write_text((d / "users1.csv").read_text().replace("user_id", "User ID", 1)),
+        r"users1\.csv: required column\(s\) 'user_id' missing.*Did you mean 'User ID' for 'user_id'",
+    ),
+    Case(
+        "semicolon delimiter",
+        lambda d: rewrite(d / "transactions.csv", lambda f: f, sep=";"),
+        drops={"prepared_transactions": {"user_known": 30}},
+    ),
     Case("latin-1 encoding", _latin1),
     Case("UTF-8 with BOM", lambda d: (d / "users2.csv").write_bytes(b"\xef\xbb\xbf" + (d / "users2.csv").read_bytes())),
     Case("quoted fields with commas and newlines", _multiline_names),
     Case("ragged rows", _ragged, r"transactions\.csv: the CSV cannot be parsed .*line 6.*as many fields as the header"),
-    Case("truncated JSON", lambda d: (d / "products.json").write_text((d / "products.json").read_text()[:500]),
-         r"products\.json: invalid JSON at line \d+, column \d+"),
-    Case("JSON that is not a list of objects", _wrapped_json,
-         r"products\.json: expected a JSON array .*under 'products'"),
+    Case(
+        "truncated JSON",
+        lambda d: (d / "products.json").write_text((d / "products.json").read_text()[:500]),
+        r"products\.json: invalid JSON at line \d+, column \d+",
+    ),
+    Case(
+        "JSON that is not a list of objects", _wrapped_json, r"products\.json: expected a JSON array .*under 'products'"
+    ),
     Case("JSON Lines", _json_lines),
     Case("ids with spaces, other case, floats", _messy_ids, drops={"prepared_transactions": {"product_known": 15}}),
-    Case("duplicate ids with conflicting attributes", _conflicting_duplicates,
-         drops={"prepared_products": {"product_id_unique": 1}}),
+    Case(
+        "duplicate ids with conflicting attributes",
+        _conflicting_duplicates,
+        drops={"prepared_products": {"product_id_unique": 1}},
+    ),
     Case("absurd values", _absurd_values, drops={"prepared_transactions": {"quantity_valid": 34}}),
-    Case("timestamps in several formats and zones, some in the future", _timestamp_formats,
-         drops={"prepared_transactions": {"timestamp_valid": 17}}),
-    Case("everything invalid", lambda d: rewrite(d / "transactions.csv", lambda tx: tx.assign(quantity="-1")),
-         r"Quality score .* below the threshold 50.0.*quantity_valid on transactions: 3001 of 3001 rows"),
-    Case("a quarter of transactions without a user", _quarter_without_user,
-         drops={"prepared_transactions": {"transaction_ids_present": 750}}),
-    Case("most transactions without a user",
-         lambda d: rewrite(d / "transactions.csv", set_rows("user_id", "", slice(0, 2500))),
-         r"below the threshold 50.0.*transaction_ids_present on transactions: 2500 of 3001 rows"
-         r".*lower the minimum quality"),
-    Case("codes that are not products (postage, manual)", _postage_lines,
-         drops={"prepared_products": {"not_merchandise": 2}}, check=_postage_never_recommended),
+    Case(
+        "timestamps in several formats and zones, some in the future",
+        _timestamp_formats,
+        drops={"prepared_transactions": {"timestamp_valid": 17}},
+    ),
+    Case(
+        "everything invalid",
+        lambda d: rewrite(d / "transactions.csv", lambda tx: tx.assign(quantity="-1")),
+        r"Quality score .* below the threshold 50.0.*quantity_valid on transactions: 3001 of 3001 rows",
+    ),
+    Case(
+        "a quarter of transactions without a user",
+        _quarter_without_user,
+        drops={"prepared_transactions": {"transaction_ids_present": 750}},
+    ),
+    Case(
+        "most transactions without a user",
+        lambda d: rewrite(d / "transactions.csv", set_rows("user_id", "", slice(0, 2500))),
+        r"below the threshold 50.0.*transaction_ids_present on transactions: 2500 of 3001 rows"
+        r".*lower the minimum quality",
+    ),
+    Case(
+        "codes that are not products (postage, manual)",
+        _postage_lines,
+        drops={"prepared_products": {"not_merchandise": 2}},
+        check=_postage_never_recommended,
+    ),
     Case("required columns only", _required_columns_only, drops={"prepared_transactions": {"user_known": 30}}),
     Case("one user", _one_user, check=_model_loads),
     Case("one product", _one_product, check=_model_loads),
-    Case("Excel workbook renamed transactions.csv", _excel_renamed,
-         r"transactions\.csv: this looks like an Excel workbook \(\.xlsx\), not a CSV export\. Export the transactions "
-         r"as CSV"),
+    Case(
+        "Excel workbook renamed transactions.csv",
+        _excel_renamed,
+        r"transactions\.csv: this looks like an Excel workbook \(\.xlsx\), not a CSV export\. Export the transactions "
+        r"as CSV",
+    ),
     Case("gzip file renamed users1.csv", _gzip_renamed, check=_all_users_read),
     Case("gzip export named users2.csv.gz", _gzip_named, check=_all_users_read),
     Case("deeply nested JSON array", _deep_json_array, r"products\.json: the JSON is nested more than 32 levels deep"),
-    Case("deeply nested JSON Lines", _deep_json_lines,
-         r"products\.json: line 4: the JSON is nested more than 32 levels deep"),
-    Case("product_id twice in the header", _product_id_twice,
-         r"transactions\.csv: the column 'product_id' appears 2 times in the header \(columns 3, 7\)"),
-    Case("product_id null", _null_product_id, drops={"prepared_products": {"product_id_present": 1}},
-         check=_catalogue_is_clean),
-    Case("objects and lists as product ids and names", _objects_as_ids_and_names,
-         drops={"prepared_products": {"product_id_present": 2, "product_name_present": 3}}, check=_catalogue_is_clean),
-    Case("non-finite numbers (1e309, inf, NaN)", _non_finite_numbers,
-         drops={"prepared_transactions": {"unit_price_valid": 5}}, check=_figures_are_finite),
-    Case("timestamps in the years 1 and 1500", _ancient_years, drops={"prepared_transactions": {"timestamp_valid": 21}},
-         check=_recency_is_plausible),
+    Case(
+        "deeply nested JSON Lines",
+        _deep_json_lines,
+        r"products\.json: line 4: the JSON is nested more than 32 levels deep",
+    ),
+    Case(
+        "product_id twice in the header",
+        _product_id_twice,
+        r"transactions\.csv: the column 'product_id' appears 2 times in the header \(columns 3, 7\)",
+    ),
+    Case(
+        "product_id null",
+        _null_product_id,
+        drops={"prepared_products": {"product_id_present": 1}},
+        check=_catalogue_is_clean,
+    ),
+    Case(
+        "objects and lists as product ids and names",
+        _objects_as_ids_and_names,
+        drops={"prepared_products": {"product_id_present": 2, "product_name_present": 3}},
+        check=_catalogue_is_clean,
+    ),
+    Case(
+        "non-finite numbers (1e309, inf, NaN)",
+        _non_finite_numbers,
+        drops={"prepared_transactions": {"unit_price_valid": 5}},
+        check=_figures_are_finite,
+    ),
+    Case(
+        "timestamps in the years 1 and 1500",
+        _ancient_years,
+        drops={"prepared_transactions": {"timestamp_valid": 21}},
+        check=_recency_is_plausible,
+    ),
     Case("every timestamp identical", _same_timestamp, check=_measured_at_random, check_run=_labelled_random),
     Case("three customers", _few_customers, check=_not_measured, check_run=_labelled_not_measured),
-    Case("a 5 MB product name", _huge_name,
-         r"products\.json: item 8, field 'name': the value is 5,000,000 characters long, over the limit of 65,536"),
-    Case("a 2.9 MB header line with 300,000 columns", _huge_header,
-         r"transactions\.csv: the first line is longer than 256 KB", max_seconds=20),
-    Case("a header with 5,000 columns", _wide_header,
-         r"transactions\.csv: the header has more than 1,000 columns \(5,006\)", max_seconds=20),
-    Case("a link to a file outside the data folder", _link_outside,
-         r"users9\.csv: refused: it is a link that leads outside the data folder", check_run=_secret_not_echoed),
-    Case("a file whose first line is a secret", _secret_first_line,
-         r"users9\.csv: the header has 1 column\(s\) and none of them is one RecoMart expects",
-         check_run=_secret_not_echoed),
+    Case(
+        "a 5 MB product name",
+        _huge_name,
+        r"products\.json: item 8, field 'name': the value is 5,000,000 characters long, over the limit of 65,536",
+    ),
+    Case(
+        "a 2.9 MB header line with 300,000 columns",
+        _huge_header,
+        r"transactions\.csv: the first line is longer than 256 KB",
+        max_seconds=20,
+    ),
+    Case(
+        "a header with 5,000 columns",
+        _wide_header,
+        r"transactions\.csv: the header has more than 1,000 columns \(5,006\)",
+        max_seconds=20,
+    ),
+    Case(
+        "a link to a file outside the data folder",
+        _link_outside,
+        r"users9\.csv: refused: it is a link that leads outside the data folder",
+        check_run=_secret_not_echoed,
+    ),
+    Case(
+        "a file whose first line is a secret",
+        _secret_first_line,
+        r"users9\.csv: the header has 1 column\(s\) and none of them is one RecoMart expects",
+        check_run=_secret_not_echoed,
+    ),
 ]
 
 
@@ -440,8 +520,11 @@ def baseline(tmp_path_factory, sample_source) -> Workspace:
     """A workspace after one good run: the outputs every failing case must leave untouched."""
     ws = make_workspace(tmp_path_factory.mktemp("baseline"), sample_source)
     with dg.instance_for_test() as instance:
-        assert defs.resolve_job_def("complete_pipeline_job").execute_in_process(
-            run_config=ws.run_config(), instance=instance).success
+        assert (
+            defs.resolve_job_def("complete_pipeline_job")
+            .execute_in_process(run_config=ws.run_config(), instance=instance)
+            .success
+        )
     return ws
 
 
@@ -466,7 +549,8 @@ def test_bad_input(case: Case, baseline: Workspace, tmp_path):
     with dg.instance_for_test() as instance:
         started = time.monotonic()
         result = defs.resolve_job_def("complete_pipeline_job").execute_in_process(
-            run_config=ws.run_config(), instance=instance, raise_on_error=False)
+            run_config=ws.run_config(), instance=instance, raise_on_error=False
+        )
         if case.max_seconds:
             assert time.monotonic() - started < case.max_seconds
         if case.check_run:

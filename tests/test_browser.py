@@ -62,8 +62,10 @@ def test_sign_in_and_roles_in_the_browser(live, trained, browser, tmp_path):
     from streamlit_app.auth import hash_password
 
     secrets = tmp_path / "secrets.toml"
-    secrets.write_text(f'[users.olga]\npassword_hash = "{hash_password("op-secret")}"\nrole = "operator"\n'
-                       f'[users.vic]\npassword_hash = "{hash_password("view-secret")}"\nrole = "viewer"\n')
+    secrets.write_text(
+        f'[users.olga]\npassword_hash = "{hash_password("op-secret")}"\nrole = "operator"\n'
+        f'[users.vic]\npassword_hash = "{hash_password("view-secret")}"\nrole = "viewer"\n'
+    )
     with streamlit_server(app_settings(live), tmp_path / "streamlit.log", ("--secrets.files", str(secrets))) as url:
         page = open_app(browser, url)
 
@@ -77,7 +79,8 @@ def test_sign_in_and_roles_in_the_browser(live, trained, browser, tmp_path):
 
         sign_in("vic", "wrong")
         page.locator(MAIN).get_by_test_id("stAlertContentError").filter(
-            has_text="Unknown user name or wrong password").wait_for(timeout=30_000)
+            has_text="Unknown user name or wrong password"
+        ).wait_for(timeout=30_000)
 
         sign_in("vic", "view-secret")
         heading(page, "Headline figures").wait_for(timeout=60_000)

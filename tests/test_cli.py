@@ -15,8 +15,14 @@ DAGSTER = shutil.which("dagster", path=os.path.dirname(sys.executable))
 
 @pytest.mark.parametrize("job, writes_model", [("ingestion_job", False), ("complete_pipeline_job", True)])
 def test_dagster_job_execute(workspace, tmp_path, job, writes_model):
-    done = subprocess.run([DAGSTER, "job", "execute", "-m", "dagster_project.definitions", "-j", job],
-                          cwd=ROOT, env=cli_env(workspace, tmp_path), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [DAGSTER, "job", "execute", "-m", "dagster_project.definitions", "-j", job],
+        cwd=ROOT,
+        env=cli_env(workspace, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "RUN_SUCCESS" in done.stderr + done.stdout
     assert "Merged dataset contains 1383 records" in done.stderr + done.stdout
@@ -24,17 +30,38 @@ def test_dagster_job_execute(workspace, tmp_path, job, writes_model):
 
 
 def test_shipped_run_config(workspace, tmp_path):
-    done = subprocess.run([DAGSTER, "job", "execute", "-m", "dagster_project.definitions", "-j",
-                           "complete_pipeline_job", "-c", "config.yaml"],
-                          cwd=ROOT, env=cli_env(workspace, tmp_path), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            DAGSTER,
+            "job",
+            "execute",
+            "-m",
+            "dagster_project.definitions",
+            "-j",
+            "complete_pipeline_job",
+            "-c",
+            "config.yaml",
+        ],
+        cwd=ROOT,
+        env=cli_env(workspace, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert load_model(workspace.model_file).card.params.factors >= 1
 
 
 def test_run_dagster_pipeline_script(workspace, tmp_path):
     env = cli_env(workspace, tmp_path)
-    done = subprocess.run([sys.executable, "run_dagster_pipeline.py", "--ingestion-only"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "run_dagster_pipeline.py", "--ingestion-only"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ingestion_job: success" in done.stdout
     assert list((workspace.storage / "raw" / "users").glob("*/users_merged.parquet"))

@@ -18,9 +18,13 @@ def step_window(run: Run) -> tuple[float, float]:
 
 def test_simultaneous_refreshes_run_one_at_a_time(live, trained):
     before = {r.run_id for r in live.api.runs(limit=100)}
-    cli = subprocess.Popen([str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions", "-j",
-                            "complete_pipeline_job"], cwd=ROOT, env=live.server.env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.STDOUT)
+    cli = subprocess.Popen(
+        [str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions", "-j", "complete_pipeline_job"],
+        cwd=ROOT,
+        env=live.server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     jobs = ["complete_pipeline_job", "ingestion_job", "complete_pipeline_job", "complete_pipeline_job"]
     with ThreadPoolExecutor(len(jobs)) as pool:
         run_ids = list(pool.map(lambda job: live.api.submit(job, tags={"recomart/launched_by": "app"}), jobs))
@@ -35,5 +39,5 @@ def test_simultaneous_refreshes_run_one_at_a_time(live, trained):
         assert earlier.end_time <= later.start_time + 0.5, "queued runs overlapped"
     # The CLI run bypassed the queue; the storage lock kept its steps apart from every other run's.
     windows = sorted(step_window(live.api.run(r.run_id)) for r in runs)
-    for (start_a, end_a), (start_b, end_b) in zip(windows, windows[1:]):
+    for (_start_a, end_a), (start_b, _end_b) in zip(windows, windows[1:]):
         assert end_a <= start_b + 0.5, "two runs wrote storage at the same time"

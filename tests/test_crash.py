@@ -17,9 +17,14 @@ pytestmark = pytest.mark.slow
 
 
 def start_run(env: dict, log) -> subprocess.Popen:
-    return subprocess.Popen([str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions", "-j",
-                             "complete_pipeline_job"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions", "-j", "complete_pipeline_job"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def temp_files(folder):

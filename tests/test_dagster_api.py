@@ -26,12 +26,15 @@ def test_complete_pipeline_and_what_it_left(live, trained):
     run = live.api.run(trained)
     assert run.status == "SUCCESS"
     steps = {s.key: s for s in run.steps}
-    assert {"raw_data", "validation_report", "prepared_data", "feature_tables", "collaborative_filtering_model"} <= set(steps)
+    assert {"raw_data", "validation_report", "prepared_data", "feature_tables", "collaborative_filtering_model"} <= set(
+        steps
+    )
     assert all(s.end_time >= s.start_time for s in steps.values())
     assert live.workspace.model_file.exists()
 
-    latest = live.api.latest_materializations(["raw_users", "validation_report", "prepared_transactions",
-                                              "collaborative_filtering_model"])
+    latest = live.api.latest_materializations(
+        ["raw_users", "validation_report", "prepared_transactions", "collaborative_filtering_model"]
+    )
     users = latest["raw_users"]
     assert users["run_id"] in {trained} | {r.run_id for r in live.api.runs()}
     assert users["metadata"]["records"] == 1383
@@ -97,8 +100,15 @@ def test_instance_storage_is_the_one_configured(live, trained):
         import psycopg2
 
         env = live.server.env
-        with psycopg2.connect(host=env["DAGSTER_PG_HOST"], port=env["DAGSTER_PG_PORT"], user=env["DAGSTER_PG_USER"],
-                              dbname=env["DAGSTER_PG_DB"]) as conn, conn.cursor() as cur:
+        with (
+            psycopg2.connect(
+                host=env["DAGSTER_PG_HOST"],
+                port=env["DAGSTER_PG_PORT"],
+                user=env["DAGSTER_PG_USER"],
+                dbname=env["DAGSTER_PG_DB"],
+            ) as conn,
+            conn.cursor() as cur,
+        ):
             cur.execute("select run_id from runs")
             assert trained in {row[0] for row in cur.fetchall()}
         assert not (home / "history" / "runs.db").exists()

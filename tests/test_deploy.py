@@ -9,8 +9,13 @@ from dagster._core.instance.config import dagster_instance_config
 from tests.workspace import ROOT
 
 INSTANCE_FILES = [ROOT / "dagster.yaml", ROOT / "deploy/postgres/dagster.yaml", ROOT / "deploy/docker/dagster.yaml"]
-PG_ENV = {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p",
-          "DAGSTER_PG_DB": "d"}
+PG_ENV = {
+    "DAGSTER_PG_HOST": "db",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "u",
+    "DAGSTER_PG_PASSWORD": "p",
+    "DAGSTER_PG_DB": "d",
+}
 
 
 @pytest.mark.parametrize("path", INSTANCE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -38,12 +43,19 @@ def test_compose_file():
     assert {"postgres", "code_location", "webserver", "daemon", "app", "dagster_ui"} <= set(services)
     published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
     assert set(published) == {"dagster_ui", "app"}  # the Dagster webserver is never published itself
-    assert all(port.startswith("${RECOMART_PUBLISH_HOST:-127.0.0.1}:") for ports in published.values() for port in ports)
+    assert all(
+        port.startswith("${RECOMART_PUBLISH_HOST:-127.0.0.1}:") for ports in published.values() for port in ports
+    )
     proxy = (ROOT / "deploy/docker/nginx-dagster-ui.conf").read_text()
-    assert "auth_basic_user_file /run/secrets/dagster-ui.htpasswd;" in proxy and "proxy_pass http://webserver:3000" in proxy
+    assert (
+        "auth_basic_user_file /run/secrets/dagster-ui.htpasswd;" in proxy
+        and "proxy_pass http://webserver:3000" in proxy
+    )
     assert services["app"]["secrets"][0]["target"] == "/srv/recomart/.streamlit/secrets.toml"
-    assert {s["file"] for s in compose["secrets"].values()} <= {"./secrets/streamlit-secrets.toml",
-                                                                 "./secrets/dagster-ui.htpasswd"}
+    assert {s["file"] for s in compose["secrets"].values()} <= {
+        "./secrets/streamlit-secrets.toml",
+        "./secrets/dagster-ui.htpasswd",
+    }
     assert "${DAGSTER_PG_PASSWORD" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
     assert services["code_location"]["command"][:3] == ["dagster", "api", "grpc"]
     workspace = yaml.safe_load((ROOT / "deploy/docker/workspace.yaml").read_text())
@@ -64,9 +76,18 @@ def test_helm_values():
 
 def test_secrets_never_enter_the_image():
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
-    for entry in (".streamlit/secrets.toml", ".env", "storage/", "models/", ".dagster_home/", ".venv/",
-                  "deploy/docker/secrets/"):
+    for entry in (
+        ".streamlit/secrets.toml",
+        ".env",
+        "storage/",
+        "models/",
+        ".dagster_home/",
+        ".venv/",
+        "deploy/docker/secrets/",
+    ):
         assert entry in ignored, entry
     copies = [line for line in (ROOT / "deploy/docker/Dockerfile").read_text().splitlines() if line.startswith("COPY")]
-    assert not any(".streamlit " in line or line.rstrip().endswith(".streamlit") or "secrets" in line for line in copies)
+    assert not any(
+        ".streamlit " in line or line.rstrip().endswith(".streamlit") or "secrets" in line for line in copies
+    )
     assert "COPY .streamlit/config.toml ./.streamlit/config.toml" in copies

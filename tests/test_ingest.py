@@ -15,8 +15,12 @@ def test_users_from_every_file_are_merged_with_their_source(sample_source):
     users = ingest.read_users(sample_source, messages.append)
     assert len(users) == 1383
     assert users[ingest.SOURCE_COLUMN].value_counts().to_dict() == {"users1.csv": 927, "users2.csv": 456}
-    assert messages == ["Discovered 2 user data files", "Read 927 records from users1.csv",
-                        "Read 456 records from users2.csv", "Merged dataset contains 1383 records"]
+    assert messages == [
+        "Discovered 2 user data files",
+        "Read 927 records from users1.csv",
+        "Read 456 records from users2.csv",
+        "Merged dataset contains 1383 records",
+    ]
 
 
 def test_ids_are_trimmed_text():
@@ -25,8 +29,9 @@ def test_ids_are_trimmed_text():
 
 
 def test_json_lines_and_extra_columns_are_accepted(tmp_path):
-    (tmp_path / "products.json").write_text('{"product_id": 1, "name": "A", "colour": "red"}\n'
-                                            '{"product_id": 2, "name": "B", "colour": "blue"}\n')
+    (tmp_path / "products.json").write_text(
+        '{"product_id": 1, "name": "A", "colour": "red"}\n{"product_id": 2, "name": "B", "colour": "blue"}\n'
+    )
     products = ingest.read_products(tmp_path)
     assert products["product_id"].tolist() == ["1", "2"]
     assert "colour" in products
@@ -38,12 +43,18 @@ def test_semicolon_delimiter_and_bom(tmp_path):
     assert users["user_id"].tolist() == ["1", "2"] and users["name"].tolist() == ["Ann", "Bo"]
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda d: None, "No users file"),
-    (lambda d: (d / "users.csv").write_text(""), "users.csv: the file is empty"),
-    (lambda d: (d / "users.csv").write_text("user_id,name\n"), "users.csv: the file has a header but no data rows"),
-    (lambda d: (d / "users.csv").write_text("userid,name\n1,A\n"), "users.csv: required column(s) 'user_id' missing"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: None, "No users file"),
+        (lambda d: (d / "users.csv").write_text(""), "users.csv: the file is empty"),
+        (lambda d: (d / "users.csv").write_text("user_id,name\n"), "users.csv: the file has a header but no data rows"),
+        (
+            lambda d: (d / "users.csv").write_text("userid,name\n1,A\n"),
+            "users.csv: required column(s) 'user_id' missing",
+        ),
+    ],
+)
 def test_bad_user_files_say_which_file_and_what_to_do(tmp_path, setup, message):
     setup(tmp_path)
     with pytest.raises(ingest.DataInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -77,16 +88,24 @@ def test_compressed_exports_are_read_whatever_their_name(tmp_path):
     assert ingest.read_users(tmp_path)["name"].tolist() == ["Ann", "Bo", "Zoë"]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml", r"looks like an Excel workbook \(\.xlsx\), not a CSV export"),
-    (b"PK\x03\x04\x14\x00data.csv", r"looks like a zip archive.*gzip-compressed exports are read"),
-    (b"\x1f\x8b\x08\x00broken", r"damaged gzip archive"),
-    (b"user_id,name\n1,A\x00\x00\x01\n", r"not a text file \(it holds binary data\)"),
-    (b"user_id,name,user_id\n1,A,2\n", r"the column 'user_id' appears 2 times in the header \(columns 1, 3\)"),
-    (b"user_id,name\n1," + b"x" * 70_000 + b"\n", r"row 1, column 'name': the value is 70,000 characters long"),
-    (b"user_id,name\n" + b'1,"open quote\n' * 3,
-     r"the CSV cannot be parsed \(a quoted field starting on row \d+ is never"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml",
+            r"looks like an Excel workbook \(\.xlsx\), not a CSV export",
+        ),
+        (b"PK\x03\x04\x14\x00data.csv", r"looks like a zip archive.*gzip-compressed exports are read"),
+        (b"\x1f\x8b\x08\x00broken", r"damaged gzip archive"),
+        (b"user_id,name\n1,A\x00\x00\x01\n", r"not a text file \(it holds binary data\)"),
+        (b"user_id,name,user_id\n1,A,2\n", r"the column 'user_id' appears 2 times in the header \(columns 1, 3\)"),
+        (b"user_id,name\n1," + b"x" * 70_000 + b"\n", r"row 1, column 'name': the value is 70,000 characters long"),
+        (
+            b"user_id,name\n" + b'1,"open quote\n' * 3,
+            r"the CSV cannot be parsed \(a quoted field starting on row \d+ is never",
+        ),
+    ],
+)
 def test_unreadable_csv_is_named_with_what_it_is(tmp_path, content, message):
     (tmp_path / "users.csv").write_bytes(content)
     with pytest.raises(ingest.DataInputError, match=r"users\.csv: .*" + message):
@@ -117,21 +136,28 @@ def test_a_huge_header_fails_at_once(tmp_path):
 def test_json_ids_and_names_that_are_not_text_become_missing(tmp_path):
     (tmp_path / "products.json").write_text(
         '[{"product_id": null, "name": "a"}, {"product_id": {"x": 1}, "name": ["b"]}, {"product_id": 1.0, "name": 7},'
-        ' {"product_id": "P4", "name": true, "price": 1e309, "tags": ["x", "y"]}]')
+        ' {"product_id": "P4", "name": true, "price": 1e309, "tags": ["x", "y"]}]'
+    )
     products = ingest.read_products(tmp_path)
     assert products["product_id"].tolist()[:2] == [pd.NA, pd.NA] and products["product_id"].tolist()[2:] == ["1", "P4"]
     assert products["name"].isna().tolist() == [False, True, False, True]
     assert products["price"].tolist()[3] == "inf" and products["tags"].tolist()[3] == '["x", "y"]'
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[" * 100_000 + "]" * 100_000, "the JSON is nested more than 32 levels deep"),
-    ('{"product_id": 1, "name": "a"}\n{"product_id": 2, "name": ' + "[" * 50 + "]" * 50 + ', "x": 1}\n'
-     '{"product_id": 3, "extra": ' + "[" * 50 + "]" * 50 + "}\n", "item 3, field 'extra': the JSON is nested"),
-    ('[{"product_id": 1, "name": "a", "name": "b"}]', "item 1 has the field 'name' more than once"),
-    ('[{"product_id": 1' + "0" * 5000 + ', "name": "a"}]', "a number in the JSON has too many digits"),
-    ('{"SECRET-KEY": [1, 2]}', "found an object with the list under one of its keys"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "the JSON is nested more than 32 levels deep"),
+        (
+            '{"product_id": 1, "name": "a"}\n{"product_id": 2, "name": ' + "[" * 50 + "]" * 50 + ', "x": 1}\n'
+            '{"product_id": 3, "extra": ' + "[" * 50 + "]" * 50 + "}\n",
+            "item 3, field 'extra': the JSON is nested",
+        ),
+        ('[{"product_id": 1, "name": "a", "name": "b"}]', "item 1 has the field 'name' more than once"),
+        ('[{"product_id": 1' + "0" * 5000 + ', "name": "a"}]', "a number in the JSON has too many digits"),
+        ('{"SECRET-KEY": [1, 2]}', "found an object with the list under one of its keys"),
+    ],
+)
 def test_unreadable_json_is_named_with_what_it_is(tmp_path, text, message):
     (tmp_path / "products.json").write_text(text)
     with pytest.raises(ingest.DataInputError, match=r"products\.json: .*" + re.escape(message)) as caught:

@@ -6,6 +6,7 @@ authenticating proxy, never because the app was opened to them.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
@@ -33,10 +34,8 @@ def network_address() -> str | None:
             found.append(probe.getsockname()[0])
         except OSError:
             pass
-    try:
+    with contextlib.suppress(OSError):
         found += socket.gethostbyname_ex(socket.gethostname())[2]
-    except OSError:
-        pass
     return next((a for a in found if not ipaddress.ip_address(a).is_loopback), None)
 
 
@@ -58,8 +57,11 @@ def still_running(groups: set[int]) -> list[str]:
     """Processes of these groups that have not exited (zombies waiting to be reaped do not count)."""
     listing = subprocess.run(["ps", "-A", "-o", "pid=,pgid=,stat=,args="], capture_output=True, text=True).stdout
     rows = [line.split(None, 3) for line in listing.splitlines()]
-    return [f"{row[0]} {row[3][:100]}" for row in rows
-            if len(row) == 4 and int(row[1]) in groups and not row[2].startswith("Z")]
+    return [
+        f"{row[0]} {row[3][:100]}"
+        for row in rows
+        if len(row) == 4 and int(row[1]) in groups and not row[2].startswith("Z")
+    ]
 
 
 def stop(launcher: subprocess.Popen, groups: set[int]) -> list[str]:
@@ -74,10 +76,8 @@ def stop(launcher: subprocess.Popen, groups: set[int]) -> list[str]:
     except (subprocess.TimeoutExpired, TimeoutError):
         left = still_running(groups | {launcher.pid}) or ["./run_pipeline.sh itself"]
         for pgid in groups | {launcher.pid}:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         launcher.wait(5)
         return left
 
@@ -89,9 +89,16 @@ def test_webserver_stays_on_loopback_when_the_app_is_served_to_others(tmp_path, 
     ws = make_workspace(tmp_path / "ws", sample_source)
     dagster_port, app_port = free_port(), free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("DAGSTER_PG_")}
-    env.update(ws.env(), RECOMART_BIND_HOST="0.0.0.0", RECOMART_VENV=str(BIN.parent), RECOMART_SKIP_INSTALL="1",
-               RECOMART_AUTOMATION="off", DAGSTER_HOME=str(tmp_path / "dagster_home"),
-               DAGSTER_PORT=str(dagster_port), APP_PORT=str(app_port))
+    env.update(
+        ws.env(),
+        RECOMART_BIND_HOST="0.0.0.0",
+        RECOMART_VENV=str(BIN.parent),
+        RECOMART_SKIP_INSTALL="1",
+        RECOMART_AUTOMATION="off",
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        DAGSTER_PORT=str(dagster_port),
+        APP_PORT=str(app_port),
+    )
     log = tmp_path / "up.log"
     launcher = start([str(ROOT / "run_pipeline.sh"), "up"], env, log)  # its own session: see the stop below
 
@@ -103,13 +110,20 @@ def test_webserver_stays_on_loopback_when_the_app_is_served_to_others(tmp_path, 
     groups: set[int] = set()
     try:
         # No model yet: `up` trains once (in-process, through `dagster job execute`), then starts the servers.
-        wait_until(lambda: _answers(f"http://127.0.0.1:{dagster_port}/server_info") or running(), 300,
-                   "the Dagster webserver answering on 127.0.0.1")
-        wait_until(lambda: _answers(f"http://{address}:{app_port}/_stcore/health") or running(), 120,
-                   f"the app answering on {address}, as RECOMART_BIND_HOST=0.0.0.0 asks")
+        wait_until(
+            lambda: _answers(f"http://127.0.0.1:{dagster_port}/server_info") or running(),
+            300,
+            "the Dagster webserver answering on 127.0.0.1",
+        )
+        wait_until(
+            lambda: _answers(f"http://{address}:{app_port}/_stcore/health") or running(),
+            120,
+            f"the app answering on {address}, as RECOMART_BIND_HOST=0.0.0.0 asks",
+        )
         groups = child_groups(launcher.pid)
         assert not accepts(address, dagster_port), (
-            f"the Dagster webserver accepts connections on {address}:{dagster_port}; it must bind 127.0.0.1 only")
+            f"the Dagster webserver accepts connections on {address}:{dagster_port}; it must bind 127.0.0.1 only"
+        )
         assert "Dagster UI: http://127.0.0.1:" in log.read_text()
     finally:
         left = stop(launcher, groups)

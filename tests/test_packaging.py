@@ -28,8 +28,14 @@ def test_requirements_files_match_pyproject():
 
 
 def test_packages_import_from_any_folder(tmp_path):
-    done = subprocess.run([sys.executable, "-c", "import dagster_project.definitions, streamlit_app.dagster_api"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", "import dagster_project.definitions, streamlit_app.dagster_api"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 

@@ -12,9 +12,19 @@ from dagster_project.defs.jobs import INGESTION_ASSETS
 from dagster_project.fileio import sha256_of
 from dagster_project.recommender import FORMAT_VERSION, load_model
 
-ALL_ASSETS = {"raw_users", "raw_products", "raw_transactions", "validation_report", "prepared_users",
-              "prepared_products", "prepared_transactions", "user_features", "item_features",
-              "interaction_matrix", "collaborative_filtering_model"}
+ALL_ASSETS = {
+    "raw_users",
+    "raw_products",
+    "raw_transactions",
+    "validation_report",
+    "prepared_users",
+    "prepared_products",
+    "prepared_transactions",
+    "user_features",
+    "item_features",
+    "interaction_matrix",
+    "collaborative_filtering_model",
+}
 
 
 def run_job(name, workspace, instance, extra_config=None):
@@ -116,8 +126,9 @@ def test_low_quality_stops_before_training_and_keeps_the_model(completed, tmp_pa
     before = sha256_of(ws.model_file)
     prepared_before = sha256_of(ws.storage / "prepared" / "transactions.parquet")
     # A stricter gate than the sample can meet.
-    result = run_job("complete_pipeline_job", ws, instance,
-                     {"ops": {"validation_report": {"config": {"min_quality_score": 99.5}}}})
+    result = run_job(
+        "complete_pipeline_job", ws, instance, {"ops": {"validation_report": {"config": {"min_quality_score": 99.5}}}}
+    )
     assert not result.success
     gate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "quality_gate")
     assert not gate.passed and "below the threshold 99.5" in gate.description
@@ -137,8 +148,9 @@ def test_broken_data_fails_the_checks_and_keeps_the_model(completed, instance):
     for f in ws.data.iterdir():
         (broken / f.name).write_bytes(f.read_bytes())
     tx.to_csv(broken / "transactions.csv", index=False)
-    result = run_job("complete_pipeline_job", ws, instance,
-                     {"resources": {"paths": {"config": {"data_dir": str(broken)}}}})
+    result = run_job(
+        "complete_pipeline_job", ws, instance, {"resources": {"paths": {"config": {"data_dir": str(broken)}}}}
+    )
     assert not result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["quantity_valid"] is False and checks["quality_gate"] is False
@@ -182,24 +194,31 @@ def test_input_limits_are_set_per_run(workspace, instance):
 
     default = timestamp_check(run_job("ingestion_job", workspace, instance)).metadata["failing_rows"].value
     today = date.today().isoformat()  # every past purchase is now "before the earliest plausible date"
-    strict = run_job("ingestion_job", workspace, instance,
-                     {"resources": {"input_limits": {"config": {"earliest_timestamp": today}}}})
+    strict = run_job(
+        "ingestion_job", workspace, instance, {"resources": {"input_limits": {"config": {"earliest_timestamp": today}}}}
+    )
     check = timestamp_check(strict)
     assert check.metadata["failing_rows"].value > default and not check.passed
 
     raw_before = instance.get_latest_materialization_event(dg.AssetKey("raw_users")).run_id
-    refused = run_job("ingestion_job", workspace, instance,
-                      {"resources": {"input_limits": {"config": {"max_json_depth": 5000}}}})
+    refused = run_job(
+        "ingestion_job", workspace, instance, {"resources": {"input_limits": {"config": {"max_json_depth": 5000}}}}
+    )
     assert not refused.success
-    errors = [e.event_specific_data.error.message for e in refused.all_events
-              if e.event_type_value == "RESOURCE_INIT_FAILURE"]
+    errors = [
+        e.event_specific_data.error.message for e in refused.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"
+    ]
     assert errors and "max_json_depth" in errors[0]
     assert instance.get_latest_materialization_event(dg.AssetKey("raw_users")).run_id == raw_before
 
 
 def test_too_few_customers_to_measure_is_a_run_setting(workspace, instance):
-    result = run_job("complete_pipeline_job", workspace, instance,
-                     {"ops": {"collaborative_filtering_model": {"config": {"min_eval_users": 10_000}}}})
+    result = run_job(
+        "complete_pipeline_job",
+        workspace,
+        instance,
+        {"ops": {"collaborative_filtering_model": {"config": {"min_eval_users": 10_000}}}},
+    )
     assert result.success
     card = load_model(workspace.model_file).card
     assert card.measured is False and card.holdout.min_users == 10_000
@@ -212,8 +231,12 @@ def test_validation_report_reads_the_rule_results_of_the_last_ingestion(workspac
     report_only = defs.resolve_implicit_global_asset_job_def()
 
     def materialize_report():
-        return report_only.execute_in_process(run_config=workspace.run_config(), instance=instance,
-                                              asset_selection=[dg.AssetKey("validation_report")], raise_on_error=False)
+        return report_only.execute_in_process(
+            run_config=workspace.run_config(),
+            instance=instance,
+            asset_selection=[dg.AssetKey("validation_report")],
+            raise_on_error=False,
+        )
 
     assert materialize_report().success
     assert 93 <= latest_metadata(instance, "validation_report")["quality_score"] <= 98

@@ -42,14 +42,35 @@ def test_products_encode_categories_and_clear_bad_prices(prepared):
 
 
 def test_features_sum_to_the_transactions():
-    tx = pd.DataFrame({"user_id": ["u1", "u1", "u1", "u2"], "product_id": ["a", "a", "b", "a"],
-                       "quantity": [1, 2, 1, 5], "amount": [10.0, 20.0, 5.0, 50.0],
-                       "timestamp": pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-03", "2026-01-10"], utc=True)})
-    products = pd.DataFrame({"product_id": ["a", "b", "c"], "name": ["A", "B", "C"], "category": ["x", "y", "y"],
-                             "brand": ["k", "k", "k"], "price": [10.0, 5.0, 1.0]})
-    users = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "age": [30, 40, None], "gender": ["F", "M", "Unknown"],
-                          "country": ["US", "DE", "FR"], "gender_code": [0, 1, 2], "country_code": [0, 1, 2],
-                          "age_scaled": [0.0, 1.0, None]})
+    tx = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1", "u2"],
+            "product_id": ["a", "a", "b", "a"],
+            "quantity": [1, 2, 1, 5],
+            "amount": [10.0, 20.0, 5.0, 50.0],
+            "timestamp": pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-03", "2026-01-10"], utc=True),
+        }
+    )
+    products = pd.DataFrame(
+        {
+            "product_id": ["a", "b", "c"],
+            "name": ["A", "B", "C"],
+            "category": ["x", "y", "y"],
+            "brand": ["k", "k", "k"],
+            "price": [10.0, 5.0, 1.0],
+        }
+    )
+    users = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "age": [30, 40, None],
+            "gender": ["F", "M", "Unknown"],
+            "country": ["US", "DE", "FR"],
+            "gender_code": [0, 1, 2],
+            "country_code": [0, 1, 2],
+            "age_scaled": [0.0, 1.0, None],
+        }
+    )
     inter = features.interaction_table(tx).set_index(["user_id", "product_id"])
     assert inter.loc[("u1", "a"), "purchases"] == 2 and inter.loc[("u1", "a"), "quantity"] == 3
     uf = features.user_features(tx, users, products).set_index("user_id")
@@ -61,11 +82,17 @@ def test_features_sum_to_the_transactions():
 
 
 def test_postage_and_fees_are_not_products():
-    products = pd.DataFrame({"product_id": ["POST", "M", "DOT", "P1", "P2", "BANK CHARGES"],
-                             "name": ["POSTAGE", "Manual", "DOTCOM POSTAGE", "Voltix Charger", "Manual Coffee Grinder",
-                                      "Bank Charges"]}, dtype="string")
-    tx = pd.DataFrame({"user_id": ["1", "1", "2", "2"], "product_id": ["POST", "P1", "M", "P2"],
-                       "timestamp": ["2026-01-01"] * 4}, dtype="string")
+    products = pd.DataFrame(
+        {
+            "product_id": ["POST", "M", "DOT", "P1", "P2", "BANK CHARGES"],
+            "name": ["POSTAGE", "Manual", "DOTCOM POSTAGE", "Voltix Charger", "Manual Coffee Grinder", "Bank Charges"],
+        },
+        dtype="string",
+    )
+    tx = pd.DataFrame(
+        {"user_id": ["1", "1", "2", "2"], "product_id": ["POST", "P1", "M", "P2"], "timestamp": ["2026-01-01"] * 4},
+        dtype="string",
+    )
     users = pd.DataFrame({"user_id": ["1", "2"]}, dtype="string")
     f = frames(users=users, products=products, transactions=tx)
     kept, dropped = preparation.prepare_products(f)
@@ -77,10 +104,19 @@ def test_postage_and_fees_are_not_products():
 
 
 def test_products_without_an_id_are_dropped_and_bad_prices_cleared():
-    products = pd.DataFrame({"product_id": ["A", None, "B", "C"], "name": ["a", "b", "c", "d"],
-                             "price": ["1", "2", "1e309", "10"]}, dtype="string")
-    tx = pd.DataFrame({"user_id": ["1", "1", "1"], "product_id": ["A", "B", "C"], "unit_price": ["1e309", "2", "3"],
-                       "timestamp": ["2026-01-01", "1500-01-01", "2026-01-02"]}, dtype="string")
+    products = pd.DataFrame(
+        {"product_id": ["A", None, "B", "C"], "name": ["a", "b", "c", "d"], "price": ["1", "2", "1e309", "10"]},
+        dtype="string",
+    )
+    tx = pd.DataFrame(
+        {
+            "user_id": ["1", "1", "1"],
+            "product_id": ["A", "B", "C"],
+            "unit_price": ["1e309", "2", "3"],
+            "timestamp": ["2026-01-01", "1500-01-01", "2026-01-02"],
+        },
+        dtype="string",
+    )
     f = frames(products=products, transactions=tx)
     kept, dropped = preparation.prepare_products(f)
     assert kept["product_id"].tolist() == ["A", "B", "C"] and dropped == {"product_id_present": 1}
@@ -94,10 +130,18 @@ def test_products_without_an_id_are_dropped_and_bad_prices_cleared():
 def test_a_model_that_cannot_be_measured_says_so():
     from dagster_project import training
 
-    tx = pd.DataFrame({"user_id": [f"u{i % 3}" for i in range(30)], "product_id": [f"p{i % 7}" for i in range(30)],
-                       "quantity": 1, "amount": 1.0, "timestamp": pd.Timestamp("2026-01-01", tz="UTC")})
-    products = pd.DataFrame({"product_id": [f"p{i}" for i in range(7)], "name": "n", "category": "c", "brand": "b",
-                             "price": 1.0})
+    tx = pd.DataFrame(
+        {
+            "user_id": [f"u{i % 3}" for i in range(30)],
+            "product_id": [f"p{i % 7}" for i in range(30)],
+            "quantity": 1,
+            "amount": 1.0,
+            "timestamp": pd.Timestamp("2026-01-01", tz="UTC"),
+        }
+    )
+    products = pd.DataFrame(
+        {"product_id": [f"p{i}" for i in range(7)], "name": "n", "category": "c", "brand": "b", "price": 1.0}
+    )
     users = pd.DataFrame({"user_id": ["u0", "u1", "u2"]})
     card = training.train_model(tx, products, users).card
     assert card.measured is False and card.metrics == {}
@@ -110,11 +154,18 @@ def test_identical_timestamps_fall_back_to_a_random_holdout():
     from dagster_project import training
 
     rng = np.random.default_rng(0)
-    tx = pd.DataFrame({"user_id": [f"u{i}" for i in rng.integers(0, 60, 900)],
-                       "product_id": [f"p{i}" for i in rng.integers(0, 40, 900)],
-                       "quantity": 1, "amount": 1.0, "timestamp": pd.Timestamp("2026-01-01", tz="UTC")})
-    products = pd.DataFrame({"product_id": [f"p{i}" for i in range(40)], "name": "n", "category": "c", "brand": "b",
-                             "price": 1.0})
+    tx = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in rng.integers(0, 60, 900)],
+            "product_id": [f"p{i}" for i in rng.integers(0, 40, 900)],
+            "quantity": 1,
+            "amount": 1.0,
+            "timestamp": pd.Timestamp("2026-01-01", tz="UTC"),
+        }
+    )
+    products = pd.DataFrame(
+        {"product_id": [f"p{i}" for i in range(40)], "name": "n", "category": "c", "brand": "b", "price": 1.0}
+    )
     users = pd.DataFrame({"user_id": tx["user_id"].unique()})
     card = training.train_model(tx, products, users).card
     assert card.measured and card.holdout.protocol == "random split" and card.holdout.cutoff is None

@@ -38,8 +38,13 @@ CSV_SPECS = (USERS, TRANSACTIONS)
 
 def checked(max_examples: int):
     """Hypothesis settings shared by the three properties: deterministic, no deadline, no database."""
-    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 class Budget:
@@ -86,9 +91,25 @@ specs = st.sampled_from(ENTITIES)
 
 # --- random bytes --------------------------------------------------------------------------------
 
-SIGNATURES = [b"", b"", b"", b"PK\x03\x04", b"PK\x03\x04[Content_Types].xml", b"\x1f\x8b", b"BZh91AY&SY",
-              b"\xfd7zXZ\x00", b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\xef\xbb\xbf",
-              b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"PAR1", b"%PDF-1.7", b"SQLite format 3\x00", b"\x28\xb5\x2f\xfd"]
+SIGNATURES = [
+    b"",
+    b"",
+    b"",
+    b"PK\x03\x04",
+    b"PK\x03\x04[Content_Types].xml",
+    b"\x1f\x8b",
+    b"BZh91AY&SY",
+    b"\xfd7zXZ\x00",
+    b"\xff\xfe",
+    b"\xfe\xff",
+    b"\xff\xfe\x00\x00",
+    b"\xef\xbb\xbf",
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+    b"PAR1",
+    b"%PDF-1.7",
+    b"SQLite format 3\x00",
+    b"\x28\xb5\x2f\xfd",
+]
 
 
 @st.composite
@@ -99,7 +120,7 @@ def random_files(draw) -> bytes:
         return gzip.compress(body)
     if kind == "truncated gzip":
         packed = gzip.compress(body)
-        return packed[:draw(st.integers(0, len(packed)))]
+        return packed[: draw(st.integers(0, len(packed)))]
     if kind == "bz2":
         return bz2.compress(body)
     return draw(st.sampled_from(SIGNATURES)) + body
@@ -121,11 +142,50 @@ def test_random_bytes_are_read_or_refused_by_name(spec, content, limits):
 # --- random CSV shapes ---------------------------------------------------------------------------
 
 foreign_names = st.from_regex(rf"{FOREIGN}[A-Za-z0-9 _-]{{0,12}}", fullmatch=True)
-plain_values = st.sampled_from(["1001", "1002", "1001.0", " P0001 ", "p0002", "", "3", "3.5", "2026-01-01 10:00:00",
-                                "2025-12-24T08:00:00+02:00", "03/01/2026 10:00", "a@b.co", "Zoë", "Ann"])
+plain_values = st.sampled_from(
+    [
+        "1001",
+        "1002",
+        "1001.0",
+        " P0001 ",
+        "p0002",
+        "",
+        "3",
+        "3.5",
+        "2026-01-01 10:00:00",
+        "2025-12-24T08:00:00+02:00",
+        "03/01/2026 10:00",
+        "a@b.co",
+        "Zoë",
+        "Ann",
+    ]
+)
 odd_values = st.one_of(
-    st.sampled_from(["1e309", "inf", "-Infinity", "NaN", "nan", "0", "-5", "1000000000", "0001-01-01", "1500-06-01",
-                     "2099-01-01", '"', '""', "a,b", "a;b", "a|b", "a\tb", "x\ny", "x\r\ny", "\\", "9" * 400]),
+    st.sampled_from(
+        [
+            "1e309",
+            "inf",
+            "-Infinity",
+            "NaN",
+            "nan",
+            "0",
+            "-5",
+            "1000000000",
+            "0001-01-01",
+            "1500-06-01",
+            "2099-01-01",
+            '"',
+            '""',
+            "a,b",
+            "a;b",
+            "a|b",
+            "a\tb",
+            "x\ny",
+            "x\r\ny",
+            "\\",
+            "9" * 400,
+        ]
+    ),
     st.from_regex(rf"{FOREIGN}DATA[^\x00]{{0,60}}", fullmatch=True),
     st.text(max_size=20),
 )
@@ -136,8 +196,11 @@ values = st.one_of(plain_values, plain_values, plain_values, odd_values)
 def headers(draw, spec: EntitySpec) -> list[str]:
     """Mostly a real export's header (required columns, some optional ones, a foreign one), else anything."""
     if draw(st.integers(0, 3)):
-        names = [*spec.required, *draw(st.lists(st.sampled_from(spec.optional), unique=True)),
-                 *draw(st.lists(foreign_names, max_size=2))]
+        names = [
+            *spec.required,
+            *draw(st.lists(st.sampled_from(spec.optional), unique=True)),
+            *draw(st.lists(foreign_names, max_size=2)),
+        ]
         return draw(st.permutations(names))
     known = list(spec.columns) + ["User ID", "userid", "Product-ID", "time stamp"]
     return draw(st.lists(st.one_of(st.sampled_from(known), foreign_names), min_size=1, max_size=10))
@@ -155,8 +218,9 @@ def csv_files(draw) -> tuple[EntitySpec, bytes, bool]:
     out = io.StringIO()
     if draw(st.integers(0, 3)):
         quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]))
-        writer = csv.writer(out, delimiter=delimiter, quoting=quoting,
-                            lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"])))
+        writer = csv.writer(
+            out, delimiter=delimiter, quoting=quoting, lineterminator=draw(st.sampled_from(["\n", "\r\n", "\r"]))
+        )
         writer.writerow(names)
         writer.writerows(rows)
     else:  # written by hand: stray quotes and delimiters inside fields break rows the way real files do
@@ -186,11 +250,14 @@ def test_random_csv_shapes_are_read_or_refused_by_name(case, limits, gz_name):
 
 # --- random JSON trees ---------------------------------------------------------------------------
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30),
-                    st.floats(allow_nan=True, allow_infinity=True), values)
-trees = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                      st.dictionaries(st.text(max_size=6), inner, max_size=4)),
-                     max_leaves=20)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=True, allow_infinity=True), values
+)
+trees = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=20,
+)
 keys = st.one_of(st.sampled_from(list(PRODUCTS.columns) + [" product_id", "Product ID", "colour"]), foreign_names)
 field_values = st.one_of(plain_values, plain_values, st.integers(0, 10**6), scalars, trees)
 
@@ -209,8 +276,11 @@ def records(draw) -> dict:
 def json_files(draw) -> tuple[bytes, bool]:
     items = draw(st.lists(records(), max_size=8))
     header_is_foreign = all(str(k).startswith(FOREIGN) for r in items for k in r)
-    shape = draw(st.sampled_from(["array", "array", "array", "lines", "lines", "wrapped", "tree", "deep",
-                                  "duplicate key", "huge number"]))
+    shape = draw(
+        st.sampled_from(
+            ["array", "array", "array", "lines", "lines", "wrapped", "tree", "deep", "duplicate key", "huge number"]
+        )
+    )
     if shape == "array":
         text = json.dumps(items)
     elif shape == "lines":
@@ -229,7 +299,7 @@ def json_files(draw) -> tuple[bytes, bool]:
     else:
         text, header_is_foreign = '[{"product_id": "P1", "name": "a", "name": "b"}]', False
     if not draw(st.integers(0, 4)) and len(text) > 2:  # truncated or damaged
-        text = text[:draw(st.integers(1, len(text) - 1))]
+        text = text[: draw(st.integers(1, len(text) - 1))]
     content = text.encode(draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16"])), errors="replace")
     return (gzip.compress(content) if draw(st.integers(0, 4)) == 0 else content), header_is_foreign
 
@@ -243,8 +313,10 @@ DEEP = "[" * 100_000 + "]" * 100_000
 @checked(max_examples=300)
 @given(case=json_files(), limits=limits_strategy)
 @example(case=(f'[{{"product_id": "P1", "name": "n"}}, {DEEP}]'.encode(), False), limits=InputLimits())
-@example(case=(f'{{"product_id": "P1", "name": "n"}}\n{{"product_id": "P2", "name": {DEEP}}}'.encode(), False),
-         limits=InputLimits())
+@example(
+    case=(f'{{"product_id": "P1", "name": "n"}}\n{{"product_id": "P2", "name": {DEEP}}}'.encode(), False),
+    limits=InputLimits(),
+)
 def test_random_json_trees_are_read_or_refused_by_name(case, limits):
     if json_budget.spent():
         return

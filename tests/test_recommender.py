@@ -21,8 +21,15 @@ from dagster_project.scorers import BuyAgain, Popularity, ShrunkSvd, SvdBasis
 from dagster_project.training import train_model
 
 # Two tastes: users 1-6 buy fruit (a, b, c), users 7-12 buy tools (x, y, z); "a" is the best-seller.
-ITEMS = pd.DataFrame({"product_id": list("abcxyz"), "name": ["Apple", "Banana", "Cherry", "Axe", "Yoke", "Zip"],
-                      "category": ["fruit"] * 3 + ["tools"] * 3, "brand": "k", "price": [1.0, 2, 3, 40, 50, 60]})
+ITEMS = pd.DataFrame(
+    {
+        "product_id": list("abcxyz"),
+        "name": ["Apple", "Banana", "Cherry", "Axe", "Yoke", "Zip"],
+        "category": ["fruit"] * 3 + ["tools"] * 3,
+        "brand": "k",
+        "price": [1.0, 2, 3, 40, 50, 60],
+    }
+)
 
 
 def purchases():
@@ -32,13 +39,28 @@ def purchases():
     tools = {7: "xy", 8: "xz", 9: "xyz", 10: "yz", 11: "xy", 12: "a"}
     for user, items in {**fruit, **tools}.items():
         for i, item in enumerate(items):
-            rows.append({"user_id": str(user), "product_id": item, "quantity": 1, "amount": 1.0,
-                         "timestamp": t + pd.Timedelta(days=user * 3 + i)})
+            rows.append(
+                {
+                    "user_id": str(user),
+                    "product_id": item,
+                    "quantity": 1,
+                    "amount": 1.0,
+                    "timestamp": t + pd.Timedelta(days=user * 3 + i),
+                }
+            )
     for user in range(13, 20):  # extra buyers make "a" the best-seller
-        rows.append({"user_id": str(user), "product_id": "a", "quantity": 1, "amount": 1.0,
-                     "timestamp": t + pd.Timedelta(days=user)})
-    rows.append({"user_id": "7", "product_id": "x", "quantity": 1, "amount": 1.0,
-                 "timestamp": t + pd.Timedelta(days=60)})
+        rows.append(
+            {
+                "user_id": str(user),
+                "product_id": "a",
+                "quantity": 1,
+                "amount": 1.0,
+                "timestamp": t + pd.Timedelta(days=user),
+            }
+        )
+    rows.append(
+        {"user_id": "7", "product_id": "x", "quantity": 1, "amount": 1.0, "timestamp": t + pd.Timedelta(days=60)}
+    )
     return pd.DataFrame(rows)
 
 
@@ -94,8 +116,9 @@ def test_save_and_load_round_trip(model, tmp_path):
     loaded = load_model(path)
     for user in ("1", "7", "12", "unknown"):
         pd.testing.assert_frame_equal(loaded.recommend(user), model.recommend(user))
-        pd.testing.assert_frame_equal(loaded.recommend(user, exclude_purchased=False),
-                                      model.recommend(user, exclude_purchased=False))
+        pd.testing.assert_frame_equal(
+            loaded.recommend(user, exclude_purchased=False), model.recommend(user, exclude_purchased=False)
+        )
     pd.testing.assert_frame_equal(loaded.similar_items("a"), model.similar_items("a"))
     assert loaded.profile(3) == model.profile(3)
     assert loaded.card == model.card
@@ -154,8 +177,11 @@ def test_loading_never_runs_code_from_the_file(model, tmp_path):
                 np.save(buffer, np.array([Planted(marker)], dtype=object), allow_pickle=True)
                 data = buffer.getvalue()
             dst.writestr(info, data)
-    for name, message in [("old_format.pkl", "earlier RecoMart version"), ("bare.pkl", "not a RecoMart model"),
-                          ("object_array.pkl", "not plain numbers")]:
+    for name, message in [
+        ("old_format.pkl", "earlier RecoMart version"),
+        ("bare.pkl", "not a RecoMart model"),
+        ("object_array.pkl", "not plain numbers"),
+    ]:
         with pytest.raises(ModelError, match=message):
             load_model(tmp_path / name)
     assert not marker.exists()
@@ -189,15 +215,20 @@ def test_crafted_model_files_are_refused_not_crashed(model, tmp_path):
     cases = {
         "npz_as_array": lambda name, data: {name: nested.getvalue() if name == "popularity.npy" else data},
         "huge_shape": in_document(b'"counts_shape": [', b'"counts_shape": [1e400, '),
-        "markdown_version": in_document(b'"format_version": %d' % FORMAT_VERSION,
-                                        b'"format_version": "[click](http://evil.example)"'),
+        "markdown_version": in_document(
+            b'"format_version": %d' % FORMAT_VERSION, b'"format_version": "[click](http://evil.example)"'
+        ),
         "repeated_names": in_document(b'"arrays": [', b'"arrays": ["popularity", "popularity", '),
         "text_offsets_out_of_range": lambda name, data: {
             name: npy(np.array([0, 10**9] * 20, dtype=np.int64)[: len(np.load(io.BytesIO(data)))])
-            if name.endswith("__offsets.npy") else data},
+            if name.endswith("__offsets.npy")
+            else data
+        },
         "text_as_objects": lambda name, data: {
             name: npy(np.array(["x"] * len(np.load(io.BytesIO(data))), dtype=object))
-            if name.endswith("__data.npy") else data},
+            if name.endswith("__data.npy")
+            else data
+        },
     }
     for case, change in cases.items():
         path = rewrite_member(good, tmp_path / f"{case}.pkl", change)
@@ -249,8 +280,7 @@ def test_metrics_on_a_known_ranking():
 
 
 def test_top_k_ranks_best_first_and_never_returns_excluded_items():
-    scores = np.array([[0.1, 0.9, 0.5, 0.7],
-                       [3.0, -np.inf, 1.0, -np.inf]])
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [3.0, -np.inf, 1.0, -np.inf]])
     assert top_k(scores, 2).tolist() == [[1, 3], [0, 2]]
     assert top_k(scores, 3).tolist() == [[1, 3, 2], [0, 2, -1]]  # only two allowed items in row 1
     assert top_k(scores, 10).tolist() == [[1, 3, 2, 0], [0, 2, -1, -1]]  # k beyond the catalogue
@@ -260,11 +290,9 @@ def test_top_k_ranks_best_first_and_never_returns_excluded_items():
 
 
 # Users 0-2 buy items 0 and 1, users 3-4 buy items 2 and 3; user 0 bought item 0 three times.
-COUNTS = sp.csr_matrix(np.array([[3, 1, 0, 0],
-                                 [1, 1, 0, 0],
-                                 [1, 0, 0, 0],
-                                 [0, 0, 1, 1],
-                                 [0, 0, 1, 0]], dtype=np.float32))
+COUNTS = sp.csr_matrix(
+    np.array([[3, 1, 0, 0], [1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 0]], dtype=np.float32)
+)
 
 
 def test_popularity_and_buy_again_scorers():
@@ -291,6 +319,7 @@ def test_shrunk_svd_scorer_matches_its_formula():
 
     def scaled(x):
         return x / np.abs(x).max(axis=1, keepdims=True)
+
     rebuy = ShrunkSvd(params, rebuy=True).fit(COUNTS).score(rows)
     np.testing.assert_allclose(rebuy, scaled(expected) + 0.5 * scaled(np.log1p(COUNTS.toarray())), atol=1e-4)
 
@@ -318,9 +347,13 @@ def test_the_card_round_trips_and_refuses_what_does_not_fit(model):
     document = json.loads(json.dumps(model.card.to_document()))
     assert ModelCard.from_document(document) == model.card
     assert model.card.params == model.params and model.card.measured == ("new" in model.card.metrics)
-    for broken in ({**document, "users": "many"}, {k: v for k, v in document.items() if k != "holdout"},
-                   {**document, "extra": 1}, {**document, "params": {**document["params"], "weighting": "cubic"}},
-                   {**document, "metrics": {"new": {"svd": {"ndcg": 0.5}}}}):
+    for broken in (
+        {**document, "users": "many"},
+        {k: v for k, v in document.items() if k != "holdout"},
+        {**document, "extra": 1},
+        {**document, "params": {**document["params"], "weighting": "cubic"}},
+        {**document, "metrics": {"new": {"svd": {"ndcg": 0.5}}}},
+    ):
         with pytest.raises(ValueError):
             ModelCard.from_document(broken)
 

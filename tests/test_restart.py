@@ -50,13 +50,15 @@ def test_app_recovers_when_the_webserver_restarts_mid_run(tmp_path, sample_sourc
         assert at.session_state["tracked_run"] == run_id and not at.exception
 
 
-def test_daemon_restart_mid_run_shows_the_real_outcome_and_the_next_refresh_works(tmp_path, sample_source,
-                                                                                   monkeypatch):
+def test_daemon_restart_mid_run_shows_the_real_outcome_and_the_next_refresh_works(tmp_path, sample_source, monkeypatch):
     from streamlit_app.dagster_api import Connection, DagsterAPI
 
     # Hold the features write for a while, so the daemon stops while the run is in progress.
     with refresh_started(tmp_path, sample_source, monkeypatch, {"RECOMART_WRITE_PAUSE": "30:features"}) as (
-            ws, server, at):
+        ws,
+        server,
+        at,
+    ):
         api = DagsterAPI(Connection(port=server.port))
         first = at.session_state["tracked_run"]
         wait_until(lambda: list((ws.storage / "features").glob(".recomart-tmp-*.tmp")), 120, "the run writing features")

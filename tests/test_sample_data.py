@@ -35,8 +35,15 @@ def test_data_has_structure_and_realistic_defects(sample_source):
     tx = ingest.read_transactions(sample_source)
     report = validation.validate(validation.Frames(users, ingest.read_products(sample_source), tx))
     failed = {c.name for c in report.failed()}
-    assert {"user_id_unique", "email_valid", "age_in_range", "user_known", "product_known", "quantity_valid",
-            "timestamp_valid"} <= failed
+    assert {
+        "user_id_unique",
+        "email_valid",
+        "age_in_range",
+        "user_known",
+        "product_known",
+        "quantity_valid",
+        "timestamp_valid",
+    } <= failed
     assert 93.0 <= report.quality_score <= 98.0
     # repeat purchases and a long tail
     pairs = tx.groupby(["user_id", "product_id"]).size()
@@ -48,7 +55,24 @@ def test_data_has_structure_and_realistic_defects(sample_source):
 
 
 def test_cli_writes_a_dataset(tmp_path):
-    subprocess.run([sys.executable, "-m", "dagster_project.sample_data", "--users", "200", "--products", "20",
-                    "--transactions", "500", "--seed", "3", "--out", str(tmp_path)], check=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster_project.sample_data",
+            "--users",
+            "200",
+            "--products",
+            "20",
+            "--transactions",
+            "500",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
     assert len(pd.read_csv(tmp_path / "transactions.csv")) == 500
     assert len(pd.read_csv(tmp_path / "users1.csv")) + len(pd.read_csv(tmp_path / "users2.csv")) == 200

@@ -21,8 +21,10 @@ from streamlit_app import auth
 from tests.servers import free_port, wait_for_run
 from tests.workspace import APP, PAGES
 
-USERS = {"olga": {"password_hash": auth.hash_password("op-secret", iterations=1000), "role": "operator"},
-         "vic": {"password_hash": auth.hash_password("view-secret", iterations=1000), "role": "viewer"}}
+USERS = {
+    "olga": {"password_hash": auth.hash_password("op-secret", iterations=1000), "role": "operator"},
+    "vic": {"password_hash": auth.hash_password("view-secret", iterations=1000), "role": "viewer"},
+}
 
 
 @contextmanager
@@ -46,24 +48,48 @@ def app(monkeypatch, secrets: dict | None = None, page: str = str(APP)) -> AppTe
 
 def stopped_with(at: AppTest, words: str) -> bool:
     """The app showed only a stop page containing `words`: no sign-in form, no page content."""
-    return (any(words in e.value for e in at.error) and not at.text_input and not at.metric
-            and not any(b.label == "Start refresh" for b in at.button))
+    return (
+        any(words in e.value for e in at.error)
+        and not at.text_input
+        and not at.metric
+        and not any(b.label == "Start refresh" for b in at.button)
+    )
 
 
 # --- sign-in settings ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("secrets, words", [
-    ({"users": {}}, "has no user"),
-    ({"users": {"olga": {"password_hash": "pbkdf2_sha256$600000$zz$12", "role": "operator"}}}, "no valid password_hash"),
-    ({"users": {"olga": {"password_hash": USERS["olga"]["password_hash"], "role": "admin"}}}, "use 'viewer' or 'operator'"),
-    ({"users": {"olga": "not a table"}}, "must be a table"),
-    ({"users": USERS, "auth": {"redirect_uri": "x", "cookie_secret": "y"}}, "keep one of them"),
-    ({"auth": {"client_id": "x"}}, "lacks redirect_uri, cookie_secret"),
-    ({"users": USERS, "roles": {"operators": "ops@example.com"}}, "must be a list"),
-    ({"user": USERS}, "is [users] misspelled?"),
-    ({"Users": USERS}, "Unknown section(s) Users"),
-], ids=["empty-users", "malformed-hash", "unknown-role", "entry-not-a-table", "two-modes", "oidc-incomplete",
-        "operators-not-a-list", "section-typo", "section-case"])
+
+@pytest.mark.parametrize(
+    "secrets, words",
+    [
+        ({"users": {}}, "has no user"),
+        (
+            {"users": {"olga": {"password_hash": "pbkdf2_sha256$600000$zz$12", "role": "operator"}}},
+            "no valid password_hash",
+        ),
+        (
+            {"users": {"olga": {"password_hash": USERS["olga"]["password_hash"], "role": "admin"}}},
+            "use 'viewer' or 'operator'",
+        ),
+        ({"users": {"olga": "not a table"}}, "must be a table"),
+        ({"users": USERS, "auth": {"redirect_uri": "x", "cookie_secret": "y"}}, "keep one of them"),
+        ({"auth": {"client_id": "x"}}, "lacks redirect_uri, cookie_secret"),
+        ({"users": USERS, "roles": {"operators": "ops@example.com"}}, "must be a list"),
+        ({"user": USERS}, "is [users] misspelled?"),
+        ({"Users": USERS}, "Unknown section(s) Users"),
+    ],
+    ids=[
+        "empty-users",
+        "malformed-hash",
+        "unknown-role",
+        "entry-not-a-table",
+        "two-modes",
+        "oidc-incomplete",
+        "operators-not-a-list",
+        "section-typo",
+        "section-case",
+    ],
+)
 def test_unusable_sign_in_settings_stop_the_app(monkeypatch, secrets, words):
     at = app(monkeypatch, secrets)
     at.run()
@@ -111,6 +137,7 @@ def test_open_mode_on_loopback(monkeypatch, address):
 
 # --- sign-in cost and slow-down ------------------------------------------------------------------------
 
+
 def test_known_and_unknown_names_cost_one_hash_each(monkeypatch):
     """Equal cost by construction: each attempt computes exactly one PBKDF2 with the same iterations."""
     calls = []
@@ -130,7 +157,7 @@ def test_known_and_unknown_names_cost_one_hash_each(monkeypatch):
 
 def test_throttle_slows_down_repeated_failures():
     throttle = auth.Throttle(free=3, cap=60)
-    for i in range(3):
+    for _i in range(3):
         assert throttle.wait_seconds("olga", now=100.0) == 0
         throttle.failed("olga", now=100.0)
     assert throttle.wait_seconds("olga", now=100.0) == 2.0  # the 4th attempt waits
@@ -179,6 +206,7 @@ def test_sign_in_form_refuses_attempts_while_slowed_down(monkeypatch):
 
 
 # --- roles where the action happens --------------------------------------------------------------------
+
 
 def sign_in(at: AppTest, name: str, password: str) -> AppTest:
     at.run()
@@ -233,6 +261,7 @@ def test_signed_out_or_demoted_users_lose_operator_actions(app_env, monkeypatch)
 
 # --- model files ---------------------------------------------------------------------------------------
 
+
 class Planted:
     def __init__(self, marker):
         self.marker = str(marker)
@@ -258,6 +287,7 @@ def test_planted_model_files_never_run_and_the_next_refresh_replaces_them(app_en
         newest.write_bytes(planted)
         link.symlink_to(outside)
         from dagster_project import model_store
+
         assert link not in model_store.list_versions(ws.models)  # a link is never a kept version
         for page in ("overview", "recommendations", "runs", "data_quality"):
             at = AppTest.from_file(str(APP), default_timeout=60)
@@ -281,14 +311,19 @@ def test_planted_model_files_never_run_and_the_next_refresh_replaces_them(app_en
 
 # --- knobs sent straight to Dagster --------------------------------------------------------------------
 
+
 @pytest.mark.webserver
 def test_out_of_range_knobs_sent_straight_to_dagster_are_refused(live, trained):
     from dagster_project.defs.run_config import config_problems
 
     before = sha256_of(live.workspace.model_file)
     raw_before = len(live.api.materializations("raw_users", 100))
-    bad = {"ops": {"validation_report": {"config": {"min_quality_score": -1e9}},
-                   "collaborative_filtering_model": {"config": {"test_share": 0.9, "factors": 100000}}}}
+    bad = {
+        "ops": {
+            "validation_report": {"config": {"min_quality_score": -1e9}},
+            "collaborative_filtering_model": {"config": {"test_share": 0.9, "factors": 100000}},
+        }
+    }
     assert len(config_problems(bad)) == 3
     run_id = live.api.submit("complete_pipeline_job", bad, {"recomart/launched_by": "tests"})
     assert wait_for_run(live.api, run_id) == "FAILURE"
@@ -298,9 +333,11 @@ def test_out_of_range_knobs_sent_straight_to_dagster_are_refused(live, trained):
     assert len(live.api.materializations("raw_users", 100)) == raw_before  # nothing was read or written
 
     from streamlit_app.dagster_api import DagsterRequestError
+
     with pytest.raises(DagsterRequestError, match="weighting"):  # a wrong choice is refused at launch
-        live.api.submit("complete_pipeline_job", {"ops": {"collaborative_filtering_model": {
-            "config": {"weighting": "anything"}}}})
+        live.api.submit(
+            "complete_pipeline_job", {"ops": {"collaborative_filtering_model": {"config": {"weighting": "anything"}}}}
+        )
 
 
 def test_config_classes_are_the_single_source_for_the_app():
@@ -310,21 +347,27 @@ def test_config_classes_are_the_single_source_for_the_app():
     assert limits("test_share") == (0.05, 0.5) and limits("min_quality_score") == (0.0, 100.0)
     assert RefreshOptions().test_share == ModelConfig().test_share
     assert RefreshOptions().min_quality_score == ValidationConfig().min_quality_score
-    assert RefreshOptions(test_share=0.6).problems() == ["The share of data held out for measuring must be between "
-                                                         "5% and 50%."]
+    assert RefreshOptions(test_share=0.6).problems() == [
+        "The share of data held out for measuring must be between 5% and 50%."
+    ]
 
 
 # --- clean-up ------------------------------------------------------------------------------------------
 
+
 def test_clean_up_keeps_other_programs_temporary_files(workspace):
-    foreign = [workspace.storage / ".x.tmp", workspace.models / ".session.tmp",
-               workspace.models / ".collaborative_filtering.pkl.abc.tmp"]
+    foreign = [
+        workspace.storage / ".x.tmp",
+        workspace.models / ".session.tmp",
+        workspace.models / ".collaborative_filtering.pkl.abc.tmp",
+    ]
     ours = workspace.models / ".recomart-tmp-collaborative_filtering.pkl.abc.tmp"
     for path in [*foreign, ours]:
         path.write_text("keep me")
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("ingestion_job").execute_in_process(
-            run_config=workspace.run_config(), instance=instance, raise_on_error=False)
+            run_config=workspace.run_config(), instance=instance, raise_on_error=False
+        )
     assert result.success
     assert all(p.read_text() == "keep me" for p in foreign)
     assert not ours.exists()

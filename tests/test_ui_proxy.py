@@ -18,8 +18,9 @@ from tests.servers import free_port, wait_until
 from tests.workspace import ROOT
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-MUTATION = 'mutation { launchPipelineExecution(executionParams: {selector: {pipelineName: "ingestion_job"}}) ' \
-           "{ __typename } }"
+MUTATION = (
+    'mutation { launchPipelineExecution(executionParams: {selector: {pipelineName: "ingestion_job"}}) { __typename } }'
+)
 
 
 @contextmanager
@@ -36,9 +37,14 @@ def ui_proxy(upstream_port: int, tmp_path, user: str, password: str):
     (tmp_path / "nginx.conf").write_text(
         f"user root; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log; events {{}}\n"
         f"http {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
-        f"  include {tmp_path}/site.conf; }}\n")
-    proc = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        f"  include {tmp_path}/site.conf; }}\n"
+    )
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: proc.poll() is not None or _answers(url), 30, "nginx answering")
@@ -73,7 +79,12 @@ def test_the_dagster_ui_is_reachable_only_signed_in_and_only_as_the_ui_calls_it(
         assert requests.get(f"{url}/graphql", params={"query": MUTATION}, auth=auth, timeout=10).status_code == 403
         form = requests.post(f"{url}/graphql", data={"query": MUTATION}, auth=auth, timeout=10)
         assert form.status_code == 403
-        cross = requests.post(f"{url}/graphql", json={"query": MUTATION}, auth=auth, timeout=10,
-                              headers={"Origin": "https://evil.example"})
+        cross = requests.post(
+            f"{url}/graphql",
+            json={"query": MUTATION},
+            auth=auth,
+            timeout=10,
+            headers={"Origin": "https://evil.example"},
+        )
         assert cross.status_code == 403
     assert len(live.api.runs(limit=100)) == before  # nothing was launched

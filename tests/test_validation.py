@@ -47,10 +47,19 @@ def test_examples_point_at_file_and_row():
 
 
 def test_missing_product_ids_non_finite_prices_and_implausible_dates_are_counted():
-    products = pd.DataFrame({"product_id": ["A", None, "B", "C"], "name": ["a", "b", "c", "d"],
-                             "price": ["1.5", "2", "1e309", "2e12"]}, dtype="string")
-    tx = pd.DataFrame({"user_id": ["1"] * 4, "product_id": ["A"] * 4, "unit_price": ["inf", "NaN", "3", "3"],
-                       "timestamp": ["0001-01-01", "1500-06-01 10:00", "1989-12-31", "2026-01-01"]}, dtype="string")
+    products = pd.DataFrame(
+        {"product_id": ["A", None, "B", "C"], "name": ["a", "b", "c", "d"], "price": ["1.5", "2", "1e309", "2e12"]},
+        dtype="string",
+    )
+    tx = pd.DataFrame(
+        {
+            "user_id": ["1"] * 4,
+            "product_id": ["A"] * 4,
+            "unit_price": ["inf", "NaN", "3", "3"],
+            "timestamp": ["0001-01-01", "1500-06-01 10:00", "1989-12-31", "2026-01-01"],
+        },
+        dtype="string",
+    )
     report = validation.validate(frames(products=products, transactions=tx))
     failing = {c.name: c.failing_rows for c in report.checks}
     assert failing["product_id_present"] == 1
@@ -64,8 +73,9 @@ def test_the_earliest_plausible_date_is_a_setting():
 
     from dagster_project.contract import InputLimits
 
-    tx = pd.DataFrame({"user_id": ["1", "1"], "product_id": ["A", "A"],
-                       "timestamp": ["1985-05-01", "2026-01-01"]}, dtype="string")
+    tx = pd.DataFrame(
+        {"user_id": ["1", "1"], "product_id": ["A", "A"], "timestamp": ["1985-05-01", "2026-01-01"]}, dtype="string"
+    )
     strict = frames(transactions=tx)
     loose = dataclasses.replace(strict, limits=InputLimits(earliest_timestamp="1980-01-01"))
     assert validation.failure_masks(strict, "transactions")["timestamp_valid"].tolist() == [True, False]

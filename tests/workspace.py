@@ -39,12 +39,24 @@ class Workspace:
         return self.models / "collaborative_filtering.pkl"
 
     def env(self) -> dict[str, str]:
-        return {"RECOMART_DATA_DIR": str(self.data), "RECOMART_STORAGE_DIR": str(self.storage),
-                "RECOMART_MODELS_DIR": str(self.models)}
+        return {
+            "RECOMART_DATA_DIR": str(self.data),
+            "RECOMART_STORAGE_DIR": str(self.storage),
+            "RECOMART_MODELS_DIR": str(self.models),
+        }
 
     def run_config(self) -> dict:
-        return {"resources": {"paths": {"config": {"data_dir": str(self.data), "storage_dir": str(self.storage),
-                                                   "models_dir": str(self.models)}}}}
+        return {
+            "resources": {
+                "paths": {
+                    "config": {
+                        "data_dir": str(self.data),
+                        "storage_dir": str(self.storage),
+                        "models_dir": str(self.models),
+                    }
+                }
+            }
+        }
 
 
 def make_workspace(root: Path, source: Path) -> Workspace:
@@ -76,14 +88,22 @@ def cli_env(workspace: Workspace, tmp_path: Path) -> dict[str, str]:
 
 def small_frames(**overrides: pd.DataFrame) -> validation.Frames:
     """A few users, products and transactions with one defect of each kind the rules look for."""
-    users = pd.DataFrame({"user_id": ["1", "2", "2", "3"], "email": ["a@x.io", "bad", "c@x.io", None],
-                          "age": ["30", "500", "41", "x"]}, dtype="string")
-    products = pd.DataFrame({"product_id": ["A", "B"], "name": ["Apple", "Bean"], "price": ["1.5", "-2"]},
-                            dtype="string")
-    tx = pd.DataFrame({"user_id": ["1", "9", "2", "3", "1"], "product_id": ["A", "A", "Z", "B", "A"],
-                       "quantity": ["1", "2", "0", "1", "1"],
-                       "timestamp": ["2026-01-01 10:00", "2026-01-02", "soon", "2026-02-01T00:00:00+02:00",
-                                     "2026-01-01 10:00"]}, dtype="string")
+    users = pd.DataFrame(
+        {"user_id": ["1", "2", "2", "3"], "email": ["a@x.io", "bad", "c@x.io", None], "age": ["30", "500", "41", "x"]},
+        dtype="string",
+    )
+    products = pd.DataFrame(
+        {"product_id": ["A", "B"], "name": ["Apple", "Bean"], "price": ["1.5", "-2"]}, dtype="string"
+    )
+    tx = pd.DataFrame(
+        {
+            "user_id": ["1", "9", "2", "3", "1"],
+            "product_id": ["A", "A", "Z", "B", "A"],
+            "quantity": ["1", "2", "0", "1", "1"],
+            "timestamp": ["2026-01-01 10:00", "2026-01-02", "soon", "2026-02-01T00:00:00+02:00", "2026-01-01 10:00"],
+        },
+        dtype="string",
+    )
     base = {"users": users, "products": products, "transactions": tx}
     base.update(overrides)
     return validation.Frames(**base)

@@ -21,27 +21,43 @@ SEVERITY = {validation.ERROR: dg.AssetCheckSeverity.ERROR, validation.WARN: dg.A
 
 def rule_check_specs(tables: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
     """One check per rule, on the raw table (`tables`: entity -> asset name) the rule reads."""
-    return [dg.AssetCheckSpec(rule.name, asset=tables[rule.entity], description=rule.description)
-            for rule in validation.RULES]
+    return [
+        dg.AssetCheckSpec(rule.name, asset=tables[rule.entity], description=rule.description)
+        for rule in validation.RULES
+    ]
 
 
 def check_results(report: ValidationReport, tables: Mapping[str, str]) -> Iterator[dg.AssetCheckResult]:
     for check in report.checks:
         yield dg.AssetCheckResult(
-            asset_key=tables[check.entity], check_name=check.name, passed=check.passed,
+            asset_key=tables[check.entity],
+            check_name=check.name,
+            passed=check.passed,
             severity=SEVERITY[check.severity],
             description=check.description + (" (skipped: column absent)" if check.skipped else ""),
-            metadata={"failing_rows": check.failing_rows, "total_rows": check.total_rows,
-                      "failing_share": round(check.failing_share, 4), "skipped": check.skipped,
-                      "examples": check.examples})
+            metadata={
+                "failing_rows": check.failing_rows,
+                "total_rows": check.total_rows,
+                "failing_share": round(check.failing_share, 4),
+                "skipped": check.skipped,
+                "examples": check.examples,
+            },
+        )
 
 
-@dg.asset_check(asset="validation_report", blocking=True,
-                description="The quality score is at least the configured threshold; below it, training stops.")
+@dg.asset_check(
+    asset="validation_report",
+    blocking=True,
+    description="The quality score is at least the configured threshold; below it, training stops.",
+)
 def quality_gate(validation_report: ValidationReport) -> dg.AssetCheckResult:
     passed = bool(validation_report.gate_passed)
     return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         description=None if passed else validation_report.gate_message(),
-        metadata={"quality_score": float(validation_report.quality_score),
-                  "min_quality_score": float(validation_report.min_quality_score or 0.0)})
+        metadata={
+            "quality_score": float(validation_report.quality_score),
+            "min_quality_score": float(validation_report.min_quality_score or 0.0),
+        },
+    )

@@ -19,8 +19,9 @@ def _requirements(config: Mapping[str, object]) -> Sequence[dg.ExecutorRequireme
 
 @dg.executor(
     name="in_process_or_multiprocess",
-    config_schema=dg.Field(dg.multi_or_in_process_executor.config_schema.config_type,
-                           default_value={"in_process": {}}, is_required=False),
+    config_schema=dg.Field(
+        dg.multi_or_in_process_executor.config_schema.config_type, default_value={"in_process": {}}, is_required=False
+    ),
     requirements=_requirements,
 )
 def in_process_or_multiprocess(init_context: dg.InitExecutorContext) -> dg.Executor:

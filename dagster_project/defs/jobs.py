@@ -9,10 +9,12 @@ from dagster_project.defs.assets import ingestion
 INGESTION_ASSETS = list(ingestion.RAW_TABLES.values())
 
 ingestion_job = dg.define_asset_job(
-    "ingestion_job", selection=dg.AssetSelection.assets(*INGESTION_ASSETS),
+    "ingestion_job",
+    selection=dg.AssetSelection.assets(*INGESTION_ASSETS),
     description="Read the exports into raw Parquet and run the data-quality checks.",
 )
 complete_pipeline_job = dg.define_asset_job(
-    "complete_pipeline_job", selection=dg.AssetSelection.all(),
+    "complete_pipeline_job",
+    selection=dg.AssetSelection.all(),
     description="Ingest, validate, prepare, build features and train the recommender.",
 )

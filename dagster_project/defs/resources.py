@@ -87,10 +87,12 @@ class StorageIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | ValidationReport:
         name = context.asset_key.to_user_string()
         path = self._recorded_path(context) or self._path_for(
-            context.upstream_output.definition_metadata[RELATIVE_PATH])
+            context.upstream_output.definition_metadata[RELATIVE_PATH]
+        )
         if not path.exists():
-            raise FileNotFoundError(f"{name} has no stored output at {path}: materialize it first "
-                                    f"(run the complete pipeline).")
+            raise FileNotFoundError(
+                f"{name} has no stored output at {path}: materialize it first (run the complete pipeline)."
+            )
         if path.suffix == ".json":
             return ValidationReport.from_dict(json.loads(path.read_text()))
         return pd.read_parquet(path)
@@ -106,5 +108,6 @@ class StorageIOManager(dg.ConfigurableIOManager):
 def resources() -> dg.Definitions:
     """The folders are configured at launch, so run config for `paths` reaches the IO manager too."""
     paths = RecoMartPaths.configure_at_launch()
-    return dg.Definitions(resources={"paths": paths, "io_manager": StorageIOManager(paths=paths),
-                                     "input_limits": InputLimitsResource()})
+    return dg.Definitions(
+        resources={"paths": paths, "io_manager": StorageIOManager(paths=paths), "input_limits": InputLimitsResource()}
+    )

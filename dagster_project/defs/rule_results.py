@@ -26,18 +26,25 @@ def store(paths: RecoMartPaths, report: ValidationReport, run_id: str) -> Path:
     return write_json({"run_id": run_id, "report": report.to_dict()}, paths.storage / RELATIVE_PATH)
 
 
-def load(context: dg.AssetExecutionContext, paths: RecoMartPaths, raw_tables: Iterable[dg.AssetKey]
-         ) -> ValidationReport:
+def load(
+    context: dg.AssetExecutionContext, paths: RecoMartPaths, raw_tables: Iterable[dg.AssetKey]
+) -> ValidationReport:
     """The stored result, refused when it is not from the run that wrote the latest raw tables."""
     path = paths.storage / RELATIVE_PATH
     if not path.exists():
-        raise dg.Failure(description=f"No rule results at {path}: the raw tables have not been read yet. Run the "
-                                     f"complete pipeline (or ingestion_job first).", allow_retries=False)
+        raise dg.Failure(
+            description=f"No rule results at {path}: the raw tables have not been read yet. Run the "
+            f"complete pipeline (or ingestion_job first).",
+            allow_retries=False,
+        )
     stored = json.loads(path.read_text())
     for key in raw_tables:
         event = context.instance.get_latest_materialization_event(key)
         if event is not None and event.run_id != stored["run_id"]:
-            raise dg.Failure(description=f"The rule results at {path} are from run {stored['run_id'][:8]}, but "
-                                         f"{key.to_user_string()} was last written by run {event.run_id[:8]}: run "
-                                         f"the complete pipeline (or ingestion_job) again.", allow_retries=False)
+            raise dg.Failure(
+                description=f"The rule results at {path} are from run {stored['run_id'][:8]}, but "
+                f"{key.to_user_string()} was last written by run {event.run_id[:8]}: run "
+                f"the complete pipeline (or ingestion_job) again.",
+                allow_retries=False,
+            )
     return ValidationReport.from_dict(stored["report"])

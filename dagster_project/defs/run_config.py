@@ -105,9 +105,13 @@ class InputLimitsResource(dg.ConfigurableResource):
         return value
 
     def limits(self) -> InputLimits:
-        return InputLimits(max_field_chars=self.max_field_chars, max_header_bytes=self.max_header_bytes,
-                           max_columns=self.max_columns, max_json_depth=self.max_json_depth,
-                           earliest_timestamp=self.earliest_timestamp)
+        return InputLimits(
+            max_field_chars=self.max_field_chars,
+            max_header_bytes=self.max_header_bytes,
+            max_columns=self.max_columns,
+            max_json_depth=self.max_json_depth,
+            earliest_timestamp=self.earliest_timestamp,
+        )
 
 
 # Which asset (op) takes which config class, and which resource takes which settings: what
@@ -153,5 +157,6 @@ def check_run_config(run_config: Mapping) -> None:
     """Refuse the run (a `dg.Failure` naming each bad value) before any data is touched."""
     problems = config_problems(run_config)
     if problems:
-        raise dg.Failure(description="The run's configuration is out of range, so nothing was run: "
-                                     + "; ".join(problems) + ".")
+        raise dg.Failure(
+            description="The run's configuration is out of range, so nothing was run: " + "; ".join(problems) + "."
+        )

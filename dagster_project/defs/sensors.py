@@ -10,8 +10,11 @@ from dagster_project.defs.jobs import complete_pipeline_job
 from dagster_project.defs.resources import RecoMartPaths
 
 
-@dg.sensor(job=complete_pipeline_job, minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus(default_status().value))
+@dg.sensor(
+    job=complete_pipeline_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus(default_status().value),
+)
 def data_files_sensor(context: dg.SensorEvaluationContext, paths: RecoMartPaths):
     """Request the complete pipeline when files matching the input patterns are added or changed.
 
@@ -26,5 +29,7 @@ def data_files_sensor(context: dg.SensorEvaluationContext, paths: RecoMartPaths)
     changed = data_files.changed_files(previous, state)
     if not changed or not state:
         return dg.SkipReason("No input file changed.")
-    return dg.RunRequest(run_key=data_files.fingerprint(state),
-                         tags={"recomart/trigger": "data_files_sensor", "recomart/changed": ",".join(changed)[:200]})
+    return dg.RunRequest(
+        run_key=data_files.fingerprint(state),
+        tags={"recomart/trigger": "data_files_sensor", "recomart/changed": ",".join(changed)[:200]},
+    )

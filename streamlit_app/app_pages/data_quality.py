@@ -21,11 +21,15 @@ current = reports[0]["metadata"]
 threshold = current.get("min_quality_score")
 cols = st.columns(3)
 change = current["quality_score"] - reports[1]["metadata"]["quality_score"] if len(reports) > 1 else 0.0
-cols[0].metric("Quality score", f"{current['quality_score']:.2f}", f"{change:+.2f} since the previous run" if change else None)
+cols[0].metric(
+    "Quality score", f"{current['quality_score']:.2f}", f"{change:+.2f} since the previous run" if change else None
+)
 cols[1].metric("Records with a defect", f"{current.get('invalid_records', 0):,}")
 cols[2].metric("Failed checks", current.get("failed_checks", 0))
-st.caption("Quality score: the share of raw records (users, products, transactions) that break no rule, in percent. "
-           f"Training needs at least {threshold}.")
+st.caption(
+    "Quality score: the share of raw records (users, products, transactions) that break no rule, in percent. "
+    f"Training needs at least {threshold}."
+)
 
 st.subheader("Quality score over time")
 st.altair_chart(charts.quality_over_time(tables.quality_frame(reports), threshold), width="stretch")

@@ -20,18 +20,26 @@ except ModelError as exc:
 
 card = model.card
 for problem in services.model_problems():
-    st.warning(f"The served model file cannot be used ({problem}) Serving the newest kept version that loads: "
-               f"{card.version or '?'}.", icon=":material/warning:")
-with st.expander(f"Model card · version {card.version or '?'} · trained {card.trained_at} · "
-                 f"run {(card.run_id or '?')[:8]}" + ("" if card.measured else " · not measured")):
+    st.warning(
+        f"The served model file cannot be used ({problem}) Serving the newest kept version that loads: "
+        f"{card.version or '?'}.",
+        icon=":material/warning:",
+    )
+with st.expander(
+    f"Model card · version {card.version or '?'} · trained {card.trained_at} · "
+    f"run {(card.run_id or '?')[:8]}" + ("" if card.measured else " · not measured")
+):
     params = card.params
-    st.markdown(f"Shrunk-SVD collaborative filtering, rank **{params.factors}**, shrinkage **{params.shrinkage}**, "
-                f"**{params.weighting}** confidence, re-buy weight **{params.rebuy_weight}** "
-                f"({card.selection}). Trained on {card.transactions:,} "
-                f"transactions, {card.users:,} customers, {card.items:,} products. {tables.holdout_text(card)}")
+    st.markdown(
+        f"Shrunk-SVD collaborative filtering, rank **{params.factors}**, shrinkage **{params.shrinkage}**, "
+        f"**{params.weighting}** confidence, re-buy weight **{params.rebuy_weight}** "
+        f"({card.selection}). Trained on {card.transactions:,} "
+        f"transactions, {card.users:,} customers, {card.items:,} products. {tables.holdout_text(card)}"
+    )
     for list_kind, reason in tables.not_measured(card).items():
-        st.warning(f"{'New products' if list_kind == 'new' else 'Lists with re-buys'}: {reason}.",
-                   icon=":material/help:")
+        st.warning(
+            f"{'New products' if list_kind == 'new' else 'Lists with re-buys'}: {reason}.", icon=":material/help:"
+        )
     if card.metrics:
         st.dataframe(tables.metrics_frame(card), hide_index=True, width="stretch")
 
@@ -42,14 +50,24 @@ with st.expander("Model versions"):
         st.write("No earlier versions kept yet.")
     else:
         names = [model_store.version_name(p) for p in kept]
-        st.table(pd.DataFrame({"version": names, "serving": ["yes" if n == card.version else "" for n in names]})
-                 .set_index("version"))
-        chosen = st.selectbox("Version to serve", names, key="version_choice",
-                              disabled=not access.current_user().is_operator,
-                              help=None if access.current_user().is_operator else "Operators only")
-        if st.button("Serve this version", key="serve_version",
-                     disabled=not access.current_user().is_operator
-                     or (chosen == card.version and not services.model_problems())):
+        st.table(
+            pd.DataFrame({"version": names, "serving": ["yes" if n == card.version else "" for n in names]}).set_index(
+                "version"
+            )
+        )
+        chosen = st.selectbox(
+            "Version to serve",
+            names,
+            key="version_choice",
+            disabled=not access.current_user().is_operator,
+            help=None if access.current_user().is_operator else "Operators only",
+        )
+        if st.button(
+            "Serve this version",
+            key="serve_version",
+            disabled=not access.current_user().is_operator
+            or (chosen == card.version and not services.model_problems()),
+        ):
             access.require_operator()  # checked here, whatever the page showed or disabled
             try:
                 model_store.roll_back(models_dir, kept[names.index(chosen)])
@@ -66,14 +84,20 @@ if not query.strip():
 
 matches = model.find_users(query)
 if matches.empty:
-    st.warning(f"No customer with id or name '{tables.plain(query)}'. A new visitor would see the best-sellers:",
-               icon=":material/person_off:")
+    st.warning(
+        f"No customer with id or name '{tables.plain(query)}'. A new visitor would see the best-sellers:",
+        icon=":material/person_off:",
+    )
     st.dataframe(model.popular(n), hide_index=True, width="stretch")
     st.stop()
 if len(matches) > 1 and matches["user_id"].iloc[0] != id_key(query):
     labels = dict(zip(matches["user_id"], matches.get("name", matches["user_id"]).astype(str)))
-    user_id = st.selectbox(f"{len(matches)} customers match", list(labels), format_func=lambda u: f"{labels[u]} ({u})",
-                           key="customer_choice")
+    user_id = st.selectbox(
+        f"{len(matches)} customers match",
+        list(labels),
+        format_func=lambda u: f"{labels[u]} ({u})",
+        key="customer_choice",
+    )
 else:
     user_id = matches["user_id"].iloc[0]
 
@@ -91,10 +115,16 @@ with new_tab:
     recs = model.recommend(user_id, n=n)
     if not len(history):
         st.info("This customer has not bought anything yet: showing the best-sellers.", icon=":material/person:")
-    st.dataframe(recs, hide_index=True, width="stretch",
-                 column_config={"price": st.column_config.NumberColumn(format="%.2f")})
-    st.download_button("Download as CSV", recs.to_csv(index=False).encode(), f"recommendations_{user_id}.csv",
-                       "text/csv", icon=":material/download:")
+    st.dataframe(
+        recs, hide_index=True, width="stretch", column_config={"price": st.column_config.NumberColumn(format="%.2f")}
+    )
+    st.download_button(
+        "Download as CSV",
+        recs.to_csv(index=False).encode(),
+        f"recommendations_{user_id}.csv",
+        "text/csv",
+        icon=":material/download:",
+    )
 with again_tab:
     again = model.recommend(user_id, n=n, exclude_purchased=False)
     st.caption("Their own favourites blended with new suggestions, for shops that sell what people re-order.")
@@ -106,6 +136,7 @@ st.subheader("Similar products")
 items = model.items
 default = history["product_id"].iloc[0] if len(history) else items["product_id"].iloc[0]
 names = dict(zip(items["product_id"], items["name"].astype(str)))
-product = st.selectbox("Product", list(names), index=list(names).index(default),
-                       format_func=lambda p: f"{names[p]} ({p})")
+product = st.selectbox(
+    "Product", list(names), index=list(names).index(default), format_func=lambda p: f"{names[p]} ({p})"
+)
 st.dataframe(model.similar_items(product, n=n), hide_index=True, width="stretch")

@@ -16,15 +16,27 @@ job = st.radio("What to run", list(JOBS), format_func=JOBS.get, horizontal=False
 with st.expander("Options", expanded=False):
     defaults = RefreshOptions()
     low, high = limits("min_quality_score")
-    threshold = st.number_input(f"Minimum quality score to train ({low:g}-{high:g})", min_value=low, max_value=high,
-                                value=float(defaults.min_quality_score), step=1.0,
-                                help="Below this score the run stops before training; the current model stays in "
-                                     "place.", disabled=job == "ingestion_job")
+    threshold = st.number_input(
+        f"Minimum quality score to train ({low:g}-{high:g})",
+        min_value=low,
+        max_value=high,
+        value=float(defaults.min_quality_score),
+        step=1.0,
+        help="Below this score the run stops before training; the current model stays in place.",
+        disabled=job == "ingestion_job",
+    )
     low, high = limits("test_share")
-    test_share = st.slider("Share of the latest purchases held out to measure the model", low, high,
-                           float(defaults.test_share), 0.05, disabled=job == "ingestion_job")
-    auto_tune = st.checkbox("Tune the model automatically", value=bool(defaults.auto_tune),
-                            disabled=job == "ingestion_job")
+    test_share = st.slider(
+        "Share of the latest purchases held out to measure the model",
+        low,
+        high,
+        float(defaults.test_share),
+        0.05,
+        disabled=job == "ingestion_job",
+    )
+    auto_tune = st.checkbox(
+        "Tune the model automatically", value=bool(defaults.auto_tune), disabled=job == "ingestion_job"
+    )
 options = RefreshOptions(threshold, test_share, auto_tune)
 
 if st.button("Start refresh", type="primary", icon=":material/play_arrow:"):
@@ -37,8 +49,11 @@ if st.button("Start refresh", type="primary", icon=":material/play_arrow:"):
                     run_id = api.submit(job, build_run_config(job, options), run_tags(user.name))
             if under_way:
                 st.session_state["tracked_run"] = under_way[0].run_id
-                st.info(f"A refresh is already under way ({under_way[0].job_name}, {under_way[0].status}): "
-                        f"following it instead of starting another.", icon=":material/hourglass_top:")
+                st.info(
+                    f"A refresh is already under way ({under_way[0].job_name}, {under_way[0].status}): "
+                    f"following it instead of starting another.",
+                    icon=":material/hourglass_top:",
+                )
             else:
                 st.session_state["tracked_run"] = run_id
                 st.toast(f"Run {run_id[:8]} submitted")
@@ -61,8 +76,7 @@ def show_run(run_id: str) -> str | None:
         return None
     status = run.status
     st.subheader(f"Run `{run_id}`")
-    st.markdown(f"**{run.job_name}**, launched by {run.launched_by}. "
-                f"[Open in the Dagster UI]({conn.run_url(run_id)})")
+    st.markdown(f"**{run.job_name}**, launched by {run.launched_by}. [Open in the Dagster UI]({conn.run_url(run_id)})")
     steps = tables.steps_frame(run)
     done = int(steps["status"].isin(["SUCCESS", "FAILURE", "SKIPPED"]).sum()) if len(steps) else 0
     total = max(len(steps), 1)
@@ -85,6 +99,7 @@ def show_run(run_id: str) -> str | None:
 
 tracked = st.session_state.get("tracked_run")
 if tracked:
+
     @st.fragment(run_every=2)
     def follow() -> None:
         status = show_run(tracked)

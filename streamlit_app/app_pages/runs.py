@@ -25,13 +25,24 @@ cols[2].metric("Median duration (s)", f"{finished['duration_s'].median():.1f}" i
 st.subheader("Run durations")
 if len(finished):
     st.altair_chart(charts.run_durations(finished), width="stretch")
-st.dataframe(shown.assign(link=shown["run_id"].map(conn.run_url)), hide_index=True, width="stretch",
-             column_config={"link": st.column_config.LinkColumn("Dagster UI", display_text="open"),
-                            "start": st.column_config.DatetimeColumn("start", format="YYYY-MM-DD HH:mm:ss")})
+st.dataframe(
+    shown.assign(link=shown["run_id"].map(conn.run_url)),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "link": st.column_config.LinkColumn("Dagster UI", display_text="open"),
+        "start": st.column_config.DatetimeColumn("start", format="YYYY-MM-DD HH:mm:ss"),
+    },
+)
 
 st.subheader("Steps of a run")
-run_id = st.selectbox("Run", shown["run_id"], format_func=lambda r: f"{r[:8]} · "
-                      f"{shown.set_index('run_id').loc[r, 'job']} · {shown.set_index('run_id').loc[r, 'status']}")
+run_id = st.selectbox(
+    "Run",
+    shown["run_id"],
+    format_func=lambda r: (
+        f"{r[:8]} · {shown.set_index('run_id').loc[r, 'job']} · {shown.set_index('run_id').loc[r, 'status']}"
+    ),
+)
 if run_id:
     with services.asking_dagster(stop_page=True):
         steps = tables.steps_frame(services.run_detail(conn, run_id))

@@ -33,21 +33,26 @@ OUTS = {
     check_specs=rule_check_specs(RAW_TABLES),
     group_name="ingestion",
 )
-def raw_data(context: dg.AssetExecutionContext, paths: RecoMartPaths, input_limits: InputLimitsResource
-             ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def raw_data(
+    context: dg.AssetExecutionContext, paths: RecoMartPaths, input_limits: InputLimitsResource
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Read the shop's exports from the data folder and store them as Parquet; run the data-quality rules."""
     data_dir, limits = paths.data, input_limits.limits()
     context.log.info(f"Reading exports from {data_dir}")
     with ThreadPoolExecutor(max_workers=len(ENTITIES)) as pool:
-        futures = {spec.name: pool.submit(ingest.read_entity, data_dir, spec, context.log.info, limits)
-                   for spec in ENTITIES}
+        futures = {
+            spec.name: pool.submit(ingest.read_entity, data_dir, spec, context.log.info, limits) for spec in ENTITIES
+        }
         try:
             frames = {entity: future.result() for entity, future in futures.items()}
         except ingest.DataInputError as exc:  # the message names the file and the fix: show it, not a traceback
             raise dg.Failure(description=str(exc), allow_retries=False) from None
     for entity, frame in frames.items():
-        yield dg.Output(frame, output_name=RAW_TABLES[entity],
-                        metadata={"source_files": sorted(frame[ingest.SOURCE_COLUMN].unique().tolist())})
+        yield dg.Output(
+            frame,
+            output_name=RAW_TABLES[entity],
+            metadata={"source_files": sorted(frame[ingest.SOURCE_COLUMN].unique().tolist())},
+        )
     report = validation.validate(validation.Frames(**frames, limits=limits))
     rule_results.store(paths, report, context.run_id)
     yield from check_results(report, RAW_TABLES)
