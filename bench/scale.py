@@ -94,16 +94,9 @@ def run_size(name: str, cache: Path, plain: bool = True) -> dict:
             "RECOMART_STORAGE_DIR": str(work / "storage"),
             "RECOMART_MODELS_DIR": str(work / "models"),
         }
+        command = [str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions"]
         dagster = measured(
-            [
-                str(BIN / "dagster"),
-                "job",
-                "execute",
-                "-m",
-                "dagster_project.definitions",
-                "-j",
-                "complete_pipeline_job",
-            ],
+            [*command, "-j", "complete_pipeline_job"],
             env,
             work,
             "dagster",
