@@ -9,16 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# When a customer (or a customer-product pair) was first and last seen buying.
+PURCHASE_SPAN = {"first_purchase": ("timestamp", "min"), "last_purchase": ("timestamp", "max")}
+
 
 def interaction_table(transactions: pd.DataFrame) -> pd.DataFrame:
     """One row per (user, product): purchases, quantity, spend, first/last time, and a confidence."""
     grouped = transactions.groupby(["user_id", "product_id"], observed=True, sort=False)
     table = grouped.agg(
-        purchases=("quantity", "size"),
-        quantity=("quantity", "sum"),
-        spend=("amount", "sum"),
-        first_purchase=("timestamp", "min"),
-        last_purchase=("timestamp", "max"),
+        purchases=("quantity", "size"), quantity=("quantity", "sum"), spend=("amount", "sum"), **PURCHASE_SPAN
     ).reset_index()
     table["confidence"] = np.log1p(table["purchases"].to_numpy(dtype="float64"))
     return table
@@ -33,8 +32,7 @@ def user_features(transactions: pd.DataFrame, users: pd.DataFrame, products: pd.
         products_bought=("product_id", "nunique"),
         total_quantity=("quantity", "sum"),
         total_spend=("amount", "sum"),
-        first_purchase=("timestamp", "min"),
-        last_purchase=("timestamp", "max"),
+        **PURCHASE_SPAN,
     )
     stats["avg_order_value"] = stats["total_spend"] / stats["transactions"]
     stats["recency_days"] = (as_of - stats["last_purchase"]).dt.total_seconds() / 86400.0
