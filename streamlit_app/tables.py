@@ -131,7 +131,9 @@ def holdout_text(card: ModelCard) -> str:
     return "Not measured."
 
 
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+# What makes text a link, an image, HTML, a heading or emphasis (":" too: "http:" would become a link and
+# ":name:" an icon); hyphens and full stops inside a name stay as they are.
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+!|<>~$:])")
 
 
 def plain(text: object) -> str:

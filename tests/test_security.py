@@ -387,4 +387,5 @@ def test_names_from_the_data_never_render_as_links():
 
     shown = plain("[Verify your account](https://evil.example/verify) ![x](https://evil.example/t.png)")
     assert "](" not in shown and "![" not in shown
-    assert plain("Ann-Marie O'Neil") == "Ann\\-Marie O'Neil"  # rendered as the name itself
+    assert plain("Ann-Marie O'Neil, no. 3") == "Ann-Marie O'Neil, no. 3"  # an ordinary name is left alone
+    assert "\\:" in plain("https://evil.example")  # no bare link either
