@@ -87,6 +87,15 @@ def asking_dagster(stop_page: bool = False) -> Iterator[None]:
             st.stop()
 
 
+@st.cache_resource(show_spinner=False)
+def _one_blas_thread() -> object:
+    """Serving multiplies one customer's row at a time: BLAS threads only wait for each other, and on a
+    busy 2-core machine they made a top-10 list 10-25x slower (docs/BENCHMARKS.md). Set once per app."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 @st.cache_resource(max_entries=2, show_spinner="Loading the model...")
 def _model_at(path: str, mtime_ns: int, size: int) -> RecommenderModel:
     return load_model(path)
@@ -98,6 +107,7 @@ def served_model() -> RecommenderModel:
     A damaged or incompatible file does not take the page down: the newest kept version that loads
     is served instead, and `model_problems()` says why.
     """
+    _one_blas_thread()
     path = model_path()
     st.session_state["model_problems"] = []
     try:

@@ -100,6 +100,10 @@ def test_recommendations_for_a_known_user(app_env, trained):
     history = at.dataframe[3].value
     assert set(history["product_id"]) == set(model.purchase_history(user)["product_id"])
     assert at.get("download_button")
+    from threadpoolctl import threadpool_info
+
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and set(blas) == {1}  # the app serves with one BLAS thread (see services._one_blas_thread)
 
 
 def test_recommendations_by_name_and_for_unknown_user(app_env, trained):
