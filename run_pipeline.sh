@@ -72,7 +72,8 @@ start_dagster() {
   [ -f "$DAGSTER_HOME/history/runs.db" ] && [ -f "$DAGSTER_HOME/schedules/schedules.db" ] ||
     "$VENV/bin/dagster" instance migrate >/dev/null
   echo "Dagster UI: http://$DAGSTER_BIND:$DAGSTER_PORT"
-  setsid "$VENV/bin/dagster-webserver" -h "$DAGSTER_BIND" -p "$DAGSTER_PORT" -m "$MODULE" &
+  # dagster-webserver behind a guard: GraphQL only as the UI and the app send it (docs/SECURITY.md).
+  setsid "$PY" -m dagster_project.guarded_webserver -h "$DAGSTER_BIND" -p "$DAGSTER_PORT" -m "$MODULE" &
   DAGSTER_WEB_PID=$!
   setsid "$VENV/bin/dagster-daemon" run -m "$MODULE" &
   DAGSTER_DAEMON_PID=$!

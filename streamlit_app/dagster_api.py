@@ -334,8 +334,10 @@ class DagsterAPI:
         return {asset: next(iter(self.materializations(asset, limit=1)), None) for asset in assets}
 
     def _latest_execution(self, asset_path: list[str], check_name: str) -> dict:
+        """The newest execution that has a result (a run refused before its steps plans checks it never runs)."""
         found = self.query(CHECK_EXECUTIONS_QUERY, {"assetKey": {"path": asset_path}, "checkName": check_name})
-        return (found["assetCheckExecutions"] or [{}])[0]
+        executions = found["assetCheckExecutions"] or [{}]
+        return next((e for e in executions if e.get("evaluation")), executions[0])
 
     def check_results(self) -> list[dict]:
         """Every asset check with its latest evaluation."""
@@ -345,9 +347,9 @@ class DagsterAPI:
             for check in checks.get("checks", []) if checks["__typename"] == "AssetChecks" else []:
                 # A run outside the queue can record its evaluation against an older materialization;
                 # then the latest evaluation is what the user wants to see.
-                execution = check.get("executionForLatestMaterialization") or self._latest_execution(
-                    node["assetKey"]["path"], check["name"]
-                )
+                execution = check.get("executionForLatestMaterialization") or {}
+                if not execution.get("evaluation"):
+                    execution = self._latest_execution(node["assetKey"]["path"], check["name"])
                 evaluation = execution.get("evaluation") or {}
                 meta = metadata_values(evaluation.get("metadataEntries", []))
                 rows.append(

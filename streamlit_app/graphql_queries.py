@@ -110,7 +110,7 @@ query Checks {{
 
 CHECK_EXECUTIONS_QUERY = f"""
 query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {{
-  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 1) {{
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 10) {{
     runId
     status
     timestamp

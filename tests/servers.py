@@ -84,7 +84,9 @@ class DagsterServer:
     def start_webserver(self) -> None:
         self.web = start(
             [
-                str(BIN / "dagster-webserver"),
+                sys.executable,
+                "-m",
+                "dagster_project.guarded_webserver",
                 "-h",
                 "127.0.0.1",
                 "-p",

@@ -389,3 +389,30 @@ def test_names_from_the_data_never_render_as_links():
     assert "](" not in shown and "![" not in shown
     assert plain("Ann-Marie O'Neil, no. 3") == "Ann-Marie O'Neil, no. 3"  # an ordinary name is left alone
     assert "\\:" in plain("https://evil.example")  # no bare link either
+
+
+@pytest.mark.webserver
+def test_the_launchers_webserver_refuses_what_another_page_could_send(live, trained):
+    """The webserver as the launchers and these tests start it (dagster_project.guarded_webserver)."""
+    import requests
+
+    mutation = (
+        'mutation { launchPipelineExecution(executionParams: {selector: {pipelineName: "ingestion_job"}}) '
+        "{ __typename } }"
+    )
+    graphql = f"{live.server.url}/graphql"
+    before = len(live.api.runs(limit=100))
+    attempts = {
+        "GET with a query": requests.get(graphql, params={"query": mutation}, timeout=10),
+        "form post": requests.post(graphql, data={"query": mutation}, timeout=10),
+        "other origin": requests.post(
+            graphql, json={"query": mutation}, headers={"Origin": "https://evil.example"}, timeout=10
+        ),
+        "rebound name": requests.post(
+            graphql, json={"query": mutation}, headers={"Host": "evil.example:3000"}, timeout=10
+        ),
+    }
+    assert {name: answer.status_code for name, answer in attempts.items()} == dict.fromkeys(attempts, 403)
+    assert requests.post(graphql, json={"query": "{ version }"}, timeout=10).json()["data"]["version"]
+    assert requests.get(f"{live.server.url}/server_info", timeout=10).ok  # the UI's own requests still work
+    assert len(live.api.runs(limit=100)) == before
