@@ -11,28 +11,13 @@ rebinding), and a request from another origin. Pages, assets and the UI itself w
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from dagster_project import loopback
+
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
-LOOPBACK_NAMES = ("localhost",)
-
-
-def _host_name(host: str) -> str:
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _is_loopback(name: str) -> bool:
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def refused(scope: Scope) -> bool:
@@ -40,11 +25,7 @@ def refused(scope: Scope) -> bool:
     if scope["type"] not in ("http", "websocket") or not scope.get("path", "").endswith("/graphql"):
         return False
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    host = headers.get("host", "")
-    if not _is_loopback(_host_name(host)):
-        return True
-    origin = headers.get("origin")
-    if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+    if not loopback.from_own_loopback_page(headers.get("host", ""), headers.get("origin")):
         return True
     if scope["type"] == "websocket":
         return False

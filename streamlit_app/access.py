@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dagster_project import loopback
 from streamlit_app import auth
 from streamlit_app.settings import SecretsUnreadable, read_secrets
 
@@ -56,13 +57,14 @@ def _open_mode_allowed() -> bool:
     elsewhere (DNS rebinding, another local port) never gets an open session.
     """
     visitor = st.context.ip_address  # None for visitors on localhost (and when Streamlit cannot tell)
-    remote = isinstance(visitor, str) and not auth.is_loopback(visitor)
+    remote = isinstance(visitor, str) and not loopback.is_loopback(visitor)
     headers = st.context.headers
-    host = headers.get("Host") if hasattr(headers, "get") else None
-    origin = headers.get("Origin") if hasattr(headers, "get") else None
-    host_ok = not isinstance(host, str) or auth.is_loopback(auth.host_name(host))
-    origin_ok = not isinstance(origin, str) or origin in (f"http://{host}", f"https://{host}")
-    return auth.is_loopback(st.get_option("server.address")) and not remote and host_ok and origin_ok
+    host, origin = ((v if isinstance(v, str) else None) for v in (headers.get("Host"), headers.get("Origin")))
+    return (
+        loopback.is_loopback(st.get_option("server.address"))
+        and not remote
+        and loopback.from_own_loopback_page(host, origin)
+    )
 
 
 def signed_in_user() -> auth.User:

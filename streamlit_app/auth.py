@@ -17,7 +17,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets as token_source
 import sys
@@ -174,25 +173,6 @@ def role_for_email(secrets: Mapping[str, object], email: str | None, verified: b
     return OPERATOR if listed and verified is True else VIEWER
 
 
-def host_name(host: str) -> str:
-    """The name in a Host header, without its port ('[::1]:8501' -> '::1')."""
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def is_loopback(address: str | None) -> bool:
-    """Whether a listen address only accepts connections from this machine (unix sockets included)."""
-    if not address:
-        return False  # unset means every interface
-    if address.startswith("unix://") or address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass
 class Throttle:
     """Slows sign-in down after repeated failures for a key (a user name, a session).
@@ -213,28 +193,28 @@ class Throttle:
         slip through before the first one is counted."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            count, last = self._failures.get(key, (0, 0.0))
-            wait = 0.0 if count < self.free else max(0.0, last + min(self.cap, 2.0 ** (count - self.free + 1)) - now)
+            wait = self._wait(key, now)
             if wait == 0.0:
-                self._failures[key] = (count + 1, now)
+                self._count(key, now)
         return wait
 
     def wait_seconds(self, key: str, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
         with self._lock:
-            count, last = self._failures.get(key, (0, 0.0))
-        if count < self.free:
-            return 0.0
-        return max(0.0, last + min(self.cap, 2.0 ** (count - self.free + 1)) - now)
+            return self._wait(key, time.monotonic() if now is None else now)
 
     def failed(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
         with self._lock:
-            count, _ = self._failures.get(key, (0, 0.0))
-            self._failures[key] = (count + 1, now)
-            if len(self._failures) > 100_000:  # bounded: forget the oldest half
-                for stale in sorted(self._failures, key=lambda k: self._failures[k][1])[:50_000]:
-                    del self._failures[stale]
+            self._count(key, time.monotonic() if now is None else now)
+
+    def _wait(self, key: str, now: float) -> float:
+        count, last = self._failures.get(key, (0, 0.0))
+        return 0.0 if count < self.free else max(0.0, last + min(self.cap, 2.0 ** (count - self.free + 1)) - now)
+
+    def _count(self, key: str, now: float) -> None:
+        self._failures[key] = (self._failures.get(key, (0, 0.0))[0] + 1, now)
+        if len(self._failures) > 100_000:  # bounded: forget the oldest half
+            for stale in sorted(self._failures, key=lambda k: self._failures[k][1])[:50_000]:
+                del self._failures[stale]
 
     def succeeded(self, key: str) -> None:
         with self._lock:
