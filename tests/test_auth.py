@@ -9,13 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 from streamlit_app import auth
 from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterRequestError
+from tests.attacks import USERS
 from tests.servers import free_port
 from tests.workspace import APP, PAGES
-
-USERS = {
-    "olga": {"password_hash": auth.hash_password("op-secret", iterations=1000), "role": "operator"},
-    "vic": {"password_hash": auth.hash_password("view-secret", iterations=1000), "role": "viewer"},
-}
 
 
 def test_password_hashes():

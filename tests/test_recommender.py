@@ -1,6 +1,5 @@
 """The recommender on small hand-built data: who gets what, and why."""
 
-import hashlib
 import io
 import json
 import pickle
@@ -19,6 +18,7 @@ from dagster_project.ranking import top_k
 from dagster_project.recommender import FORMAT_VERSION, ModelError, ModelParams, load_model, save_model
 from dagster_project.scorers import BuyAgain, Popularity, ShrunkSvd, SvdBasis
 from dagster_project.training import train_model
+from tests.attacks import Planted, pickle_era_model
 
 # Two tastes: users 1-6 buy fruit (a, b, c), users 7-12 buy tools (x, y, z); "a" is the best-seller.
 ITEMS = pd.DataFrame(
@@ -125,16 +125,6 @@ def test_save_and_load_round_trip(model, tmp_path):
     assert loaded.card.params.factors == 2 and loaded.params == model.params
 
 
-class Planted:
-    """An object whose unpickling would create a file: the attack a model loader must never fall for."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_bad_model_files_give_clear_errors(model, tmp_path):
     with pytest.raises(ModelError, match="No model at"):
         load_model(tmp_path / "missing.pkl")
@@ -162,10 +152,8 @@ def test_bad_model_files_give_clear_errors(model, tmp_path):
 def test_loading_never_runs_code_from_the_file(model, tmp_path):
     """Files with a pickle inside, in every form a loader might meet, are refused and run nothing."""
     marker = tmp_path / "ran"
-    payload = pickle.dumps(Planted(marker))
-    header = b"RECOMART-MODEL 2 %s\n" % hashlib.sha256(payload).hexdigest().encode()
-    (tmp_path / "old_format.pkl").write_bytes(header + payload)  # valid header of the pickle era
-    (tmp_path / "bare.pkl").write_bytes(payload)
+    (tmp_path / "old_format.pkl").write_bytes(pickle_era_model(marker))  # valid header of the pickle era
+    (tmp_path / "bare.pkl").write_bytes(pickle.dumps(Planted(marker)))
     good = tmp_path / "m.pkl"
     save_model(model, good)
     object_array = tmp_path / "object_array.pkl"  # a .npy member that needs pickle to load

@@ -5,7 +5,6 @@ straight to Dagster are bounded, and clean-up touches only RecoMart's own tempor
 """
 
 import hashlib
-import pickle
 import shutil
 from contextlib import contextmanager
 
@@ -18,13 +17,9 @@ from dagster_project.definitions import defs
 from dagster_project.fileio import sha256_of
 from dagster_project.recommender import load_model
 from streamlit_app import auth
+from tests.attacks import LAUNCH_MUTATION, USERS, pickle_era_model
 from tests.servers import free_port, wait_for_run
 from tests.workspace import APP, PAGES
-
-USERS = {
-    "olga": {"password_hash": auth.hash_password("op-secret", iterations=1000), "role": "operator"},
-    "vic": {"password_hash": auth.hash_password("view-secret", iterations=1000), "role": "viewer"},
-}
 
 
 @contextmanager
@@ -262,20 +257,11 @@ def test_signed_out_or_demoted_users_lose_operator_actions(app_env, monkeypatch)
 # --- model files ---------------------------------------------------------------------------------------
 
 
-class Planted:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 @pytest.mark.webserver
 def test_planted_model_files_never_run_and_the_next_refresh_replaces_them(app_env, trained, tmp_path):
     ws = app_env.workspace
     marker = tmp_path / "ran"
-    payload = pickle.dumps(Planted(marker))
-    planted = b"RECOMART-MODEL 2 %s\n" % hashlib.sha256(payload).hexdigest().encode() + payload
+    planted = pickle_era_model(marker)
     served = ws.model_file
     newest = ws.models / "versions" / "collaborative_filtering-99991231T235959Z-planted.pkl"
     outside = tmp_path / "outside.pkl"
@@ -396,20 +382,16 @@ def test_the_launchers_webserver_refuses_what_another_page_could_send(live, trai
     """The webserver as the launchers and these tests start it (dagster_project.guarded_webserver)."""
     import requests
 
-    mutation = (
-        'mutation { launchPipelineExecution(executionParams: {selector: {pipelineName: "ingestion_job"}}) '
-        "{ __typename } }"
-    )
     graphql = f"{live.server.url}/graphql"
     before = len(live.api.runs(limit=100))
     attempts = {
-        "GET with a query": requests.get(graphql, params={"query": mutation}, timeout=10),
-        "form post": requests.post(graphql, data={"query": mutation}, timeout=10),
+        "GET with a query": requests.get(graphql, params={"query": LAUNCH_MUTATION}, timeout=10),
+        "form post": requests.post(graphql, data={"query": LAUNCH_MUTATION}, timeout=10),
         "other origin": requests.post(
-            graphql, json={"query": mutation}, headers={"Origin": "https://evil.example"}, timeout=10
+            graphql, json={"query": LAUNCH_MUTATION}, headers={"Origin": "https://evil.example"}, timeout=10
         ),
         "rebound name": requests.post(
-            graphql, json={"query": mutation}, headers={"Host": "evil.example:3000"}, timeout=10
+            graphql, json={"query": LAUNCH_MUTATION}, headers={"Host": "evil.example:3000"}, timeout=10
         ),
     }
     assert {name: answer.status_code for name, answer in attempts.items()} == dict.fromkeys(attempts, 403)

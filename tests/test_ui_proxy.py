@@ -14,13 +14,11 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from tests.attacks import LAUNCH_MUTATION as MUTATION
 from tests.servers import free_port, wait_until
 from tests.workspace import ROOT
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-MUTATION = (
-    'mutation { launchPipelineExecution(executionParams: {selector: {pipelineName: "ingestion_job"}}) { __typename } }'
-)
 
 
 @contextmanager
