@@ -17,9 +17,11 @@ from typing import Any
 
 import requests
 
+from dagster_project.freshness import WATCHED_ASSETS
 from streamlit_app.graphql_queries import (
     CHECK_EXECUTIONS_QUERY,
     CHECKS_QUERY,
+    FRESHNESS_QUERY,
     INSTANCE_QUERY,
     MATERIALIZATIONS_QUERY,
     RUN_EVENTS_QUERY,
@@ -97,6 +99,24 @@ class Run:
             {t["key"]: t["value"] for t in raw.get("tags", [])},
             steps,
         )
+
+
+# Dagster's freshness health -> the app's words. WARNING only exists with a warn window (we set none).
+FRESHNESS_STATES = {"HEALTHY": "fresh", "WARNING": "fresh", "DEGRADED": "stale"}
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Dagster's freshness verdict on one asset: "fresh", "stale" or "unknown" (never updated, or not
+    judged yet: the daemon judges about every 30 s), when it was last updated (epoch s) and the maximum age."""
+
+    asset: str
+    state: str
+    last_updated: float | None = None
+    max_age_hours: float | None = None
+
+    def age_hours(self, now: float) -> float | None:
+        return (now - self.last_updated) / 3600.0 if self.last_updated else None
 
 
 @dataclass(frozen=True)
@@ -338,6 +358,28 @@ class DagsterAPI:
         found = self.query(CHECK_EXECUTIONS_QUERY, {"assetKey": {"path": asset_path}, "checkName": check_name})
         executions = found["assetCheckExecutions"] or [{}]
         return next((e for e in executions if e.get("evaluation")), executions[0])
+
+    def freshness(self, assets: tuple[str, ...] = WATCHED_ASSETS) -> dict[str, Freshness]:
+        """Dagster's freshness verdict per asset (assets without a policy are left out)."""
+        keys = [{"path": [a]} for a in assets]
+        out: dict[str, Freshness] = {}
+        for node in self.query(FRESHNESS_QUERY, {"assetKeys": keys})["assetNodes"]:
+            policy = node.get("internalFreshnessPolicy") or {}
+            if "failWindowSeconds" not in policy:
+                continue
+            name = "/".join(node["assetKey"]["path"])
+            info = node.get("freshnessStatusInfo") or {}
+            latest = next(iter(node.get("assetMaterializations") or []), None)
+            updated = (info.get("freshnessStatusMetadata") or {}).get("lastMaterializedTimestamp")
+            if latest:
+                updated = float(latest["timestamp"]) / 1000.0
+            out[name] = Freshness(
+                name,
+                FRESHNESS_STATES.get(info.get("freshnessStatus", ""), "unknown"),
+                updated,
+                policy["failWindowSeconds"] / 3600.0,
+            )
+        return out
 
     def check_results(self) -> list[dict]:
         """Every asset check with its latest evaluation."""

@@ -128,3 +128,21 @@ query Instance {
   }
 }
 """
+
+# Dagster's own freshness verdict (the daemon re-judges about every 30 s) and the policy's maximum age.
+FRESHNESS_QUERY = """
+query Freshness($assetKeys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $assetKeys) {
+    assetKey { path }
+    internalFreshnessPolicy {
+      __typename
+      ... on TimeWindowFreshnessPolicy { failWindowSeconds }
+    }
+    freshnessStatusInfo {
+      freshnessStatus
+      freshnessStatusMetadata { lastMaterializedTimestamp }
+    }
+    assetMaterializations(limit: 1) { timestamp }
+  }
+}
+"""

@@ -22,9 +22,14 @@ def stored_at(relative_path: str) -> dict[str, str]:
     return {RELATIVE_PATH: relative_path}
 
 
-def table_out(description: str, relative_path: str) -> dg.AssetOut:
+def table_out(description: str, relative_path: str, freshness_policy: dg.FreshnessPolicy | None = None) -> dg.AssetOut:
     """An output stored as Parquet by the storage IO manager, at `relative_path` under the storage folder."""
-    return dg.AssetOut(description=description, kinds={"pandas", "parquet"}, metadata=stored_at(relative_path))
+    return dg.AssetOut(
+        description=description,
+        kinds={"pandas", "parquet"},
+        metadata=stored_at(relative_path),
+        freshness_policy=freshness_policy,
+    )
 
 
 def table_schema(frame: pd.DataFrame) -> dg.TableSchema:

@@ -15,9 +15,11 @@ from dagster_project import ingest, validation
 from dagster_project.contract import ENTITIES
 from dagster_project.defs import rule_results
 from dagster_project.defs.checks import check_results, rule_check_specs
+from dagster_project.defs.freshness import FRESHNESS_POLICY
 from dagster_project.defs.metadata import table_out
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import InputLimitsResource
+from dagster_project.freshness import WATCHED_ASSETS
 
 # Entity -> its raw table's asset name, description and file under the storage folder (kept per day).
 RAW_TABLES = {spec.name: f"raw_{spec.name}" for spec in ENTITIES}
@@ -29,7 +31,12 @@ OUTS = {
 
 
 @dg.multi_asset(
-    outs={RAW_TABLES[entity]: table_out(description, path) for entity, (description, path) in OUTS.items()},
+    outs={
+        RAW_TABLES[entity]: table_out(
+            description, path, FRESHNESS_POLICY if RAW_TABLES[entity] in WATCHED_ASSETS else None
+        )
+        for entity, (description, path) in OUTS.items()
+    },
     check_specs=rule_check_specs(RAW_TABLES),
     group_name="ingestion",
 )

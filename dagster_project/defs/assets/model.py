@@ -6,13 +6,14 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import model_store, training
+from dagster_project.defs.freshness import FRESHNESS_POLICY
 from dagster_project.defs.metadata import file_metadata
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import ModelConfig
 from dagster_project.recommender import ModelParams
 
 
-@dg.asset(group_name="model", kinds={"scikitlearn"})
+@dg.asset(group_name="model", kinds={"scikitlearn"}, freshness_policy=FRESHNESS_POLICY)
 def collaborative_filtering_model(
     context: dg.AssetExecutionContext,
     config: ModelConfig,
