@@ -39,7 +39,9 @@ __all__ = [
     "SOURCE_COLUMN",
     "discover",
     "read_csv",
+    "merge",
     "read_entity",
+    "read_file",
     "read_json_records",
     "read_products",
     "read_transactions",
@@ -176,19 +178,30 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     return finish(frame, spec, path)
 
 
+def read_file(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.DataFrame:
+    """Read one export of an entity; each row records its source file and row (for error messages)."""
+    reader = read_json_records if spec.file_format == "JSON" else read_csv
+    frame = reader(path, spec, limits)
+    frame[SOURCE_COLUMN] = Path(path).name
+    frame[ROW_COLUMN] = range(1, len(frame) + 1)
+    return frame
+
+
+def merge(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One table from an entity's files (read with `read_file`), in file order."""
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
 def read_entity(data_dir: Path, spec: EntitySpec, log: Log = _noop, limits: InputLimits = LIMITS) -> pd.DataFrame:
     """Read and merge every file of one entity; each row records its source file."""
     files = discover(data_dir, spec)
     log(f"Discovered {len(files)} {spec.name.rstrip('s')} data file{'s' if len(files) != 1 else ''}")
-    reader = read_json_records if spec.file_format == "JSON" else read_csv
     frames = []
     for path in files:
-        frame = reader(path, spec, limits)
-        frame[SOURCE_COLUMN] = path.name
-        frame[ROW_COLUMN] = range(1, len(frame) + 1)
+        frame = read_file(path, spec, limits)
         log(f"Read {len(frame)} records from {path.name}")
         frames.append(frame)
-    merged = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    merged = merge(frames)
     log(f"Merged dataset contains {len(merged)} records")
     return merged
 
