@@ -3,8 +3,8 @@
 A model file is an uncompressed ZIP archive holding one JSON document and NumPy arrays only (`.npy`,
 read with `allow_pickle=False`, so object arrays are refused). Tables are stored column by column:
 numbers as arrays, text as UTF-8 bytes, offsets and a validity mask, checked by Arrow (offsets, UTF-8)
-before any value is used. No member is compressed, so nothing expands in memory beyond the file's
-size on disk. Nothing in it is ever
+before any value is used; times as UTC nanoseconds and a validity mask. No member is compressed, so
+nothing expands in memory beyond the file's size on disk. Nothing in it is ever
 unpickled or imported, so a file planted in `models/` can at worst fail to load: it cannot run code.
 Members are read by their expected names only and never extracted to disk, and the ZIP's CRC-32 of
 every member catches damage. Whatever a crafted file makes the readers raise is a refusal, and no
@@ -88,6 +88,9 @@ def _encode_column(values: pd.Series) -> tuple[str, dict[str, np.ndarray]]:
     """A column as plain arrays: numbers as they are; text as UTF-8 bytes, offsets and a validity mask."""
     if pd.api.types.is_bool_dtype(values.dtype) and not values.isna().any():
         return "bool", {"values": values.to_numpy(dtype=bool)}
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        times = pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+        return "datetime", {"values": times.array.asi8.copy(), "valid": times.notna().to_numpy()}
     if pd.api.types.is_numeric_dtype(values.dtype):
         if pd.api.types.is_integer_dtype(values.dtype) and not values.isna().any():
             return "int", {"values": values.to_numpy(dtype=np.int64)}
@@ -172,6 +175,11 @@ def _table(archive: zipfile.ZipFile, name: str, layout: object) -> pd.DataFrame:
         prefix = f"{name}__{position}__"
         if column.get("kind") in ("int", "float", "bool"):
             values = _array(archive, prefix + "values")
+        elif column.get("kind") == "datetime":
+            ticks, valid = _array(archive, prefix + "values"), _array(archive, prefix + "valid")
+            if ticks.dtype != np.int64 or valid.dtype != bool or ticks.shape != valid.shape:
+                raise ModelFileError(f"its table {name!r} has a damaged time column")
+            values = pd.DatetimeIndex(pd.to_datetime(ticks, unit="ns", utc=True)).where(valid, pd.NaT)
         elif column.get("kind") == "text":
             offsets, data, valid = (_array(archive, prefix + part) for part in ("offsets", "data", "valid"))
             if offsets.dtype != np.int64 or data.dtype != np.uint8 or valid.dtype != bool or len(valid) != rows:

@@ -19,17 +19,22 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from dagster_project import model_file
+from dagster_project import explanations, model_file
 from dagster_project.contract import id_key, product_key
 from dagster_project.model_card import ModelCard, ModelParams
 from dagster_project.ranking import top_k
 from dagster_project.scorers import blend_rebuy, weigh
 
-# 5: tables stored as plain arrays; 4: the card is a typed ModelCard document (the model's params live
-# in it); 3: untyped card; 2 and earlier held a pickle. Files of another version are refused with a
-# request to retrain.
-FORMAT_VERSION = 5
+# 6: customer profiles carry e-mail, purchases, spend and last purchase (a time column); 5: tables stored
+# as plain arrays; 4: the card is a typed ModelCard document (the model's params live in it); 3: untyped
+# card; 2 and earlier held a pickle. Files of another version are refused with a request to retrain.
+FORMAT_VERSION = 6
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
+# A recommendation list's columns, in order (the app and the customer lists read them by name).
+LIST_COLUMNS = ["rank", *ITEM_COLUMNS, "score", "reason", "because", "explanation"]
+# The customer list: always these, plus email and segment when the shop's export has them.
+CUSTOMER_COLUMNS = ["user_id", "name", "email", "country", "segment", "purchases", "spend", "last_purchase"]
+OPTIONAL_CUSTOMER_COLUMNS = {"email", "segment"}
 
 
 class ModelError(RuntimeError):
@@ -41,7 +46,8 @@ class RecommenderModel:
     """Everything needed to serve: factors, purchase history, catalog, and the card (with the params)."""
 
     user_ids: pd.Index
-    user_profiles: pd.DataFrame  # indexed by user_id, every known user (buyers or not): name, age, ...
+    # indexed by user_id, every known user (buyers or not): name, email, age, ..., purchases, spend, last_purchase
+    user_profiles: pd.DataFrame
     items: pd.DataFrame  # ITEM_COLUMNS, row i is item i
     counts: sp.csr_matrix  # users x items purchase counts
     item_factors: np.ndarray
@@ -59,6 +65,7 @@ class RecommenderModel:
         self._item_embeddings = norms / np.where(lengths > 0, lengths, 1.0)
         self._item_columns = {c: self.items[c].to_numpy() for c in ITEM_COLUMNS}
         self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T)  # k x items
+        self._customers: pd.DataFrame | None = None
 
     @property
     def params(self) -> ModelParams:
@@ -71,6 +78,20 @@ class RecommenderModel:
     @property
     def n_items(self) -> int:
         return len(self.items)
+
+    @property
+    def weighted(self) -> sp.csr_matrix:
+        """The purchase counts as the model weighs them (binary or log), users x items."""
+        return self._weighted
+
+    @property
+    def projection(self) -> np.ndarray:
+        """(V D)^T, k x items: a weighted purchase row times V, times this, gives the scores."""
+        return self._projection
+
+    def score_users(self, rows: np.ndarray) -> np.ndarray:
+        """Collaborative scores of many users at once (len(rows) x items, float32), nothing excluded."""
+        return np.asarray(self._weighted[rows] @ self.item_factors) @ self._projection
 
     def user_index(self, user_id: object) -> int | None:
         """Row of a user in the purchase matrix, or None for users without purchases."""
@@ -88,28 +109,73 @@ class RecommenderModel:
         row = self.user_profiles.loc[key]
         return {"user_id": key, **{k: (None if pd.isna(v) else v) for k, v in row.items()}}
 
-    def find_users(self, text: str, limit: int = 50) -> pd.DataFrame:
-        """Users whose id equals, or whose name contains, `text` (case-insensitive)."""
+    def customers(self) -> pd.DataFrame:
+        """Every known customer with purchases, spend and last purchase; buyers first, most purchases first."""
+        return self._customer_frame().copy()
+
+    def _customer_frame(self) -> pd.DataFrame:
+        if self._customers is None:
+            profiles = self.user_profiles
+            frame = pd.DataFrame({"user_id": pd.array(profiles.index, dtype="string")})
+            for column in CUSTOMER_COLUMNS[1:]:
+                if column in profiles:
+                    frame[column] = profiles[column].to_numpy()
+                elif column not in OPTIONAL_CUSTOMER_COLUMNS:
+                    frame[column] = _missing_column(column, len(frame))
+            frame["purchases"] = frame["purchases"].fillna(0).astype("int64")
+            order = np.argsort(-frame["purchases"].to_numpy(), kind="stable")
+            self._customers = frame.iloc[order].reset_index(drop=True)
+        return self._customers
+
+    def search_users(self, text: str, limit: int = 50) -> tuple[pd.DataFrame, int]:
+        """Customers whose id equals, or whose name or e-mail contains, `text` (case-insensitive).
+
+        The exact id first, then in customer-list order; at most `limit` rows, and how many matched in all.
+        """
+        frame = self._customer_frame()
         text = str(text).strip()
         if not text:
-            return self.user_profiles.iloc[:0].reset_index()
-        profiles = self.user_profiles
-        exact = profiles.index == id_key(text)
-        by_name = (
-            profiles["name"].astype("string").str.contains(text, case=False, regex=False).fillna(False)
-            if "name" in profiles
-            else exact
-        )
-        found = profiles[exact | by_name.to_numpy()]
-        exact_first = found.index == id_key(text)
-        return pd.concat([found[exact_first], found[~exact_first]]).head(limit).reset_index()
+            return frame.iloc[:0].copy(), 0
+        exact = (frame["user_id"] == id_key(text)).to_numpy(dtype=bool, na_value=False)
+        found = exact.copy()
+        for column in ("name", "email"):
+            if column in frame:
+                contains = frame[column].astype("string").str.contains(text, case=False, regex=False)
+                found |= contains.to_numpy(dtype=bool, na_value=False)
+        rows = np.concatenate([np.flatnonzero(exact), np.flatnonzero(found & ~exact)])
+        return frame.iloc[rows[:limit]].reset_index(drop=True), int(rows.size)
 
-    def _frame(self, items: np.ndarray, scores: np.ndarray, reason: str | list[str]) -> pd.DataFrame:
+    def find_users(self, text: str, limit: int = 50) -> pd.DataFrame:
+        """The first `limit` customers `search_users` finds."""
+        return self.search_users(text, limit)[0]
+
+    def _frame(
+        self,
+        items: np.ndarray,
+        scores: np.ndarray,
+        reason: str | list[str],
+        because: list[list[str]] | None = None,
+        explanation: str | list[str] = "",
+    ) -> pd.DataFrame:
         columns = {"rank": np.arange(1, len(items) + 1)}
         columns.update({c: values[items] for c, values in self._item_columns.items()})
-        columns["score"] = np.round(scores.astype(float), 6)
+        columns["score"] = np.round(scores.astype(float), 6) + 0.0  # + 0.0: no "-0.0"
         columns["reason"] = reason if isinstance(reason, list) else [reason] * len(items)
+        columns["because"] = because if because is not None else [[] for _ in range(len(items))]
+        columns["explanation"] = explanation if isinstance(explanation, list) else [explanation] * len(items)
         return pd.DataFrame(columns)
+
+    def _explain(
+        self, weights: np.ndarray, bought: np.ndarray, candidates: np.ndarray, scale: float
+    ) -> tuple[list[list[str]], list[str]]:
+        """The bought products that pull each candidate up most (ids), and the sentence naming them."""
+        contrib = explanations.contributions(weights, self.item_factors[bought], self._projection, candidates)
+        ids, names = self._item_columns["product_id"], self._item_columns["name"]
+        because, texts = [], []
+        for top in explanations.top_contributors(contrib, bought, scale):
+            because.append([str(i) for i in ids[top]])
+            texts.append(explanations.because_text(names[top]))
+        return because, texts
 
     def _purchases(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """A user's bought items and their counts, straight from the CSR arrays (no slicing overhead)."""
@@ -122,16 +188,23 @@ class RecommenderModel:
         if exclude is not None and exclude.size:
             order = order[~np.isin(order, exclude)]
         best = order[:n]
-        return self._frame(best, self.popularity[best].astype(np.float64), "popular")
+        return self._frame(
+            best, self.popularity[best].astype(np.float64), "popular", explanation=explanations.POPULAR_TEXT
+        )
 
     def recommend(self, user_id: object, n: int = 10, exclude_purchased: bool = True) -> pd.DataFrame:
-        """Top-n products for a user, best first; best-sellers for an unknown or cold user."""
+        """Top-n products for a user, best first, each with why; best-sellers for an unknown or cold user.
+
+        `because` lists up to 3 of the user's own products that contribute most to a product's score
+        (empty for best-sellers and re-buys); `explanation` says it in words.
+        """
         row = self.user_index(user_id)
         if row is None:
             return self.popular(n)
         bought, counts = self._purchases(row)
         weights = self._weighted.data[self._weighted.indptr[row] : self._weighted.indptr[row + 1]]
         scores = ((weights @ self.item_factors[bought]) @ self._projection).astype(np.float64)
+        scale = float(max(scores.max(), -scores.min())) if scores.size else 0.0
         if exclude_purchased:
             scores[bought] = -np.inf
             reasons: list[str] | str = "similar customers"
@@ -141,9 +214,15 @@ class RecommenderModel:
             scores = blend_rebuy(scores[None, :], own, self.params.rebuy_weight)[0]
         best = top_k(scores, n)
         best = best[best >= 0]
+        because, texts = self._explain(weights, bought, best, scale)
         if not exclude_purchased:
-            reasons = np.where(np.isin(best, bought), "buy again", "similar customers").tolist()
-        return self._frame(best, scores[best], reasons)
+            own = np.isin(best, bought)
+            reasons = np.where(own, "buy again", "similar customers").tolist()
+            times = dict(zip(bought.tolist(), counts.tolist()))
+            for position in np.flatnonzero(own):
+                because[position] = []
+                texts[position] = explanations.rebuy_text(times[int(best[position])])
+        return self._frame(best, scores[best], reasons, because, texts)
 
     def buy_again(self, user_id: object, n: int = 10) -> pd.DataFrame:
         """The user's own most-bought products, most purchases first."""
@@ -152,7 +231,8 @@ class RecommenderModel:
             return self._frame(np.empty(0, dtype=int), np.empty(0), "buy again")
         bought, counts = self._purchases(row)
         order = np.lexsort((-self.popularity[bought], -counts))[:n]
-        return self._frame(bought[order], counts[order].astype(float), "buy again")
+        texts = [explanations.rebuy_text(c) for c in counts[order]]
+        return self._frame(bought[order], counts[order].astype(float), "buy again", explanation=texts)
 
     def similar_items(self, product_id: object, n: int = 10) -> pd.DataFrame:
         """Products whose buyers overlap most with this one's (cosine of item factors)."""
@@ -164,7 +244,8 @@ class RecommenderModel:
         scores[loc] = -np.inf
         best = top_k(scores, n)
         best = best[best >= 0]
-        return self._frame(best, scores[best], "bought together")
+        name = self._item_columns["name"][loc]
+        return self._frame(best, scores[best], "bought together", explanation=f"bought by customers who bought {name}")
 
     def purchase_history(self, user_id: object) -> pd.DataFrame:
         row = self.user_index(user_id)
@@ -199,6 +280,17 @@ def save_model(model: RecommenderModel, path: Path) -> Path:
         ),
         FORMAT_VERSION,
     )
+
+
+def _missing_column(column: str, rows: int) -> pd.Series:
+    """A customer-list column the profiles lack: no purchases, no spend, no time, no text."""
+    if column == "purchases":
+        return pd.Series(np.zeros(rows, dtype=np.int64))
+    if column == "spend":
+        return pd.Series(np.zeros(rows))
+    if column == "last_purchase":
+        return pd.Series(pd.NaT, index=range(rows), dtype="datetime64[ns, UTC]")
+    return pd.Series(pd.NA, index=range(rows), dtype="string")
 
 
 def load_model(path: str | Path) -> RecommenderModel:

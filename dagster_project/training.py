@@ -39,7 +39,7 @@ from dagster_project.model_card import (
 from dagster_project.recommender import ITEM_COLUMNS, RecommenderModel
 from dagster_project.scorers import BuyAgain, Popularity, Scorer, ShrunkSvd, SvdBasis, popularity_scores, shrink
 
-PROFILE_COLUMNS = ["name", "age", "gender", "country"]
+PROFILE_COLUMNS = ["name", "email", "age", "gender", "country", "segment"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,28 @@ def data_checksum(transactions: pd.DataFrame) -> str:
 
     row_hashes = pd.util.hash_pandas_object(transactions, index=False).to_numpy()
     return hashlib.sha256(np.sort(row_hashes).tobytes()).hexdigest()
+
+
+def customer_profiles(users: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFrame:
+    """Every known customer (in the users table or buying), indexed by id: profile, purchases, spend, last purchase.
+
+    The model carries these so the app can list and search customers from the model file alone.
+    """
+    columns = [c for c in PROFILE_COLUMNS if c in users]
+    profiles = users.drop_duplicates("user_id").set_index("user_id")[columns]
+    grouped = transactions.groupby("user_id", observed=True, sort=False)
+    stats = pd.DataFrame({"purchases": grouped.size()})
+    stats["spend"] = grouped["amount"].sum() if "amount" in transactions else np.nan
+    if "timestamp" in transactions:
+        stats["last_purchase"] = pd.to_datetime(grouped["timestamp"].max(), utc=True).astype("datetime64[ns, UTC]")
+    buyers_only = stats.index.difference(profiles.index)
+    profiles = pd.concat([profiles, pd.DataFrame(index=buyers_only)]).join(stats)
+    profiles["purchases"] = profiles["purchases"].fillna(0).astype("int64")
+    profiles["spend"] = profiles["spend"].astype("float64").fillna(0.0)
+    if "last_purchase" not in profiles:
+        profiles["last_purchase"] = pd.Series(pd.NaT, index=profiles.index, dtype="datetime64[ns, UTC]")
+    profiles.index = pd.Index(profiles.index.astype("string"), name="user_id")
+    return profiles
 
 
 def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[ModelParams, list[Trial]]:
@@ -235,8 +257,7 @@ def train_model(
     )
     basis = SvdBasis.fit(counts, params.weighting, params.factors, settings.seed)
     params = replace(params, factors=basis.item_factors.shape[1])
-    profile_columns = [c for c in PROFILE_COLUMNS if c in users]
-    profiles = users.drop_duplicates("user_id").set_index("user_id")[profile_columns]
+    profiles = customer_profiles(users, transactions)
     model_card = ModelCard(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         params=params,

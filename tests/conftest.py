@@ -31,6 +31,15 @@ def sample_source(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def sample_model(sample_source: Path):
+    """A model trained on the sample data with fixed settings (no tuning: quick), no Dagster involved."""
+    from dagster_project.model_card import ModelParams
+    from tests.workspace import train_on
+
+    return train_on(sample_source, ModelParams(factors=16, shrinkage=1.0, weighting="log"))
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, sample_source: Path) -> Workspace:
     return make_workspace(tmp_path, sample_source)

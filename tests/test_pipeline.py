@@ -24,6 +24,7 @@ ALL_ASSETS = {
     "item_features",
     "interaction_matrix",
     "collaborative_filtering_model",
+    "user_recommendations",
 }
 
 

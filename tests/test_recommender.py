@@ -354,7 +354,8 @@ def test_time_split_keeps_the_latest_for_testing():
 
 
 def test_profiles_and_user_search(model):
-    assert model.profile(3) == {"user_id": "3", "name": "User 3"}
+    last = pd.Timestamp("2026-01-11", tz="UTC")  # what the shop knows, and what the customer bought
+    assert model.profile(3) == {"user_id": "3", "name": "User 3", "purchases": 2, "spend": 2.0, "last_purchase": last}
     assert model.profile("nobody") == {}
     assert model.find_users("user 1")["user_id"].tolist()[:3] == ["1", "10", "11"]
     assert model.find_users("7")["user_id"].tolist() == ["7", "17"]  # the exact id first, then names

@@ -1,0 +1,42 @@
+"""Every customer's recommendation lists, from the model just published (see dagster_project/customer_lists.py)."""
+
+import time
+
+import dagster as dg
+
+from dagster_project import customer_lists
+from dagster_project.defs.metadata import file_metadata
+from dagster_project.defs.resources import RecoMartPaths
+from dagster_project.recommender import load_model
+from dagster_project.settings import MODEL_FILENAME
+
+
+@dg.asset(group_name="model", deps=["collaborative_filtering_model"], kinds={"parquet"})
+def user_recommendations(context: dg.AssetExecutionContext, paths: RecoMartPaths) -> dg.MaterializeResult:
+    """Top-10 new products and top-10 buy-again for every known customer, with why; best-sellers for
+    customers without purchases. One Parquet file in row groups under storage/user_recommendations/.
+    """
+    started = time.perf_counter()
+    model = load_model(paths.models / MODEL_FILENAME)
+    path = customer_lists.write_for_model(model, paths.storage)
+    summary = customer_lists.summary(paths.storage)
+    seconds = time.perf_counter() - started
+    top = summary["top_categories"]
+    context.log.info(
+        f"Lists for {summary['customers']} customers at {path}: {summary['products_recommended']} products "
+        f"recommended ({summary['coverage']:.1%} of the catalogue) in {seconds:.1f} s"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **file_metadata(path, records=summary["rows"], frame=customer_lists.preview(paths.storage)),
+            "customers": summary["customers"],
+            "products_recommended": summary["products_recommended"],
+            "coverage": float(round(summary["coverage"], 4)),
+            "fallback_share": float(round(summary["fallback_share"], 4)),
+            "top_categories": dg.MetadataValue.md(
+                top.assign(share=top["share"].map("{:.1%}".format)).to_markdown(index=False)
+            ),
+            "model_version": model.card.version or "",
+            "seconds": float(round(seconds, 2)),
+        }
+    )
