@@ -238,6 +238,69 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# What a failing rule means for the data, and what to do about it: shown with the gate's message and
+# beside each failing check in the app, so both say the same.
+EFFECTS = {
+    "user_id_present": "these rows are left out",
+    "user_id_unique": "only the first row of each id is kept",
+    "email_valid": "the customer is kept; the e-mail is left empty",
+    "age_in_range": "the customer is kept; the age is left empty",
+    "product_id_present": "these products are left out",
+    "product_id_unique": "only the first row of each id is kept",
+    "product_name_present": "these products are left out",
+    "price_positive": "the product is kept; the price is left empty",
+    "transaction_ids_present": "these purchases are left out",
+    "user_known": "these purchases are left out",
+    "product_known": "these purchases are left out",
+    "quantity_valid": "these purchases are left out",
+    "unit_price_valid": "these purchases are left out",
+    "timestamp_valid": "these purchases are left out",
+    "transaction_not_duplicated": "the repeated lines are left out",
+}
+FIXES = {
+    "user_id_present": "Fill in the customer id in the customer export, or remove rows that are not customers.",
+    "user_id_unique": "Give each customer one row: merge or remove the repeated ids across the customer files.",
+    "email_valid": "Correct the e-mail addresses in the customer export (name@domain.tld).",
+    "age_in_range": f"Correct the ages in the customer export ({MIN_AGE} to {MAX_AGE}), or leave them empty.",
+    "product_id_present": "Fill in the product id in the product export.",
+    "product_id_unique": "Give each product one row in the product export.",
+    "product_name_present": "Fill in the product names in the product export.",
+    "price_positive": "Correct the prices in the product export (above 0), or leave them empty.",
+    "transaction_ids_present": "Fill in the customer and product id of each purchase, or remove guest and "
+    "non-product lines from the purchase export.",
+    "user_known": "Export the customers these purchases name (the customer files may be incomplete or older).",
+    "product_known": "Export the products these purchases name (the product file may be incomplete or older).",
+    "quantity_valid": "Correct the quantities in the purchase export (whole numbers of 1 or more); "
+    "returns and cancellations do not belong in it.",
+    "unit_price_valid": "Correct the unit prices in the purchase export (above 0), or leave them empty.",
+    "timestamp_valid": "Correct the purchase dates in the export (a date and time, not in the future).",
+    "transaction_not_duplicated": "Remove the repeated lines from the purchase export (often the same file "
+    "exported twice).",
+}
+GATE_ADVICE = (
+    "Fix those rows in the export, or lower the minimum quality score (Refresh options in the app, "
+    "or validation_report.min_quality_score in run config) if they are expected."
+)
+
+
+def problem_line(check: RuleResult) -> str:
+    """One failing check in words: how many rows, which rule, and the first example's file and row."""
+    example = check.examples[0] if check.examples else {}
+    where = f" (e.g. {example.get('source_file')} row {example.get('source_row')})" if example else ""
+    return (
+        f"{check.name} on {check.entity}: {check.failing_rows} of {check.total_rows} rows "
+        f"fail '{check.description}'{where}"
+    )
+
+
+def what_to_do(check: RuleResult) -> str:
+    return FIXES.get(check.name, "Correct those rows in the export.")
+
+
+def effect(check: RuleResult) -> str:
+    return EFFECTS.get(check.name, "these rows are left out")
+
+
 def rules_for(entity: str) -> list[Rule]:
     return [r for r in RULES if r.entity == entity]
 
@@ -312,16 +375,8 @@ class ValidationReport:
         for entity, columns in self.schema_errors.items():
             lines.append(f"- {entity}: required column(s) {', '.join(columns)} missing.")
         for check in sorted(self.failed(), key=lambda c: -c.failing_rows)[:3]:
-            example = check.examples[0] if check.examples else {}
-            where = f" (e.g. {example.get('source_file')} row {example.get('source_row')})" if example else ""
-            lines.append(
-                f"- {check.name} on {check.entity}: {check.failing_rows} of {check.total_rows} rows "
-                f"fail '{check.description}'{where}."
-            )
-        lines.append(
-            "Fix those rows in the export, or lower the minimum quality score (Refresh options in the app, "
-            "or validation_report.min_quality_score in run config) if they are expected."
-        )
+            lines.append(f"- {problem_line(check)}. {what_to_do(check)}")
+        lines.append(GATE_ADVICE)
         return "\n".join(lines)
 
 

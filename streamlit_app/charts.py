@@ -7,37 +7,38 @@ import pandas as pd
 
 TIME_AXIS = alt.Axis(format="%b %d %H:%M", labelAngle=0, tickCount=6)
 STATUS_COLORS = alt.Scale(
-    domain=["SUCCESS", "FAILURE", "CANCELED", "STARTED", "QUEUED"],
-    range=["#2e7d32", "#c62828", "#757575", "#1565c0", "#f9a825"],
+    domain=["Succeeded", "Failed", "Stopped", "Under way", "Waiting to start", "Skipped (an earlier step failed)"],
+    range=["#2e7d32", "#c62828", "#757575", "#1565c0", "#f9a825", "#9e9e9e"],
 )
 
 
 def run_durations(runs: pd.DataFrame) -> alt.Chart:
-    """Duration of each finished run over time, one colour per job, failures marked."""
-    data = runs.dropna(subset=["duration_s"])[["start", "duration_s", "job", "status", "run_id"]]
+    """How long each finished run took, over time: one colour per kind of refresh, one shape per result."""
+    data = runs.dropna(subset=["seconds"])[["start", "seconds", "What ran", "Result", "Took", "Run"]]
     return (
         alt.Chart(data)
-        .mark_line(point=True)
+        .mark_line(point=alt.OverlayMarkDef(size=60, filled=True))
         .encode(
-            x=alt.X("start:T", title="Started", axis=TIME_AXIS),
-            y=alt.Y("duration_s:Q", title="Duration (s)"),
-            color=alt.Color("job:N", title="Job"),
-            shape=alt.Shape("status:N", title="Status"),
-            tooltip=["job", "status", "run_id", alt.Tooltip("duration_s:Q", format=".1f")],
+            x=alt.X("start:T", title="Started (UTC)", axis=TIME_AXIS),
+            y=alt.Y("seconds:Q", title="Took (seconds)"),
+            color=alt.Color("What ran:N", title="What ran", legend=alt.Legend(orient="bottom", direction="vertical")),
+            shape=alt.Shape("Result:N", title="Result", legend=alt.Legend(orient="bottom")),
+            tooltip=["What ran", "Result", "Took", "Run"],
         )
         .properties(height=280)
     )
 
 
 def step_durations(steps: pd.DataFrame) -> alt.Chart:
+    """How long each step of one run took, in the run's order."""
     return (
         alt.Chart(steps)
         .mark_bar()
         .encode(
-            x=alt.X("duration_s:Q", title="Duration (s)"),
-            y=alt.Y("step:N", sort=None, title=None),
-            color=alt.Color("status:N", scale=STATUS_COLORS, legend=None),
-            tooltip=["step", "status", alt.Tooltip("duration_s:Q", format=".2f")],
+            x=alt.X("seconds:Q", title="Took (seconds)"),
+            y=alt.Y("Step:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
+            color=alt.Color("Result:N", title="Result", scale=STATUS_COLORS, legend=alt.Legend(orient="bottom")),
+            tooltip=["Step", "Result", "Took"],
         )
         .properties(height=max(120, 28 * len(steps)))
     )
@@ -64,31 +65,40 @@ def quality_over_time(scores: pd.DataFrame, threshold: float | None = None) -> a
     return base + rule
 
 
-def records_per_stage(counts: pd.DataFrame) -> alt.Chart:
-    """Records of each table at raw, prepared and feature stage."""
-    return (
-        alt.Chart(counts)
-        .mark_bar()
-        .encode(
-            x=alt.X("stage:N", sort=["raw", "prepared", "features"], title=None),
-            y=alt.Y("records:Q", title="Records"),
-            color=alt.Color("stage:N", legend=None),
-            column=alt.Column("table:N", title=None),
-            tooltip=["table", "stage", "records"],
-        )
-        .properties(width=150, height=220)
-    )
+def _room_for_labels(values: pd.Series) -> alt.Scale:
+    """An x scale with a fifth more room than the longest bar, so the count written after it is never cut off."""
+    return alt.Scale(domain=[0, max(1.0, float(values.max()) * 1.2)], nice=False)
 
 
-def dropped_rows(dropped: pd.DataFrame) -> alt.Chart:
-    return (
-        alt.Chart(dropped)
-        .mark_bar()
-        .encode(
-            x=alt.X("rows:Q", title="Rows dropped"),
-            y=alt.Y("reason:N", sort="-x", title=None),
-            color=alt.Color("table:N", title="Table"),
-            tooltip=["table", "reason", "rows"],
-        )
-        .properties(height=max(120, 30 * len(dropped)))
+def records_per_stage(counts: pd.DataFrame) -> alt.LayerChart:
+    """Records of each table at each stage, as labelled horizontal bars (every bar named, readable at any width)."""
+    data = counts.assign(
+        Data=counts["table"].map({"users": "Customers", "products": "Products", "transactions": "Purchases"}),
+        Stage=counts["stage"].map({"raw": "read", "prepared": "prepared", "features": "used for training"}),
     )
+    data = data.assign(Bar=data["Data"] + ": " + data["Stage"])
+    base = alt.Chart(data).encode(
+        y=alt.Y("Bar:N", title=None, sort=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
+        x=alt.X("records:Q", title="Records", axis=alt.Axis(format=",d"), scale=_room_for_labels(data["records"])),
+        tooltip=["Data", "Stage", alt.Tooltip("records:Q", format=",d")],
+    )
+    bars = base.mark_bar().encode(color=alt.Color("Data:N", title="Data", legend=None))
+    labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("records:Q", format=",d"))
+    return (bars + labels).properties(height=30 * len(data) + 20)
+
+
+def dropped_rows(dropped: pd.DataFrame) -> alt.LayerChart:
+    """Rows left out in preparation, one labelled bar per reason (every bar named and counted)."""
+    base = alt.Chart(dropped).encode(
+        x=alt.X(
+            "rows:Q",
+            title="Rows left out",
+            axis=alt.Axis(format=",d", tickMinStep=1),
+            scale=_room_for_labels(dropped["rows"]),
+        ),
+        y=alt.Y("Reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320, labelOverlap=False)),
+        tooltip=["Data", "Reason", alt.Tooltip("rows:Q", format=",d")],
+    )
+    bars = base.mark_bar().encode(color=alt.Color("Data:N", title="Data", legend=alt.Legend(orient="bottom")))
+    labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("rows:Q", format=",d"))
+    return (bars + labels).properties(height=max(120, 34 * len(dropped)))

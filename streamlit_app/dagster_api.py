@@ -405,6 +405,9 @@ class DagsterAPI:
                         "severity": evaluation.get("severity"),
                         "failing_rows": meta.get("failing_rows"),
                         "total_rows": meta.get("total_rows"),
+                        "skipped": bool(meta.get("skipped", False)),
+                        "examples": meta.get("examples") or [],
+                        "result_description": evaluation.get("description"),
                         "run_id": execution.get("runId"),
                         "timestamp": execution.get("timestamp"),
                     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from dagster_project import model_store
+from dagster_project.model_card import ModelCard
 from dagster_project.recommender import ModelError, RecommenderModel, load_model
 from dagster_project.settings import model_path
 from streamlit_app.dagster_api import Connection, DagsterAPI, DagsterError, DagsterUnavailable, Run
@@ -68,17 +70,118 @@ def check_results(conn: Connection) -> list[dict]:
     return _api_for(conn).check_results()
 
 
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def failure_message(conn: Connection, run_id: str) -> str | None:
+    return _api_for(conn).failure_message(run_id)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def freshness(conn: Connection) -> dict:
+    """Dagster's own freshness checks per asset ({} while the API has no way to read them)."""
+    read = getattr(_api_for(conn), "freshness", None)
+    return dict(read()) if read is not None else {}
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _card_at(path: str, mtime_ns: int) -> ModelCard:
+    return load_model(path).card
+
+
+def card_of(path: Path) -> ModelCard | None:
+    """A kept model version's card (None when the file cannot be used), cached until the file changes."""
+    try:
+        return _card_at(str(path), Path(path).stat().st_mtime_ns)
+    except (OSError, ModelError):
+        return None
+
+
+PIPELINE_DOWN = (
+    "**The pipeline service is not answering.** Refreshes, run history and the latest check results are "
+    "unavailable for now; recommendations still work from the last model. This page comes back by itself "
+    "when the service answers again."
+)
+PIPELINE_REFUSED = (
+    "**The pipeline service refused the app's request.** Refreshes and run history are unavailable until "
+    "that is fixed; recommendations still work from the last model. Send the details below to whoever runs RecoMart."
+)
+RECHECK_SECONDS = 3  # how often a page that met an outage asks again whether the pipeline is back
+
+# The script runs that have shown the outage banner: one banner per page run, however many calls failed.
+_BANNER_SHOWN: weakref.WeakSet = weakref.WeakSet()
+
+
+def _this_run() -> object | None:
+    """An object that lives exactly as long as the current script run (Streamlit makes a new one per run)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return getattr(ctx, "parallel_coordinator", None) if ctx is not None else None
+
+
+def _in_fragment() -> bool:
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
+
+        return ThreadState.get().fragment_id is not None
+    except Exception:  # an internal that moved: assume a full run, the common case
+        return False
+
+
+def pipeline_up(conn: Connection | None = None) -> bool:
+    """Whether the Dagster webserver answers now (briefly cached): disable actions that need it when not."""
+    try:
+        server_info(conn or current_connection())
+        return True
+    except DagsterError:
+        return False
+
+
 def show_dagster_problem(exc: DagsterError) -> None:
-    """The banner for a webserver that is down, restarting, or refusing us."""
-    if isinstance(exc, DagsterUnavailable):
-        st.error(f"**Dagster is not reachable.** {exc}", icon=":material/cloud_off:")
-    else:
-        st.error(f"**Dagster refused the request.** {exc}", icon=":material/error:")
+    """The outage banner in plain words, the engineer's detail in an expander; once per page run.
+
+    A page that met the outage also re-checks every few seconds and reruns itself once the webserver
+    answers again, so nobody has to change page to see it recover.
+    """
+    run = _this_run()
+    if run is not None:
+        if run in _BANNER_SHOWN:
+            return
+        _BANNER_SHOWN.add(run)
+    down = isinstance(exc, DagsterUnavailable)
+    st.error(PIPELINE_DOWN if down else PIPELINE_REFUSED, icon=":material/cloud_off:" if down else ":material/error:")
+    with st.expander("Details for the engineer"):
+        st.markdown(
+            f"{exc}\n\nStart the pipeline service with `./run_pipeline.sh ui` (or `./run_pipeline.sh up` for "
+            f"the app and the pipeline together); the app looks for it at `DAGSTER_HOST` / `DAGSTER_PORT`."
+        )
+    if down and not _in_fragment():
+        _rerun_when_back()
+
+
+def _fragment_rerun() -> bool:
+    """Whether this script run is a fragment's own rerun (not the page's full run)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return bool(getattr(ctx, "fragment_ids_this_run", None))
+
+
+@st.fragment(run_every=RECHECK_SECONDS)
+def _rerun_when_back() -> None:
+    """Ask the webserver again every few seconds; once it answers, rerun the whole page."""
+    if not _fragment_rerun():
+        return  # the page itself just found it down: the first check waits for the next tick
+    try:
+        api().server_info()
+    except DagsterError:
+        return
+    server_info.clear()
+    st.rerun()
 
 
 @contextmanager
 def asking_dagster(stop_page: bool = False) -> Iterator[None]:
-    """Page code that asks Dagster: on failure show the banner, then go on (or stop the page)."""
+    """Page code that asks Dagster: on failure show the banner (once per page run), then go on or stop."""
     try:
         yield
     except DagsterError as exc:

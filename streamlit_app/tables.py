@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from dagster_project.model_card import LIST_KINDS, ModelCard
-from streamlit_app.dagster_api import Run
+from streamlit_app import verdict
+from streamlit_app.dagster_api import JOBS, Run
 
 STAGES = {
     "users": ("raw_users", "prepared_users", "user_features"),
@@ -139,3 +140,118 @@ MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+!|<>~$:])")
 def plain(text: object) -> str:
     """Text from the data (a customer's name, a search) shown as itself, never as markdown or a link."""
     return MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
+# --- runs in people's words --------------------------------------------------------------------
+STATUS_WORDS = {
+    "SUCCESS": "Succeeded",
+    "FAILURE": "Failed",
+    "CANCELED": "Stopped",
+    "CANCELING": "Stopping",
+    "STARTED": "Under way",
+    "STARTING": "Starting",
+    "QUEUED": "Waiting to start",
+    "NOT_STARTED": "Waiting to start",
+    "SKIPPED": "Skipped (an earlier step failed)",
+    "IN_PROGRESS": "Under way",
+}
+STEP_WORDS = {
+    "raw_data": "Read the exports and run the data checks",
+    "validation_report": "Score the data quality",
+    "validation_report_quality_gate": "Quality gate (stops training on poor data)",
+    "prepared_users": "Prepare customers",
+    "prepared_products": "Prepare products",
+    "prepared_transactions": "Prepare purchases",
+    "user_features": "Customer profiles",
+    "item_features": "Product profiles",
+    "interaction_matrix": "Who bought what",
+    "collaborative_filtering_model": "Train and publish the model",
+}
+
+
+def job_label(job: str) -> str:
+    """A job's name for people: the first part of its label in dagster_api.JOBS ('Complete pipeline')."""
+    return JOBS.get(job, job.replace("_", " ").capitalize()).split(" (")[0]
+
+
+def step_label(step: str) -> str:
+    return STEP_WORDS.get(step, step.replace("_", " ").capitalize())
+
+
+def status_words(status: str) -> str:
+    return STATUS_WORDS.get(status, status.replace("_", " ").capitalize())
+
+
+def started_by(tags: dict[str, str]) -> str:
+    """Who started a run, in words."""
+    if "dagster/schedule_name" in tags:
+        return "The daily schedule" if tags["dagster/schedule_name"] == "daily_pipeline" else "A schedule"
+    if "dagster/sensor_name" in tags:
+        return "New export files" if tags["dagster/sensor_name"] == "data_files_sensor" else "An automatic trigger"
+    if tags.get("recomart/launched_by") == "app":
+        return f"{tags.get('recomart/user') or 'Someone'} in the app"
+    if "dagster/from_ui" in tags or "user" in tags:
+        return "An engineer in the Dagster UI"
+    return "An engineer (command line)"
+
+
+def duration_words(seconds: float | None) -> str:
+    return verdict.duration_words(seconds)
+
+
+def start_words(epoch: float | None) -> str:
+    return f"{datetime.fromtimestamp(epoch, UTC):%d %b %Y %H:%M} UTC" if epoch else "–"
+
+
+def plain_runs_frame(runs: list[Run]) -> pd.DataFrame:
+    """Runs for people: job label, result, start, duration and starter in words; no empty cells."""
+    rows = [
+        {
+            "What ran": job_label(r.job_name),
+            "Result": status_words(r.status),
+            "Started": start_words(r.start_time or r.created),
+            "Took": duration_words(r.duration)
+            if r.duration is not None
+            else "still running"
+            if r.status in ("STARTED", "STARTING", "CANCELING")
+            else "–",
+            "Started by": started_by(r.tags),
+            "Run": r.run_id[:8],
+            "seconds": round(r.duration, 1) if r.duration is not None else float("nan"),
+            "run_id": r.run_id,
+            "job": r.job_name,
+            "status": r.status,
+            "start": when(r.start_time or r.created),
+        }
+        for r in runs
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "What ran",
+            "Result",
+            "Started",
+            "Took",
+            "Started by",
+            "Run",
+            "seconds",
+            "run_id",
+            "job",
+            "status",
+            "start",
+        ],
+    )
+
+
+def plain_steps_frame(run: Run) -> pd.DataFrame:
+    rows = [
+        {
+            "Step": step_label(s.key),
+            "Result": status_words(s.status),
+            "Took": duration_words(s.duration) if s.duration is not None else "–",
+            "seconds": round(s.duration, 2) if s.duration is not None else float("nan"),
+            "step": s.key,
+        }
+        for s in run.steps
+    ]
+    return pd.DataFrame(rows, columns=["Step", "Result", "Took", "seconds", "step"])

@@ -13,7 +13,7 @@ from dagster_project.sample_data import generate
 from tests.workspace import ROOT, LiveDagster, Workspace, make_workspace
 
 os.environ.setdefault("RECOMART_AUTOMATION", "off")
-SERVER_FIXTURES = {"live", "trained", "app_env"}
+SERVER_FIXTURES = {"live", "trained", "app_env", "verdict_live"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -112,3 +112,32 @@ def browser(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # chromium writes under $HOME
     with launch() as browser:
         yield browser
+
+
+@pytest.fixture(scope="session")
+def verdict_live(tmp_path_factory, sample_source) -> LiveDagster:
+    """A live webserver + daemon of its own (SQLite), trained twice so a kept version can be rolled back to.
+
+    The Overview's tests change what is served and make refreshes fail; here that never touches `live`.
+    """
+    from streamlit_app.dagster_api import Connection, DagsterAPI
+    from tests.overview_states import refresh
+    from tests.servers import dagster_server
+
+    root = tmp_path_factory.mktemp("verdict")
+    ws = make_workspace(root, sample_source)
+    with dagster_server(root / "dagster_home", ws.env()) as server:
+        live = LiveDagster(server, ws, Connection(port=server.port), DagsterAPI(Connection(port=server.port)))
+        for _ in range(2):
+            assert refresh(live) == "SUCCESS", (server.home / "daemon.log").read_text()[-3000:]
+        yield live
+
+
+@pytest.fixture
+def verdict_env(verdict_live: LiveDagster, monkeypatch) -> LiveDagster:
+    """Point the app (AppTest runs it in this process) at `verdict_live`."""
+    monkeypatch.setenv("DAGSTER_HOST", "127.0.0.1")
+    monkeypatch.setenv("DAGSTER_PORT", str(verdict_live.server.port))
+    for key, value in verdict_live.workspace.env().items():
+        monkeypatch.setenv(key, value)
+    return verdict_live

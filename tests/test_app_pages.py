@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dagster_project.recommender import load_model
+from streamlit_app import tables
 from tests.servers import free_port, wait_until
 from tests.workspace import APP
 
@@ -44,41 +45,43 @@ def texts(at: AppTest) -> str:
 def test_overview_shows_the_headline_figures(app_env, trained):
     at = open_page()
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Users"] == "1,383" and metrics["Products"] == "101" and metrics["Transactions"] == "3,001"
-    assert 93 <= float(metrics["Quality score"]) <= 98
+    assert metrics["Customers"] == "1,383" and metrics["Products"] == "101" and metrics["Purchases"] == "3,001"
+    assert 93 <= float(metrics["Data quality"].removesuffix("%")) <= 98
     model = load_model(app_env.workspace.model_file)
-    assert metrics["NDCG@10"] == f"{model.card.metrics['new']['svd'].ndcg:.3f}"
-    assert "is up at" in at.success[0].value
-    assert not any("daemon is not running" in w.value for w in at.warning)
-    last = at.dataframe[0].value.set_index("job")
+    assert metrics["Hit rate"] == f"{model.card.metrics['new']['svd'].hit_rate:.0%}"
+    assert any(c.value == "The pipeline is running." for c in at.caption)
+    assert not any("scheduler is not running" in w.value for w in at.warning)
+    last = at.dataframe[0].value.set_index("What ran")
     newest = next(r for r in app_env.api.runs(limit=50) if r.job_name == "complete_pipeline_job")
-    assert last.loc["complete_pipeline_job", "status"] == newest.status  # whatever ran last, as Dagster says
+    assert last.loc["Complete pipeline", "Result"] == tables.status_words(newest.status)  # as Dagster says
 
 
 def test_runs_page_lists_runs_and_charts_durations(app_env, trained):
     at = open_page("runs")
     table = at.dataframe[0].value
-    assert trained in set(table["run_id"])
-    row = table.set_index("run_id").loc[trained]
-    assert row["job"] == "complete_pipeline_job" and row["launched_by"] == "RecoMart app (tests)"
+    assert trained[:8] in set(table["Run"])
+    row = table.set_index("Run").loc[trained[:8]]
+    assert row["What ran"] == "Complete pipeline" and row["Started by"] == "tests in the app"
+    assert trained in row["link"]
     spec, data = chart_data(at, 0)
-    assert spec["encoding"]["y"]["field"] == "duration_s"
-    assert trained in set(data["run_id"]) and (data["duration_s"] > 0).all()
+    assert spec["encoding"]["y"]["field"] == "seconds"
+    assert trained[:8] in set(data["Run"]) and (data["seconds"] > 0).all()
     # steps of the selected run (the newest first)
     at.selectbox[0].set_value(trained).run()
     steps = at.dataframe[1].value
-    assert "collaborative_filtering_model" in set(steps["step"])
+    assert "Train and publish the model" in set(steps["Step"])
 
 
 def test_data_quality_page(app_env, trained):
     at = open_page("data_quality")
     metrics = {m.label: m.value for m in at.metric}
     report = app_env.api.materializations("validation_report", 1)[0]["metadata"]
-    assert metrics["Quality score"] == f"{report['quality_score']:.2f}"
+    assert metrics["Data quality"] == f"{report['quality_score']:.1f}%"
     _, scores = chart_data(at, 0)
     assert report["quality_score"] in set(scores["quality_score"])
-    checks = at.dataframe[0].value.set_index("check")
-    assert checks.loc["email_valid", "result"] == "failed" and checks.loc["user_id_present", "result"] == "passed"
+    checks = next(d.value for d in at.dataframe if "Check" in d.value.columns).set_index("Check")
+    assert checks.loc["E-mail address valid", "Result"] == "Problems found"
+    assert checks.loc["Customer id filled in", "Result"] == "Passed"
     _, counts = chart_data(at, 1)
     counts = counts.set_index(["table", "stage"])["records"]
     assert counts[("transactions", "raw")] == 3001 and counts[("transactions", "prepared")] < 3001
@@ -152,9 +155,10 @@ def test_webserver_down_shows_a_banner_and_recommendations_still_work(app_env, t
     for page in (None, "runs", "data_quality", "refresh"):
         at = open_page(page)
         if page != "refresh":
-            assert any("Dagster is not reachable" in e.value and "run_pipeline.sh" in e.value for e in at.error), page
+            assert [e.value for e in at.error if "pipeline service is not answering" in e.value], page
+            assert any("run_pipeline.sh ui" in m.value for m in at.markdown), page  # the engineer's detail
     at.button[0].click().run()
-    assert any("not reachable" in e.value for e in at.error)
+    assert len([e for e in at.error if "pipeline service is not answering" in e.value]) == 1
     at = open_page("recommendations")
     at.text_input(key="customer_query").set_value(load_model(app_env.workspace.model_file).user_ids[0]).run()
     assert len(at.dataframe[1].value) == 10
@@ -217,6 +221,6 @@ def test_overview_warns_when_the_daemon_is_down(tmp_path, sample_source, monkeyp
         for key, value in ws.env().items():
             monkeypatch.setenv(key, value)
         at = open_page()
-        assert any("daemon is not running" in w.value for w in at.warning)
+        assert any("scheduler is not running" in w.value for w in at.warning)
     finally:
         server.stop()

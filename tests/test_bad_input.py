@@ -291,8 +291,8 @@ def _not_measured(ws: Workspace) -> None:
     assert card.not_measured["new"].startswith("not measured")
     _model_loads(ws)
     overview, recommendations = app_page(ws, "overview"), app_page(ws, "recommendations")
-    assert {m.label: m.value for m in overview.metric}["NDCG@10"] == "not measured"
-    assert any("The served model was not measured" in w.value for w in overview.warning)
+    assert {m.label: m.value for m in overview.metric}["Hit rate"] == "not measured"
+    assert any("the served model was not measured" in w.value for w in overview.warning)
     assert recommendations.expander[0].label.endswith("· not measured")
     assert any(w.value.startswith("New products: not measured") for w in recommendations.warning)
     assert not recommendations.dataframe or "0.0" not in str(recommendations.dataframe[0].value)

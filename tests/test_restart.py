@@ -38,7 +38,7 @@ def test_app_recovers_when_the_webserver_restarts_mid_run(tmp_path, sample_sourc
         stop(server.web)
         at.run()
         assert not at.exception
-        assert any("Dagster is not reachable" in e.value for e in at.error)
+        assert any("pipeline service is not answering" in e.value for e in at.error)
 
         server.start_webserver()  # same port
 
