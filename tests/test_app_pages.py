@@ -126,11 +126,11 @@ def test_refresh_submits_and_follows_the_run(app_env, trained):
     at.radio[0].set_value("ingestion_job").run()
     at.button[0].click().run()
     run_id = at.session_state["tracked_run"]
-    assert run_id and f"Run `{run_id}`" in texts(at)
+    assert run_id and run_id in texts(at)  # the link to the run in the Dagster UI
 
     def finished():
         at.run()
-        return "Run succeeded" in texts(at)
+        return "Done in" in texts(at)
 
     wait_until(finished, 180, "the refresh page showing success", interval=1)
     assert app_env.api.run(run_id).status == "SUCCESS"
@@ -157,7 +157,7 @@ def test_webserver_down_shows_a_banner_and_recommendations_still_work(app_env, t
         if page != "refresh":
             assert [e.value for e in at.error if "pipeline service is not answering" in e.value], page
             assert any("run_pipeline.sh ui" in m.value for m in at.markdown), page  # the engineer's detail
-    at.button[0].click().run()
+    assert at.button(key="start_refresh").disabled  # nothing to click until the webserver is back
     assert len([e for e in at.error if "pipeline service is not answering" in e.value]) == 1
     at = open_page("recommendations")
     at.text_input(key="customer_query").set_value(load_model(app_env.workspace.model_file).user_ids[0]).run()
