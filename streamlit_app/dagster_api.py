@@ -19,6 +19,7 @@ import requests
 
 from dagster_project.freshness import WATCHED_ASSETS
 from streamlit_app.graphql_queries import (
+    AUTOMATION_QUERY,
     CHECK_EXECUTIONS_QUERY,
     CHECKS_QUERY,
     FRESHNESS_QUERY,
@@ -27,6 +28,10 @@ from streamlit_app.graphql_queries import (
     RUN_EVENTS_QUERY,
     RUN_QUERY,
     RUNS_QUERY,
+    START_SCHEDULE_MUTATION,
+    START_SENSOR_MUTATION,
+    STOP_SCHEDULE_MUTATION,
+    STOP_SENSOR_MUTATION,
 )
 
 JOBS = {
@@ -117,6 +122,67 @@ class Freshness:
 
     def age_hours(self, now: float) -> float | None:
         return (now - self.last_updated) / 3600.0 if self.last_updated else None
+
+
+# The schedule and the sensors the app shows and switches (nothing else may be switched through it).
+AUTOMATIONS = ("daily_pipeline", "data_files_sensor", "run_failure_alerts")
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One evaluation of a schedule or sensor: status SUCCESS (started runs), SKIPPED (with why) or FAILURE."""
+
+    status: str
+    timestamp: float
+    skip_reason: str | None = None
+    run_ids: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Automation:
+    """A schedule or sensor as Dagster has it: on or off, its next tick (epoch s) and its last finished tick."""
+
+    name: str
+    kind: str  # "schedule" or "sensor"
+    running: bool
+    description: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    interval_seconds: int | None = None
+    next_tick: float | None = None
+    last_tick: Tick | None = None
+    state_id: str = ""
+    selector: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_graphql(cls, kind: str, raw: dict, selector: dict[str, str]) -> Automation:
+        state = raw["scheduleState" if kind == "schedule" else "sensorState"]
+        finished = [t for t in state.get("ticks") or [] if t["status"] != "STARTED"]
+        last = (
+            Tick(
+                t["status"],
+                t["timestamp"],
+                t.get("skipReason"),
+                tuple(t.get("runIds") or ()),
+                (t.get("error") or {}).get("message"),
+            )
+            if (t := next(iter(finished), None))
+            else None
+        )
+        return cls(
+            raw["name"],
+            kind,
+            state["status"] == "RUNNING",
+            raw.get("description"),
+            raw.get("cronSchedule"),
+            raw.get("executionTimezone"),
+            raw.get("minIntervalSeconds"),
+            (state.get("nextTick") or {}).get("timestamp"),
+            last,
+            raw["id"],
+            {**selector, f"{kind}Name": raw["name"]},
+        )
 
 
 @dataclass(frozen=True)
@@ -333,6 +399,49 @@ class DagsterAPI:
                     )
                 return message
         return next((e.get("message") for e in events if e["__typename"] == "RunFailureEvent"), None)
+
+    # --- schedule and sensors -----------------------------------------------------------------
+    def automations(self) -> dict[str, Automation]:
+        """The schedule and the sensors of AUTOMATIONS, by name, as the Dagster UI shows them."""
+        data = self.query(AUTOMATION_QUERY)["repositoriesOrError"]
+        if data["__typename"] != "RepositoryConnection":
+            raise DagsterRequestError(data.get("message", data["__typename"]))
+        found: dict[str, Automation] = {}
+        for repo in data["nodes"]:
+            selector = {"repositoryName": repo["name"], "repositoryLocationName": repo["location"]["name"]}
+            for kind, key in (("schedule", "schedules"), ("sensor", "sensors")):
+                for raw in repo[key]:
+                    if raw["name"] in AUTOMATIONS:
+                        found[raw["name"]] = Automation.from_graphql(kind, raw, selector)
+        return found
+
+    def set_automation(self, name: str, on: bool) -> Automation:
+        """Switch a schedule or sensor on or off; returns its state as Dagster reads it afterwards.
+
+        Callers check the user's role first (access.require_operator()); Dagster OSS has no roles of its own.
+        """
+        if name not in AUTOMATIONS:
+            raise DagsterRequestError(f"Unknown schedule or sensor {name!r}: choose one of {', '.join(AUTOMATIONS)}.")
+        current = self.automations().get(name)
+        if current is None:
+            raise DagsterRequestError(f"Dagster does not know {name!r}: is the RecoMart code location loaded?")
+        if current.running != on:
+            if current.kind == "schedule":
+                text, variables = (
+                    (START_SCHEDULE_MUTATION, {"selector": current.selector})
+                    if on
+                    else (STOP_SCHEDULE_MUTATION, {"id": current.state_id})
+                )
+            else:
+                text, variables = (
+                    (START_SENSOR_MUTATION, {"selector": current.selector})
+                    if on
+                    else (STOP_SENSOR_MUTATION, {"id": current.state_id})
+                )
+            result = next(iter(self.query(text, variables).values()))
+            if "message" in result:
+                raise DagsterRequestError(f"Dagster did not switch {name} {'on' if on else 'off'}: {result['message']}")
+        return self.automations()[name]
 
     # --- assets -------------------------------------------------------------------------------
     def materializations(self, asset: str, limit: int = 20) -> list[dict]:

@@ -146,3 +146,75 @@ query Freshness($assetKeys: [AssetKeyInput!]) {
   }
 }
 """
+
+# The schedule and the sensors: on/off, next and last tick. Their ids and the repository selector come
+# back with them, for the switches below.
+INSTIGATION_STATE_FIELDS = """
+    id
+    status
+    nextTick { timestamp }
+    ticks(limit: 3) { status timestamp skipReason runIds error { message } }
+"""
+
+AUTOMATION_QUERY = f"""
+query Automation {{
+  repositoriesOrError {{
+    __typename
+    ... on RepositoryConnection {{
+      nodes {{
+        name
+        location {{ name }}
+        schedules {{
+          id name description cronSchedule executionTimezone
+          scheduleState {{ {INSTIGATION_STATE_FIELDS} }}
+        }}
+        sensors {{
+          id name description minIntervalSeconds
+          sensorState {{ {INSTIGATION_STATE_FIELDS} }}
+        }}
+      }}
+    }}
+    ... on PythonError {{ message }}
+  }}
+}}
+"""
+
+START_SCHEDULE_MUTATION = """
+mutation StartSchedule($selector: ScheduleSelector!) {
+  startSchedule(scheduleSelector: $selector) {
+    __typename
+    ... on ScheduleStateResult { scheduleState { status } }
+    ... on Error { message }
+  }
+}
+"""
+
+STOP_SCHEDULE_MUTATION = """
+mutation StopSchedule($id: String!) {
+  stopRunningSchedule(id: $id) {
+    __typename
+    ... on ScheduleStateResult { scheduleState { status } }
+    ... on Error { message }
+  }
+}
+"""
+
+START_SENSOR_MUTATION = """
+mutation StartSensor($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on Error { message }
+  }
+}
+"""
+
+STOP_SENSOR_MUTATION = """
+mutation StopSensor($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on Error { message }
+  }
+}
+"""

@@ -12,7 +12,8 @@ def test_max_age_comes_from_the_environment():
     assert max_age_hours({}) == DEFAULT_MAX_AGE_HOURS == 26
     assert max_age_hours({MAX_AGE_ENV: "48"}) == 48
     assert max_age_hours({MAX_AGE_ENV: "0.5"}) == 0.5
-    for bad in ("soon", "0", "-3", "99999"):
+    assert max_age_hours({MAX_AGE_ENV: "0.0167"}) == 0.0167  # one minute: Dagster's shortest window
+    for bad in ("soon", "0", "-3", "0.01", "99999"):
         with pytest.raises(ValueError, match=MAX_AGE_ENV):
             max_age_hours({MAX_AGE_ENV: bad})
 

@@ -1,10 +1,17 @@
-"""Whether the schedule and the sensor start switched on (RECOMART_AUTOMATION=off keeps them off)."""
+"""Settings of the schedule and the sensors, read once: whether they start switched on, how often they look."""
 
 from __future__ import annotations
 
 import os
 
 import dagster as dg
+
+# How often the data-folder sensor looks (seconds); tests shorten it, the default keeps a big folder's polling cheap.
+SENSOR_INTERVAL_SECONDS = max(1, int(os.environ.get("RECOMART_SENSOR_INTERVAL_SECONDS", "30")))
+# How often the failure sensor looks for failed runs: well inside the minute an alert may take.
+FAILURE_SENSOR_INTERVAL_SECONDS = 10
+# The run tag where a run records the fingerprint of the input files it read (see data_files.fingerprint).
+INPUT_FINGERPRINT_TAG = "recomart/input_fingerprint"
 
 
 def default_status() -> dg.DefaultScheduleStatus:

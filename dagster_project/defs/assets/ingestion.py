@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
-from dagster_project import ingest, validation
+from dagster_project import data_files, ingest, validation
 from dagster_project.contract import ENTITIES
 from dagster_project.defs import rule_results
+from dagster_project.defs.automation import INPUT_FINGERPRINT_TAG
 from dagster_project.defs.checks import check_results, rule_check_specs
 from dagster_project.defs.freshness import FRESHNESS_POLICY
 from dagster_project.defs.metadata import table_out
@@ -46,6 +47,9 @@ def raw_data(
     """Read the shop's exports from the data folder and store them as Parquet; run the data-quality rules."""
     data_dir, limits = paths.data, input_limits.limits()
     context.log.info(f"Reading exports from {data_dir}")
+    # Recorded on the run before reading: the data-folder sensor starts no second run for files a refresh read.
+    fingerprint = data_files.fingerprint(data_files.scan(data_dir))
+    context.instance.add_run_tags(context.run_id, {INPUT_FINGERPRINT_TAG: fingerprint})
     with ThreadPoolExecutor(max_workers=len(ENTITIES)) as pool:
         futures = {
             spec.name: pool.submit(ingest.read_entity, data_dir, spec, context.log.info, limits) for spec in ENTITIES
@@ -58,7 +62,10 @@ def raw_data(
         yield dg.Output(
             frame,
             output_name=RAW_TABLES[entity],
-            metadata={"source_files": sorted(frame[ingest.SOURCE_COLUMN].unique().tolist())},
+            metadata={
+                "source_files": sorted(frame[ingest.SOURCE_COLUMN].unique().tolist()),
+                "input_fingerprint": fingerprint,
+            },
         )
     report = validation.validate(validation.Frames(**frames, limits=limits))
     rule_results.store(paths, report, context.run_id)
