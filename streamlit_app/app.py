@@ -18,5 +18,6 @@ pages += [
     st.Page(PAGES / "runs.py", title="Runs", icon=":material/history:"),
     st.Page(PAGES / "data_quality.py", title="Data quality", icon=":material/fact_check:"),
     st.Page(PAGES / "recommendations.py", title="Recommendations", icon=":material/recommend:"),
+    st.Page(PAGES / "model_history.py", title="Model history", icon=":material/model_training:"),
 ]
 st.navigation(pages).run()

@@ -102,3 +102,32 @@ def dropped_rows(dropped: pd.DataFrame) -> alt.LayerChart:
     bars = base.mark_bar().encode(color=alt.Color("Data:N", title="Data", legend=alt.Legend(orient="bottom")))
     labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("rows:Q", format=",d"))
     return (bars + labels).properties(height=max(120, 34 * len(dropped)))
+
+
+def model_quality_over_time(quality: pd.DataFrame) -> alt.Chart:
+    """NDCG@10 per training run: the model against the best-sellers and the customer's own favourites."""
+    return (
+        alt.Chart(quality)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("time:T", title="Trained", axis=TIME_AXIS),
+            y=alt.Y("ndcg:Q", title="NDCG@10 (higher is better)"),
+            color=alt.Color("line:N", title=None, legend=alt.Legend(orient="bottom", columns=2)),
+            tooltip=["line", "version", alt.Tooltip("ndcg:Q", title="NDCG@10", format=".3f"), "time:T"],
+        )
+        .properties(height=280)
+    )
+
+
+def top_products(top: pd.DataFrame, label: str = "name", count: str = "customers") -> alt.Chart:
+    """The products in the most customers' lists."""
+    return (
+        alt.Chart(top)
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{count}:Q", title="Customers with it in their list"),
+            y=alt.Y(f"{label}:N", sort="-x", title=None, axis=alt.Axis(labelLimit=160, labelOverlap=False)),
+            tooltip=[label, alt.Tooltip(f"{count}:Q", format=",")],
+        )
+        .properties(height=max(120, 30 * len(top)))
+    )

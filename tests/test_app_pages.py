@@ -90,17 +90,22 @@ def test_data_quality_page(app_env, trained):
     assert dropped.set_index("reason").loc["user_known", "rows"] == 30
 
 
+def list_table(at: AppTest, index: int = 0) -> pd.DataFrame:
+    """Every column of a customer's list ([0] new products, [1] buy again), from its "All columns" view."""
+    return [d.value for d in at.dataframe if "why" in d.value.columns][index]
+
+
 def test_recommendations_for_a_known_user(app_env, trained):
     model = load_model(app_env.workspace.model_file)
     user = model.user_ids[0]
     at = open_page("recommendations")
-    at.text_input(key="customer_query").set_value(user).run()
+    at.text_input(key="customer_query").set_value(user).run()  # an id opens that customer at once
     assert not at.exception
-    recs = at.dataframe[1].value  # [0] is the model card's metrics
+    recs = list_table(at)
     expected = model.recommend(user, n=10)
     assert recs["product_id"].tolist() == expected["product_id"].tolist()
-    assert {"name", "category", "price", "score"} <= set(recs.columns)
-    history = at.dataframe[3].value
+    assert {"name", "category", "price", "score", "why"} <= set(recs.columns)
+    history = next(d.value for d in at.dataframe if "purchases" in d.value.columns and "product_id" in d.value.columns)
     assert set(history["product_id"]) == set(model.purchase_history(user)["product_id"])
     assert at.get("download_button")
     from threadpoolctl import threadpool_info
@@ -114,11 +119,11 @@ def test_recommendations_by_name_and_for_unknown_user(app_env, trained):
     at = open_page("recommendations")
     name = model.user_profiles["name"].dropna().iloc[0].split()[1]
     at.text_input(key="customer_query").set_value(name).run()
-    assert "customers match" in at.selectbox(key="customer_choice").label
+    assert any("customers match" in c.value for c in at.caption)
     at.text_input(key="customer_query").set_value("no-such-customer").run()
-    assert "No customer with id or name 'no-such-customer'" in at.warning[0].value
-    popular = at.dataframe[1].value
-    assert popular["product_id"].tolist() == model.popular(10)["product_id"].tolist()
+    assert "No customer with id, name or e-mail 'no-such-customer'" in at.warning[0].value
+    best = next(m.value for m in at.markdown if m.value.startswith("| # | Product | Why |"))
+    assert all(f"**{n}**" in best for n in model.popular(10)["name"])
 
 
 def test_refresh_submits_and_follows_the_run(app_env, trained):
@@ -161,7 +166,7 @@ def test_webserver_down_shows_a_banner_and_recommendations_still_work(app_env, t
     assert len([e for e in at.error if "pipeline service is not answering" in e.value]) == 1
     at = open_page("recommendations")
     at.text_input(key="customer_query").set_value(load_model(app_env.workspace.model_file).user_ids[0]).run()
-    assert len(at.dataframe[1].value) == 10
+    assert len(list_table(at)) == 10
 
 
 def test_missing_model_is_explained(app_env, tmp_path, monkeypatch):
@@ -198,11 +203,12 @@ def test_corrupt_model_falls_back_and_versions_roll_back(app_env, trained, tmp_p
     warning = at.warning[0].value
     assert "cannot be used" in warning and good.card.version in warning
     at.text_input(key="customer_query").set_value(good.user_ids[0]).run()
-    assert len(at.dataframe[1].value) == 10
+    assert len(list_table(at)) == 10
 
-    # Roll back: serve the kept version explicitly; the served file loads again.
-    versions = at.table[0].value
-    assert good.card.version in versions.index
+    # Roll back on the Model history page: choose the kept version, confirm; the served file loads again.
+    at.switch_page("app_pages/model_history.py").run()
+    versions = at.dataframe[0].value
+    assert good.card.version in set(versions["version"])
     at.selectbox(key="version_choice").set_value(good.card.version).run()
     at.button(key="serve_version").click().run()
     assert load_model(models / "collaborative_filtering.pkl").card.version == good.card.version

@@ -13,6 +13,7 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
+from dagster_project import model_store
 from dagster_project.definitions import defs
 from dagster_project.fileio import sha256_of
 from dagster_project.recommender import load_model
@@ -220,7 +221,9 @@ def test_viewer_cannot_roll_back_by_any_path(app_env, trained, tmp_path, monkeyp
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.secrets["users"] = USERS
     sign_in(at, "vic", "view-secret")
-    at.switch_page("app_pages/recommendations.py").run()
+    at.switch_page("app_pages/model_history.py").run()
+    version = load_model(model_store.list_versions(models)[0]).card.version
+    at.selectbox(key="version_choice").set_value(version).run()  # viewers may compare versions
     button = at.button(key="serve_version")
     assert button.disabled
     button.proto.disabled = False  # a forged widget event: a client sends the click the page disabled
@@ -231,7 +234,8 @@ def test_viewer_cannot_roll_back_by_any_path(app_env, trained, tmp_path, monkeyp
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.secrets["users"] = USERS
     sign_in(at, "olga", "op-secret")
-    at.switch_page("app_pages/recommendations.py").run()
+    at.switch_page("app_pages/model_history.py").run()
+    at.selectbox(key="version_choice").set_value(version).run()
     assert not at.button(key="serve_version").disabled
     at.secrets["users"] = {**USERS, "olga": {**USERS["olga"], "role": "viewer"}}
     at.button(key="serve_version").click().run()

@@ -1,13 +1,16 @@
-"""Recommendations: find a customer, see their history, what the model suggests, and similar products."""
+"""Recommendations: find a customer in the list (or by id, name or e-mail), see what the model suggests
+and why, and what it recommends across all customers."""
+
+from __future__ import annotations
+
+import hashlib
 
 import pandas as pd
 import streamlit as st
 
-from dagster_project import model_store
 from dagster_project.contract import id_key
-from dagster_project.recommender import ModelError
-from dagster_project.settings import model_path
-from streamlit_app import access, services, tables
+from dagster_project.recommender import ModelError, RecommenderModel
+from streamlit_app import access, all_customers, customer_tables, model_versions, services, tables
 
 st.title("Recommendations")
 try:
@@ -16,6 +19,8 @@ except ModelError as exc:
     st.warning(str(exc), icon=":material/model_training:")
     if access.current_user().is_operator:
         st.page_link("app_pages/refresh.py", label="Train one now on the Refresh page", icon=":material/refresh:")
+    else:
+        st.caption("An operator can train one on the Refresh page.")
     st.stop()
 
 card = model.card
@@ -26,8 +31,7 @@ for problem in services.model_problems():
         icon=":material/warning:",
     )
 with st.expander(
-    f"Model card · version {card.version or '?'} · trained {card.trained_at} · "
-    f"run {(card.run_id or '?')[:8]}" + ("" if card.measured else " · not measured")
+    f"Model card · trained {model_versions.trained_on(card)} · {model_versions.versus_best_sellers(card)}"
 ):
     params = card.params
     st.markdown(
@@ -42,101 +46,158 @@ with st.expander(
         )
     if card.metrics:
         st.dataframe(tables.metrics_frame(card), hide_index=True, width="stretch")
+st.page_link(
+    "app_pages/model_history.py",
+    label="Model history: earlier versions, going back to one",
+    icon=":material/history:",
+)
 
-with st.expander("Model versions"):
-    models_dir = model_path().parent
-    kept = model_store.list_versions(models_dir)
-    if not kept:
-        st.write("No earlier versions kept yet.")
-    else:
-        names = [model_store.version_name(p) for p in kept]
-        st.table(
-            pd.DataFrame({"version": names, "serving": ["yes" if n == card.version else "" for n in names]}).set_index(
-                "version"
-            )
+
+@st.cache_data(max_entries=2, show_spinner=False)
+def _customers(_model: RecommenderModel, identity: str) -> pd.DataFrame:
+    """Every customer with their purchases and spend, once per served model (`identity` names it)."""
+    return _model.customers()
+
+
+def model_identity(model: RecommenderModel) -> str:
+    return f"{model.card.version}|{model.card.trained_at}|{model.card.run_id}|{model.n_users}"
+
+
+def show_list(recs: pd.DataFrame, customer: dict, list_name: str, key: str) -> None:
+    """A list: product and why first (wraps on a phone), every column on demand, and its CSV."""
+    st.markdown(customer_tables.list_markdown(recs))
+    with st.expander("All columns"):
+        st.dataframe(
+            customer_tables.details_frame(recs),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "price": st.column_config.NumberColumn("price", format="%.2f"),
+                "score": st.column_config.NumberColumn(
+                    "model score",
+                    format="%.4f",
+                    help="How strongly the model ranks the product for this customer; only the order counts.",
+                ),
+            },
         )
-        chosen = st.selectbox(
-            "Version to serve",
-            names,
-            key="version_choice",
-            disabled=not access.current_user().is_operator,
-            help=None if access.current_user().is_operator else "Operators only",
-        )
-        if st.button(
-            "Serve this version",
-            key="serve_version",
-            disabled=not access.current_user().is_operator
-            or (chosen == card.version and not services.model_problems()),
-        ):
-            access.require_operator()  # checked here, whatever the page showed or disabled
-            try:
-                model_store.roll_back(models_dir, kept[names.index(chosen)])
-                st.toast(f"Now serving {chosen}")
-                st.rerun()
-            except (ModelError, ValueError) as exc:
-                st.error(f"Cannot serve {chosen}: {exc}")
-
-query = st.text_input("Customer id or name", placeholder="e.g. 1001 or Garcia", key="customer_query")
-n = st.slider("How many products", 5, 50, 10)
-if not query.strip():
-    st.info("Type a customer id or part of a name.")
-    st.stop()
-
-matches = model.find_users(query)
-if matches.empty:
-    st.warning(
-        f"No customer with id or name '{tables.plain(query)}'. A new visitor would see the best-sellers:",
-        icon=":material/person_off:",
-    )
-    st.dataframe(model.popular(n), hide_index=True, width="stretch")
-    st.stop()
-if len(matches) > 1 and matches["user_id"].iloc[0] != id_key(query):
-    labels = dict(zip(matches["user_id"], matches.get("name", matches["user_id"]).astype(str)))
-    user_id = st.selectbox(
-        f"{len(matches)} customers match",
-        list(labels),
-        format_func=lambda u: f"{labels[u]} ({u})",
-        key="customer_choice",
-    )
-else:
-    user_id = matches["user_id"].iloc[0]
-
-profile = model.profile(user_id)
-history = model.purchase_history(user_id)
-st.subheader(f"{tables.plain(profile.get('name') or 'Customer')} ({tables.plain(user_id)})")
-cols = st.columns(4)
-cols[0].metric("Products bought", len(history))
-cols[1].metric("Purchases", int(history["purchases"].sum()) if len(history) else 0)
-cols[2].metric("Age", profile.get("age") if profile.get("age") is not None else "–")
-cols[3].metric("Country", profile.get("country") or "–")
-
-new_tab, again_tab, history_tab = st.tabs(["New for this customer", "Buy again", "Purchase history"])
-with new_tab:
-    recs = model.recommend(user_id, n=n)
-    if not len(history):
-        st.info("This customer has not bought anything yet: showing the best-sellers.", icon=":material/person:")
-    st.dataframe(
-        recs, hide_index=True, width="stretch", column_config={"price": st.column_config.NumberColumn(format="%.2f")}
-    )
     st.download_button(
         "Download as CSV",
-        recs.to_csv(index=False).encode(),
-        f"recommendations_{user_id}.csv",
+        customer_tables.customer_download(customer, recs, list_name),
+        f"recommendations_{customer['user_id']}_{key}.csv",
         "text/csv",
         icon=":material/download:",
+        key=f"download_{key}",
+        help="With the customer's id, name and e-mail on every row, and why each product is suggested.",
     )
-with again_tab:
-    again = model.recommend(user_id, n=n, exclude_purchased=False)
-    st.caption("Their own favourites blended with new suggestions, for shops that sell what people re-order.")
-    st.dataframe(again, hide_index=True, width="stretch")
-with history_tab:
-    st.dataframe(history, hide_index=True, width="stretch")
 
-st.subheader("Similar products")
-items = model.items
-default = history["product_id"].iloc[0] if len(history) else items["product_id"].iloc[0]
-names = dict(zip(items["product_id"], items["name"].astype(str)))
-product = st.selectbox(
-    "Product", list(names), index=list(names).index(default), format_func=lambda p: f"{names[p]} ({p})"
-)
-st.dataframe(model.similar_items(product, n=n), hide_index=True, width="stretch")
+
+def show_customer(model: RecommenderModel, customer: dict, n: int) -> None:
+    user_id = customer["user_id"]
+    history = model.purchase_history(user_id)
+    st.subheader(f"{tables.plain(customer.get('name') or 'Customer')} ({tables.plain(user_id)})")
+    st.caption(customer_tables.profile_line(customer))
+    cols = st.columns(3)
+    cols[0].metric("Products bought", f"{len(history):,}")
+    cols[1].metric("Purchases", f"{int(history['purchases'].sum()) if len(history) else 0:,}")
+    cols[2].metric("Spent", f"{float(customer.get('spend') or 0):,.2f}")
+
+    new_tab, again_tab, history_tab = st.tabs(["New for this customer", "Buy again", "Purchase history"])
+    with new_tab:
+        if not len(history):
+            st.info("This customer has not bought anything yet: showing the best-sellers.", icon=":material/person:")
+        show_list(model.recommend(user_id, n=n), customer, "new products", "new")
+    with again_tab:
+        st.caption("Their own favourites blended with new suggestions, for shops that sell what people re-order.")
+        show_list(model.recommend(user_id, n=n, exclude_purchased=False), customer, "buy again", "again")
+    with history_tab:
+        if len(history):
+            st.dataframe(
+                history.fillna({"category": "–", "brand": "–"}),
+                hide_index=True,
+                width="stretch",
+                column_config={"price": st.column_config.NumberColumn(format="%.2f")},
+            )
+        else:
+            st.write("No purchases yet.")
+
+    st.subheader("Similar products")
+    items = model.items
+    default = history["product_id"].iloc[0] if len(history) else items["product_id"].iloc[0]
+    names = dict(zip(items["product_id"], items["name"].astype(str)))
+    product = st.selectbox(
+        "Product",
+        list(names),
+        index=list(names).index(default),
+        format_func=lambda p: f"{names[p]} ({p})",
+        key="similar_to",
+    )
+    st.markdown(customer_tables.list_markdown(model.similar_items(product, n=n)))
+
+
+def find_customer(model: RecommenderModel) -> None:
+    """The customer list, narrowed by a search; a picked row (or an exact id) opens that customer."""
+    customers = _customers(model, model_identity(model))
+    search, order = st.columns([3, 1], vertical_alignment="bottom")
+    query = search.text_input(
+        "Find a customer by id, name or e-mail",
+        placeholder="e.g. 1001, Garcia or @example.com",
+        key="customer_query",
+    )
+    text = query.strip()
+    sorts = ([customer_tables.BEST_MATCH] if text else []) + list(customer_tables.SORTS)
+    sort = order.selectbox("Order", sorts, key="customer_order")
+    n = st.slider("How many products per list", 5, 50, 10, key="list_length")
+
+    if text:
+        found, total = model.search_users(text, customer_tables.LIST_LIMIT)
+    else:
+        found, total = customers, len(customers)
+    if total == 0:
+        st.warning(
+            f"No customer with id, name or e-mail '{tables.plain(text)}'. Check the spelling or search for part "
+            "of the name. A new visitor would see the best-sellers:",
+            icon=":material/person_off:",
+        )
+        st.markdown(customer_tables.list_markdown(model.popular(n)))
+        return
+    shown = customer_tables.sort_customers(found, sort).head(customer_tables.LIST_LIMIT).reset_index(drop=True)
+    st.caption(customer_tables.count_text(len(shown), total, text))
+    digest = hashlib.sha1(f"{text}|{sort}|{model_identity(model)}".encode()).hexdigest()[:10]
+    picked = st.dataframe(
+        customer_tables.customer_table(shown),
+        key=f"customer_list_{digest}",  # a new search starts with nothing picked
+        on_select="rerun",
+        selection_mode="single-row",
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(shown), 320),
+        column_config={
+            "user_id": st.column_config.TextColumn("customer id"),
+            "email": st.column_config.TextColumn("e-mail"),
+            "purchases": st.column_config.NumberColumn("purchases", format="%d"),
+            "spend": st.column_config.NumberColumn("spent", format="%.2f"),
+            "last_purchase": st.column_config.TextColumn("last purchase"),
+        },
+    )
+    rows = picked.selection.rows
+    exact = shown[shown["user_id"] == id_key(text)] if text else shown.iloc[:0]
+    if rows and rows[0] < len(shown):
+        chosen = shown.iloc[rows[0]]
+    elif len(exact):  # a typed id opens that customer at once
+        chosen = exact.iloc[0]
+    elif text and total == 1:
+        chosen = shown.iloc[0]
+    else:
+        st.info(
+            "Pick a customer: click the box at the start of their row to see their recommendations.",
+            icon=":material/touch_app:",
+        )
+        return
+    show_customer(model, {k: (None if pd.isna(v) else v) for k, v in chosen.items()}, n)
+
+
+customers_tab, summary_tab = st.tabs(["Customers", "Across all customers"])
+with customers_tab:
+    find_customer(model)
+with summary_tab:
+    all_customers.show_summary()

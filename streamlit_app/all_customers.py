@@ -1,0 +1,124 @@
+"""The Recommendations page's summary of every customer's lists (the pipeline's `user_recommendations`
+output): what the model recommends across the shop, and the whole set as a download.
+
+Read from the files under the storage folder, so it works while Dagster is down.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dagster_project import customer_lists
+from dagster_project.settings import folder
+from streamlit_app import access, charts
+
+
+def _stamp(path: Path) -> str:
+    """Changes whenever the dataset is rewritten (a file, or a folder of parts)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return "|".join(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in files)
+
+
+@st.cache_data(max_entries=2, show_spinner="Reading every customer's list...")
+def _summary(storage_dir: str, stamp: str) -> dict:
+    return customer_lists.summary(Path(storage_dir))
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def _csv(storage_dir: str, stamp: str) -> bytes:
+    return customer_lists.to_csv_bytes(customer_lists.read(Path(storage_dir)))
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def _parquet(storage_dir: str, stamp: str) -> bytes:
+    buffer = io.BytesIO()
+    customer_lists.read(Path(storage_dir)).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}" if value >= 0.01 or value == 0 else "under 1%"
+
+
+def show_summary() -> None:
+    storage = folder("storage")
+    path = customer_lists.dataset_path(storage)
+    if not path.exists():
+        st.info(
+            "The lists for all customers have not been made yet. Every complete refresh makes them (with the "
+            "model), so they appear here after the next one.",
+            icon=":material/hourglass_empty:",
+        )
+        if access.current_user().is_operator:
+            st.page_link("app_pages/refresh.py", label="Start a complete refresh", icon=":material/refresh:")
+        else:
+            st.caption("Ask an operator to run a complete refresh.")
+        return
+    stamp = _stamp(path)
+    summary = _summary(str(storage), stamp)
+    customers, coverage, fallback = summary["customers"], summary["coverage"], summary["fallback_share"]
+    st.markdown(
+        f"**Every one of the {customers:,} customers has a list.** {_share(coverage)} of the catalogue is "
+        f"recommended to someone; {_share(fallback)} of the customers get the best-sellers because they have "
+        "not bought anything yet."
+    )
+    cols = st.columns(3)
+    cols[0].metric("Customers with a list", f"{customers:,}", help=f"{summary['rows']:,} rows: one per list and rank")
+    cols[1].metric(
+        "Catalogue recommended",
+        _share(coverage),
+        help="Catalogue coverage: the share of all products that appear in at least one customer's list.",
+    )
+    cols[2].metric(
+        "Best-sellers instead",
+        _share(fallback),
+        help="Share of customers served by the best-seller fallback (no purchases to learn from).",
+    )
+    top = summary["top_products"]
+    if isinstance(top, pd.DataFrame) and len(top):
+        st.markdown("**Most recommended products**")
+        st.altair_chart(charts.top_products(top), width="stretch")
+    by_category = summary["coverage_by_category"]
+    if isinstance(by_category, pd.DataFrame) and len(by_category):
+        st.markdown("**Coverage by category**")
+        st.dataframe(
+            by_category,
+            hide_index=True,
+            width="stretch",
+            column_order=["category", "share", "products_recommended", "products_in_catalogue"],
+            column_config={
+                "share": st.column_config.ProgressColumn(
+                    "recommended",
+                    format="percent",
+                    min_value=0.0,
+                    max_value=1.0,
+                    help="Share of the category's products that appear in at least one customer's list",
+                ),
+                "products_recommended": st.column_config.NumberColumn("products in lists"),
+                "products_in_catalogue": st.column_config.NumberColumn("in the catalogue"),
+            },
+        )
+
+    st.caption("Download every customer's lists (one row per customer, list and rank), for a campaign or the shop.")
+    left, right = st.columns(2)
+    left.download_button(
+        "All lists as CSV",
+        lambda: _csv(str(storage), stamp),
+        "recommendations_all_customers.csv",
+        "text/csv",
+        icon=":material/download:",
+        key="download_all_csv",
+    )
+    right.download_button(
+        "All lists as Parquet",
+        lambda: _parquet(str(storage), stamp),
+        "recommendations_all_customers.parquet",
+        "application/vnd.apache.parquet",
+        icon=":material/download:",
+        key="download_all_parquet",
+        help="For pandas: pd.read_parquet('recommendations_all_customers.parquet')",
+    )
