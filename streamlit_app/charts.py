@@ -111,11 +111,11 @@ def model_quality_over_time(quality: pd.DataFrame) -> alt.Chart:
         .mark_line(point=True)
         .encode(
             x=alt.X("time:T", title="Trained", axis=TIME_AXIS),
-            y=alt.Y("ndcg:Q", title="NDCG@10 (higher is better)"),
+            y=alt.Y("ndcg:Q", title="NDCG@10"),
             color=alt.Color("line:N", title=None, legend=alt.Legend(orient="bottom", columns=2)),
             tooltip=["line", "version", alt.Tooltip("ndcg:Q", title="NDCG@10", format=".3f"), "time:T"],
         )
-        .properties(height=280)
+        .properties(height=320)
     )
 
 

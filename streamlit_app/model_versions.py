@@ -212,6 +212,11 @@ def change_text(change, served: str, previous: str) -> str:
             f"No customer is known to both this version and the one of {version_label(previous)}, so their lists "
             "cannot be compared."
         )
+    if not change.changed:
+        return (
+            f"**The same lists**: for all {change.customers_compared:,} customers compared, the top-10 is what the "
+            f"version of {version_label(previous)} recommended."
+        )
     return (
         f"For **{change.changed:,} of {change.customers_compared:,}** customers compared, the top-10 changed from the "
         f"version of {version_label(previous)} to this one; on average **{change.mean_overlap * 10:.1f} of 10** "

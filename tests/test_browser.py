@@ -46,8 +46,8 @@ def test_refresh_then_browse_recommendations(live, trained, browser, tmp_path):
         box.press("Enter")
         main.get_by_role("tab", name="New for this customer", exact=True).wait_for(timeout=30_000)
         settle(page)
-        # The download button itself: each dataframe's toolbar has a "Download as CSV" button too.
-        page.get_by_test_id("stDownloadButton").get_by_role("button", name="Download as CSV").wait_for()
+        main.get_by_test_id("stMarkdownContainer").get_by_text(re.compile("^because you bought")).first.wait_for()
+        keyed(page, "download_new").get_by_role("button", name="Download as CSV").wait_for()
         path = shot(page, "recommendations")
         assert path.stat().st_size > 10_000
 
