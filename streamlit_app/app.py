@@ -16,6 +16,7 @@ if user.is_operator:
     pages.append(st.Page(PAGES / "refresh.py", title="Refresh", icon=":material/refresh:"))
 pages += [
     st.Page(PAGES / "runs.py", title="Runs", icon=":material/history:"),
+    st.Page(PAGES / "automation.py", title="Automation", icon=":material/schedule:"),
     st.Page(PAGES / "data_quality.py", title="Data quality", icon=":material/fact_check:"),
     st.Page(PAGES / "recommendations.py", title="Recommendations", icon=":material/recommend:"),
     st.Page(PAGES / "model_history.py", title="Model history", icon=":material/model_training:"),

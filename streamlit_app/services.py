@@ -75,6 +75,12 @@ def failure_message(conn: Connection, run_id: str) -> str | None:
     return _api_for(conn).failure_message(run_id)
 
 
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
+def automations(conn: Connection) -> dict:
+    """The schedule and the sensors with their state (cleared after a switch, so the page shows the new state)."""
+    return _api_for(conn).automations()
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def freshness(conn: Connection) -> dict:
     """Dagster's own freshness checks per asset ({} while the API has no way to read them)."""
