@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from dagster_project.model_card import ModelCard
-from streamlit_app.tables import when
+from streamlit_app.tables import plain, when
 
 NOT_MEASURED = "not measured"
 SERIES = {  # metadata label -> line name on the chart
@@ -190,7 +190,7 @@ def compare_frame(served: ModelCard, served_name: str, chosen: ModelCard, chosen
         "trained",
         "quality",
         "NDCG@10 (new products)",
-        "catalogue coverage",
+        "coverage on held-out customers",
         "customers",
         "products",
         "transactions",
@@ -240,3 +240,10 @@ def missing_warnings(change, chosen: str) -> list[str]:
             "would never be recommended."
         )
     return out
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A small frame as a markdown table: its cells wrap on a phone instead of scrolling sideways."""
+    lines = ["| " + " | ".join(plain(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(plain(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)

@@ -279,7 +279,7 @@ def test_planted_model_files_never_run_and_the_next_refresh_replaces_them(app_en
         from dagster_project import model_store
 
         assert link not in model_store.list_versions(ws.models)  # a link is never a kept version
-        for page in ("overview", "recommendations", "runs", "data_quality"):
+        for page in ("overview", "recommendations", "model_history", "runs", "data_quality"):
             at = AppTest.from_file(str(APP), default_timeout=60)
             at.run()
             at.switch_page(f"app_pages/{page}.py").run()

@@ -141,12 +141,12 @@ with st.container(border=True, key="rollback_panel"):
         st.info("This version is served now: nothing to switch.", icon=":material/check:")
     else:
         st.markdown(f"**Serve the version of {label(chosen)} instead of the one of {label(card.version)}?**")
-    st.dataframe(
-        model_versions.compare_frame(card, card.version or "?", version.card, chosen), hide_index=True, width="stretch"
-    )
     if not same:
         for warning in model_versions.missing_warnings(list_change(version.path), chosen):
             st.warning(warning, icon=":material/person_off:")
+    st.markdown(
+        model_versions.markdown_table(model_versions.compare_frame(card, card.version or "?", version.card, chosen))
+    )
     confirm = st.button(
         f"Confirm: serve the version of {label(chosen)}",
         key="serve_version",
