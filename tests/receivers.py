@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ class Inbox:
     posts: list[tuple[str, dict]] = field(default_factory=list)
     mails: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    encrypted: list[bool] = field(default_factory=list)  # per mail: whether it came over TLS
 
 
 @contextmanager
@@ -50,8 +52,11 @@ def webhook_receiver(status: int = 200) -> Iterator[tuple[str, Inbox]]:
 
 
 @contextmanager
-def smtp_receiver(users: dict[str, str] | None = None) -> Iterator[tuple[int, Inbox]]:
-    """aiosmtpd on a free loopback port that records every mail; with `users`, it asks for a login."""
+def smtp_receiver(
+    users: dict[str, str] | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[int, Inbox]]:
+    """aiosmtpd on a free loopback port that records every mail; with `users`, it asks for a login; with
+    `tls`, it offers STARTTLS and refuses mail sent without it."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
@@ -60,6 +65,7 @@ def smtp_receiver(users: dict[str, str] | None = None) -> Iterator[tuple[int, In
     class Handler:
         async def handle_DATA(self, server, session, envelope):
             inbox.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            inbox.encrypted.append(session.ssl is not None)
             inbox.mails.append(message_from_bytes(envelope.original_content or envelope.content, policy=policy.default))
             return "250 OK"
 
@@ -69,7 +75,9 @@ def smtp_receiver(users: dict[str, str] | None = None) -> Iterator[tuple[int, In
         password = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
         return AuthResult(success=known.get(login) == password)
 
-    options = {"authenticator": authenticate, "auth_required": True, "auth_require_tls": False} if users else {}
+    options: dict = {"authenticator": authenticate, "auth_required": True, "auth_require_tls": False} if users else {}
+    if tls is not None:
+        options.update(tls_context=tls, require_starttls=True)
     port = free_port()
     controller = Controller(Handler(), hostname="127.0.0.1", port=port, **options)
     controller.start()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -67,6 +71,36 @@ def test_both_channels_deliver_and_login_happens_only_with_a_user():
         outcome = alerts.send(GATE_ALERT, no_user)
         assert outcome["chat webhook"] == "sent" and outcome["e-mail"].startswith("SMTP")
         assert len(mail.mails) == 1
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (made by the openssl command line), trusted through SSL_CERT_FILE."""
+    if not shutil.which("openssl"):
+        pytest.skip("the openssl command line is not installed")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_mail_goes_over_starttls_when_the_server_offers_it(tmp_path, monkeypatch):
+    cert, key = self_signed_certificate(tmp_path)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client verifies the server against this certificate
+    with smtp_receiver(tls=server_side) as (port, mail):  # refuses any mail sent before STARTTLS
+        env = {
+            "RECOMART_ALERT_SMTP_HOST": "127.0.0.1",
+            "RECOMART_ALERT_SMTP_PORT": str(port),
+            "RECOMART_ALERT_SMTP_TO": "ops@shop.example",
+        }
+        assert alerts.send(GATE_ALERT, env) == {"e-mail": "sent"}
+        assert mail.encrypted == [True]
+        assert "Failed at: the data-quality gate" in mail.mails[0].get_content()
 
 
 def test_a_channel_that_fails_is_logged_without_its_secrets(caplog):
