@@ -1,0 +1,34 @@
+"""The Automation page in a real headless Chromium, at a phone's width: read the state, switch the nightly refresh."""
+
+import pytest
+
+from tests.browser import MAIN, heading, keyed, open_app, settle, shot
+from tests.servers import streamlit_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.webserver]
+
+
+def test_switch_the_nightly_refresh_at_400_px(live, browser, tmp_path):
+    settings = {"DAGSTER_HOST": "127.0.0.1", "DAGSTER_PORT": str(live.server.port), **live.workspace.env()}
+    with streamlit_server(settings, tmp_path / "streamlit.log") as url:
+        page = open_app(browser, url)
+        page.set_viewport_size({"width": 400, "height": 900})
+        main = page.locator(MAIN)
+        page.goto(f"{url}/automation")
+        heading(page, "Automation").wait_for(timeout=60_000)
+        main.get_by_text("Nightly refresh at 02:00 — off", exact=True).wait_for(timeout=30_000)
+        settle(page)
+        assert main.get_by_text("Tell people when a refresh fails — on", exact=False).count() == 1
+        try:
+            keyed(page, "switch_daily_pipeline").get_by_role("button", name="Switch on").click()
+            main.get_by_text("Nightly refresh is now switched on.").wait_for(timeout=30_000)
+            settle(page)
+            assert live.api.automations()["daily_pipeline"].running
+            assert main.get_by_text("Nightly refresh at 02:00 — on, next ", exact=False).count() == 1
+            shot(page, "automation")
+            keyed(page, "switch_daily_pipeline").get_by_role("button", name="Switch off").click()
+            main.get_by_text("Nightly refresh is now switched off.").wait_for(timeout=30_000)
+            settle(page)
+            assert not live.api.automations()["daily_pipeline"].running
+        finally:
+            live.api.set_automation("daily_pipeline", False)
