@@ -6,7 +6,6 @@ Read from the files under the storage folder, so it works while Dagster is down.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -28,16 +27,14 @@ def _summary(storage_dir: str, stamp: str) -> dict:
     return customer_lists.summary(Path(storage_dir))
 
 
-@st.cache_data(max_entries=1, show_spinner=False)
-def _csv(storage_dir: str, stamp: str) -> bytes:
-    return customer_lists.to_csv_bytes(customer_lists.read(Path(storage_dir)))
+def _csv(storage_dir: Path) -> bytes:
+    """Made when the button is clicked (never kept: on a large shop it is hundreds of MB)."""
+    return customer_lists.to_csv_bytes(customer_lists.read(storage_dir))
 
 
-@st.cache_data(max_entries=1, show_spinner=False)
-def _parquet(storage_dir: str, stamp: str) -> bytes:
-    buffer = io.BytesIO()
-    customer_lists.read(Path(storage_dir)).to_parquet(buffer, index=False)
-    return buffer.getvalue()
+def _parquet(storage_dir: Path) -> bytes:
+    """The stored file itself: already one Parquet file, with the catalogue it was made from."""
+    return customer_lists.dataset_path(storage_dir).read_bytes()
 
 
 def _share(value: float) -> str:
@@ -107,7 +104,7 @@ def show_summary() -> None:
     left, right = st.columns(2)
     left.download_button(
         "All lists as CSV",
-        lambda: _csv(str(storage), stamp),
+        lambda: _csv(storage),
         "recommendations_all_customers.csv",
         "text/csv",
         icon=":material/download:",
@@ -115,7 +112,7 @@ def show_summary() -> None:
     )
     right.download_button(
         "All lists as Parquet",
-        lambda: _parquet(str(storage), stamp),
+        lambda: _parquet(storage),
         "recommendations_all_customers.parquet",
         "application/vnd.apache.parquet",
         icon=":material/download:",

@@ -85,9 +85,18 @@ def details_frame(recs: pd.DataFrame) -> pd.DataFrame:
     out = recs.drop(columns=[c for c in ("because", "reason") if c in recs]).copy()
     out.insert(2, "why", why(recs).to_numpy())
     out = out.drop(columns=["explanation"], errors="ignore")
+    return readable(out)
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Product columns with a word for what is missing (a table would show "None"); prices as text."""
+    out = frame.copy()
     for column in ("category", "brand"):
         if column in out:
             out[column] = out[column].astype("string").fillna(NO_VALUE)
+    if "price" in out:
+        price = pd.to_numeric(out["price"], errors="coerce")
+        out["price"] = [NO_VALUE if pd.isna(v) else f"{v:,.2f}" for v in price]
     return out
 
 

@@ -164,6 +164,10 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             "customers": runs["customers"].map(count),
             "products": runs["products"].map(count),
             "model file": runs["size_bytes"].map(lambda v: "–" if v is None or pd.isna(v) else f"{v / 1e6:.1f} MB"),
+            "settings": [
+                "–" if pd.isna(f) else f"rank {int(f)}, {w} weighting"
+                for f, w in zip(runs["factors"], runs["weighting"].fillna("?"))
+            ],
             "run": runs["run_id"].str[:8],
         }
     )

@@ -72,7 +72,6 @@ def show_list(recs: pd.DataFrame, customer: dict, list_name: str, key: str) -> N
             hide_index=True,
             width="stretch",
             column_config={
-                "price": st.column_config.NumberColumn("price", format="%.2f"),
                 "score": st.column_config.NumberColumn(
                     "model score",
                     format="%.4f",
@@ -111,12 +110,7 @@ def show_customer(model: RecommenderModel, customer: dict, n: int) -> None:
         show_list(model.recommend(user_id, n=n, exclude_purchased=False), customer, "buy again", "again")
     with history_tab:
         if len(history):
-            st.dataframe(
-                history.fillna({"category": "–", "brand": "–"}),
-                hide_index=True,
-                width="stretch",
-                column_config={"price": st.column_config.NumberColumn(format="%.2f")},
-            )
+            st.dataframe(customer_tables.readable(history), hide_index=True, width="stretch")
         else:
             st.write("No purchases yet.")
 
