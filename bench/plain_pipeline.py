@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dagster_project import features, ingest, model_store, preparation, training, validation
+from dagster_project import customer_lists, features, ingest, model_store, preparation, training, validation
 from dagster_project.fileio import write_json, write_parquet
 
 
@@ -54,6 +54,11 @@ def run(data: Path, storage: Path, models: Path) -> dict[str, float]:
     model = training.train_model(p_tx, p_products, p_users, interactions=interactions)
     model_store.publish(model, models, "plain")
     times["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    customer_lists.write_for_model(model, storage)
+    customer_lists.summary(storage)
+    times["lists"] = time.perf_counter() - t
     times["total"] = sum(times.values())
     return times
 

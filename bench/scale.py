@@ -3,7 +3,8 @@
 For each size the project's generator makes a dataset (users = transactions/10, products =
 transactions/100 capped at 20,000), then `dagster job execute` runs the complete job on a fresh
 instance and `bench/plain_pipeline.py` runs the same pure functions; both are measured for wall time
-and peak RSS. Per-stage times come from the Dagster run's step stats. Prints a Markdown table.
+and peak RSS. Per-stage times come from the Dagster run's step stats; the customer lists
+(`user_recommendations`) also report their own wall and CPU seconds. Prints a Markdown table.
 
     python -m bench.scale --sizes 3k 100k 1m 10m
 """
@@ -27,7 +28,14 @@ SIZES = {
     "1m": (100_000, 10_000, 1_000_000),
     "10m": (1_000_000, 20_000, 10_000_000),
 }
-STEPS = ["raw_data", "validation_report", "prepared_data", "feature_tables", "collaborative_filtering_model"]
+STEPS = [
+    "raw_data",
+    "validation_report",
+    "prepared_data",
+    "feature_tables",
+    "collaborative_filtering_model",
+    "user_recommendations",
+]
 BIN = Path(sys.executable).parent
 
 
@@ -104,12 +112,17 @@ def run_size(name: str, cache: Path, plain: bool = True) -> dict:
         with dg.DagsterInstance.from_config(str(home)) as instance:
             run = instance.get_runs(limit=1)[0]
             steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run.run_id)}
+            lists = instance.get_latest_materialization_event(dg.AssetKey("user_recommendations"))
+            lists_meta = {k: v.value for k, v in lists.asset_materialization.metadata.items()}
         row = {
             "size": name,
             "transactions": SIZES[name][2],
             "dagster_wall_s": dagster["wall_s"],
             "dagster_peak_rss_mb": dagster["peak_rss_mb"],
             "steps": steps,
+            "lists_s": lists_meta["seconds"],  # the customer lists' own time, as the asset measured it
+            "lists_cpu_s": lists_meta["cpu_seconds"],
+            "customers": lists_meta["customers"],
             "storage_mb": round(folder_size(work / "storage") / 2**20, 1),
             "model_mb": round((work / "models" / "collaborative_filtering.pkl").stat().st_size / 2**20, 1),
         }
@@ -143,7 +156,7 @@ def run_size(name: str, cache: Path, plain: bool = True) -> dict:
 def table(rows: list[dict]) -> str:
     head = (
         "| size | transactions | Dagster wall (s) | " + " | ".join(STEPS) + " | peak RSS (MB) | plain wall (s) | "
-        "plain RSS (MB) | overhead | storage (MB) | model (MB) |"
+        "plain RSS (MB) | overhead | storage (MB) | model (MB) | customer lists: customers, wall (s), CPU (s) |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -152,7 +165,7 @@ def table(rows: list[dict]) -> str:
             f"| {r['size']} | {r['transactions']:,} | {r['dagster_wall_s']:.1f} | {steps} | "
             f"{r['dagster_peak_rss_mb']:.0f} | {r.get('plain_wall_s', float('nan')):.1f} | "
             f"{r.get('plain_peak_rss_mb', float('nan')):.0f} | {r.get('overhead', float('nan')):.2f}x | "
-            f"{r['storage_mb']} | {r['model_mb']} |"
+            f"{r['storage_mb']} | {r['model_mb']} | {r['customers']:,}, {r['lists_s']:.1f}, {r['lists_cpu_s']:.1f} |"
         )
     return "\n".join(lines)
 

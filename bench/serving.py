@@ -1,5 +1,6 @@
-"""Serving: a customer's top-10 from the loaded model, the Recommendations page's time to show a list,
-and (on the sample) the time from clicking "Start refresh" to the page showing success.
+"""Serving: a customer's top-10 (with why each product) from the loaded model, customer search, the
+Recommendations page's time to show a list, and (on the sample) the time from clicking "Start refresh"
+to the page showing success.
 
 The model is trained on the 1M-transaction dataset (100,000 customers, 10,000 products).
 
@@ -36,8 +37,12 @@ def model_latency(models: Path, n: int = 2000) -> None:
     rng = np.random.default_rng(0)
     users = rng.choice(model.user_ids.to_numpy(), n, replace=False)
     for kind, call in (
-        ("recommend(user, 10)", lambda u: model.recommend(u, 10)),
-        ("recommend(user, 10, exclude_purchased=False)", lambda u: model.recommend(u, 10, False)),
+        ("recommend(user, 10) with because and explanation", lambda u: model.recommend(u, 10)),
+        (
+            "recommend(user, 10, exclude_purchased=False) with because and explanation",
+            lambda u: model.recommend(u, 10, False),
+        ),
+        ("buy_again(user, 10)", lambda u: model.buy_again(u, 10)),
         ("similar_items(product, 10)", None),
     ):
         times = []
@@ -47,6 +52,15 @@ def model_latency(models: Path, n: int = 2000) -> None:
             (model.similar_items(target, 10) if call is None else call(target))
             times.append((time.perf_counter() - start) * 1000)
         print(f"- {kind}: {percentiles(times)} ({n} calls, {model.n_users:,} customers x {model.n_items:,} products)")
+    times = []
+    for u in users[:100]:
+        start = time.perf_counter()
+        model.search_users(u[:3], 50)
+        times.append((time.perf_counter() - start) * 1000)
+    print(
+        f"- search_users(first 3 digits of an id, 50) over {len(model.customers()):,} customers' ids, names and "
+        f"e-mails: {percentiles(times)} (100 calls)"
+    )
 
 
 def page_time(models: Path, n: int = 20) -> None:
@@ -113,7 +127,11 @@ def main() -> None:
     models = Path(tempfile.mkdtemp(prefix="recomart-models-"))
     try:
         tx, products = load(args.dataset)
-        users = tx[["user_id"]].drop_duplicates().assign(name=lambda f: "Customer " + f["user_id"])
+        users = (
+            tx[["user_id"]]
+            .drop_duplicates()
+            .assign(name=lambda f: "Customer " + f["user_id"], email=lambda f: "c" + f["user_id"] + "@example.com")
+        )
         model = training.train_model(tx, products, users)
         model_store.publish(model, models, "bench")
         model_latency(models)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from dagster_project import explanations
 from dagster_project.fileio import atomic_path
-from dagster_project.ranking import top_k
+from dagster_project.ranking import top_k, top_k_wide
 from dagster_project.recommender import RecommenderModel
 
 FOLDER = "user_recommendations"
 FILE_NAME = "user_recommendations.parquet"
 LIST_LENGTH = 10
-BLOCK_USERS = 2048
+BLOCK_USERS = 512
 LISTS = ("new", "buy_again")
 CATALOGUE_KEY = b"recomart.catalogue"  # Parquet key-value metadata: the catalogue the lists came from
 SCHEMA = pa.schema(
@@ -138,23 +140,23 @@ def _because(model: RecommenderModel, rows: np.ndarray, candidates: np.ndarray, 
     """For each (customer, candidate): the up-to-3 bought items contributing most, len(rows) x n x 3, -1 padded.
 
     Contribution of bought item j to candidate i is w_j (V D V^T)_{j,i} (see explanations), computed
-    for every (customer, bought item) pair of the block against that customer's n candidates only.
+    for every (customer, bought item) pair of the block against that customer's n candidates only;
+    one sort per candidate column orders the pairs by customer, then by contribution.
     """
     weighted = model.weighted[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
-    bought, weights = weighted.indices, weighted.data
-    factors = model.item_factors[bought]
-    projection_t = model.projection.T
-    n = candidates.shape[1]
-    out = np.full((len(rows), n, explanations.MAX_BECAUSE), -1, dtype=np.int64)
-    starts = weighted.indptr[:-1][owner]
-    floor = explanations.NOISE * scale[owner]
-    for c in range(n):
-        contrib = weights * np.einsum("pk,pk->p", factors, projection_t[np.maximum(candidates[owner, c], 0)])
-        order = np.lexsort((-contrib, owner))
-        rank = np.arange(order.size) - starts[order]
-        keep = (rank < explanations.MAX_BECAUSE) & (contrib[order] > floor[order])
-        out[owner[order][keep], c, rank[keep]] = bought[order][keep]
+    bought = weighted.indices
+    targets = model.projection.T[np.maximum(candidates, 0)]  # rows x n x k
+    pair = np.einsum("pk,pck->pc", model.item_factors[bought], targets[owner]) * weighted.data[:, None]
+    spread = np.abs(pair).max(axis=0) + 1e-30
+    order = np.argsort(owner[:, None] * 4.0 + (1.0 - pair / spread), axis=0)  # customer, then largest first
+    ranked = np.take_along_axis(pair, order, axis=0)
+    who = owner[order]
+    rank = np.arange(owner.size)[:, None] - weighted.indptr[:-1][who]
+    keep = (rank < explanations.MAX_BECAUSE) & (ranked > (explanations.NOISE * scale)[who])
+    out = np.full((len(rows), candidates.shape[1], explanations.MAX_BECAUSE), -1, dtype=np.int64)
+    column = np.broadcast_to(np.arange(candidates.shape[1]), order.shape)
+    out[who[keep], column[keep], rank[keep]] = bought[order[keep]]
     return out
 
 
@@ -170,7 +172,7 @@ def _buyer_tables(
     scale = np.where(largest > 0, largest, 1.0)
     own_scores = scores[owner, bought].astype(np.float64)
     scores[owner, bought] = -np.inf
-    new_items = top_k(scores, n)
+    new_items = top_k_wide(scores, n)
     new_scores = np.take_along_axis(scores, np.maximum(new_items, 0), axis=1).astype(np.float64)
     because = _because(model, rows, new_items, largest)
     valid = new_items >= 0
@@ -277,9 +279,18 @@ def write(tables: Iterable[pa.Table], path: Path, catalogue: dict | None = None)
     Anything raised while the tables are made or written leaves the previous file untouched.
     """
     schema = SCHEMA.with_metadata({CATALOGUE_KEY: json.dumps(catalogue or {}).encode()})
-    with atomic_path(Path(path)) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        for table in tables:
-            writer.write_table(table.replace_schema_metadata(schema.metadata))
+    with (
+        atomic_path(Path(path)) as tmp,
+        pq.ParquetWriter(tmp, schema) as writer,
+        ThreadPoolExecutor(1, thread_name_prefix="customer-lists") as background,
+    ):
+        pending: Future | None = None
+        for table in tables:  # encoding one block (Arrow releases the GIL) overlaps scoring the next
+            if pending is not None:
+                pending.result()
+            pending = background.submit(writer.write_table, table.replace_schema_metadata(schema.metadata))
+        if pending is not None:
+            pending.result()
     return Path(path)
 
 
@@ -321,62 +332,91 @@ def _catalogue_of(schema: pa.Schema) -> dict:
 SUMMARY_COLUMNS = ["user_id", "list", "product_id", "product_name", "category", "reason"]
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and their values (free for the categorical columns summary reads)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), values.cat.categories
+    codes, uniques = pd.factorize(values)
+    return codes, pd.Index(uniques)
+
+
+def _at(values: pd.Series, rows: np.ndarray) -> np.ndarray:
+    codes, uniques = _codes(values)
+    return np.asarray(uniques)[codes[rows]]
+
+
+def _equals(values: pd.Series, value: str) -> np.ndarray:
+    codes, uniques = _codes(values)
+    return codes == uniques.get_loc(value) if value in uniques else np.zeros(len(values), dtype=bool)
+
+
 def summary(source: pd.DataFrame | Path | str, top: int = 10) -> dict:
     """What the lists recommend across all customers.
 
-    Keys: customers, rows, coverage (share of the catalogue recommended to anyone), fallback_share
-    (share of customers given best-sellers for want of purchases), top_products (product_id, name,
-    category, customers), coverage_by_category (category, products_recommended, products_in_catalogue,
-    share), top_categories (category, recommendations, share; the new-products list).
+    Keys: customers, rows, products_recommended, catalogue_products, coverage (share of the catalogue
+    recommended to anyone), fallback_share (share of customers given best-sellers for want of
+    purchases), top_products (product_id, name, category, customers), coverage_by_category (category,
+    products_recommended, products_in_catalogue, share), top_categories (category, recommendations,
+    share; on the new-products list).
     """
-    frame = source if isinstance(source, pd.DataFrame) else read(Path(source), columns=SUMMARY_COLUMNS)
-    catalogue = frame.attrs.get("catalogue") or {}
-    customers = int(frame["user_id"].nunique())
-    products = frame.drop_duplicates("product_id")
+    if isinstance(source, pd.DataFrame):
+        frame, catalogue = source, source.attrs.get("catalogue") or {}
+    else:
+        path = dataset_path(Path(source))
+        if not path.is_file():
+            raise FileNotFoundError(f"No customer lists at {path}: run the complete pipeline to make them.")
+        table = pq.read_table(path, columns=SUMMARY_COLUMNS, read_dictionary=SUMMARY_COLUMNS)
+        frame, catalogue = table.to_pandas(), _catalogue_of(table.schema)
+    users, user_ids = _codes(frame["user_id"])
+    products, product_ids = _codes(frame["product_id"])
+    customers = int(np.count_nonzero(np.bincount(users, minlength=len(user_ids))))
+    first = np.full(len(product_ids), -1)
+    first[products[::-1]] = np.arange(len(products))[::-1]  # each product's first row
+    shown = np.flatnonzero(first >= 0)
+    per_product = pd.DataFrame(
+        {
+            "product_id": np.asarray(product_ids)[shown],
+            "name": _at(frame["product_name"], first[shown]),
+            "category": _at(frame["category"], first[shown]),
+        }
+    )
+    pairs = sp.csr_matrix((np.ones(len(users), dtype=np.int8), (users, products)), (len(user_ids), len(product_ids)))
+    per_product["customers"] = np.diff(pairs.tocsc().indptr)[shown]  # distinct customers per product
+    top_products = (
+        per_product.sort_values(["customers", "product_id"], ascending=[False, True]).head(top).reset_index(drop=True)
+    )
+    top_products = top_products.astype({"product_id": str, "name": str, "category": str, "customers": "int64"})
     in_catalogue = pd.Series(catalogue.get("by_category") or {}, dtype="int64")
+    recommended = per_product["category"].astype(str).value_counts()
     if in_catalogue.empty:  # a frame without its catalogue: measure against what it shows
-        in_catalogue = products["category"].value_counts()
+        in_catalogue = recommended
     by_category = (
-        pd.DataFrame(
-            {"products_recommended": products["category"].value_counts(), "products_in_catalogue": in_catalogue}
-        )
+        pd.DataFrame({"products_recommended": recommended, "products_in_catalogue": in_catalogue})
         .fillna(0)
         .astype("int64")
         .rename_axis("category")
         .reset_index()
     )
-    by_category["share"] = by_category["products_recommended"] / by_category["products_in_catalogue"].where(
-        by_category["products_in_catalogue"] > 0
-    )
-    by_category["share"] = by_category["share"].fillna(0.0)
+    known = by_category["products_in_catalogue"].where(by_category["products_in_catalogue"] > 0)
+    by_category["share"] = (by_category["products_recommended"] / known).fillna(0.0)
     by_category = by_category.sort_values(["share", "category"], ascending=[False, True]).reset_index(drop=True)
-    per_product = frame.drop_duplicates(["product_id", "user_id"]).groupby("product_id", observed=True).size()
-    top_products = (
-        per_product.rename("customers")
-        .reset_index()
-        .merge(products[["product_id", "product_name", "category"]], on="product_id")
-        .rename(columns={"product_name": "name"})
-        .sort_values(["customers", "product_id"], ascending=[False, True])
-        .head(top)[["product_id", "name", "category", "customers"]]
-        .reset_index(drop=True)
-    )
-    new = frame[frame["list"] == "new"]
-    categories = new["category"].value_counts().head(top)
+    new = _equals(frame["list"], "new")
+    categories = pd.Series(_at(frame["category"], np.flatnonzero(new))).value_counts().head(top)
     top_categories = pd.DataFrame(
         {
-            "category": categories.index,
+            "category": categories.index.astype(str),
             "recommendations": categories.to_numpy(),
-            "share": categories.to_numpy() / max(len(new), 1),
+            "share": categories.to_numpy() / max(int(new.sum()), 1),
         }
     )
     catalogue_size = int(catalogue.get("products") or in_catalogue.sum())
-    fallback = frame.loc[frame["reason"] == "popular", "user_id"].nunique()
+    fallback = np.count_nonzero(np.bincount(users[_equals(frame["reason"], "popular")], minlength=len(user_ids)))
     return {
         "customers": customers,
         "rows": int(len(frame)),
-        "products_recommended": int(len(products)),
+        "products_recommended": int(shown.size),
         "catalogue_products": catalogue_size,
-        "coverage": len(products) / catalogue_size if catalogue_size else 0.0,
+        "coverage": shown.size / catalogue_size if catalogue_size else 0.0,
         "fallback_share": fallback / customers if customers else 0.0,
         "top_products": top_products,
         "coverage_by_category": by_category,

@@ -17,7 +17,7 @@ import numpy as np
 
 from dagster_project import model_store
 from dagster_project.model_card import ModelCard
-from dagster_project.ranking import top_k
+from dagster_project.ranking import top_k_wide
 from dagster_project.recommender import ModelError, RecommenderModel, load_model
 from dagster_project.settings import MODEL_FILENAME
 
@@ -83,7 +83,7 @@ def _top_ids(model: RecommenderModel, rows: np.ndarray, k: int) -> np.ndarray:
     bought = model.counts[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(bought.indptr))
     scores[owner, bought.indices] = -np.inf
-    best = top_k(scores, k)
+    best = top_k_wide(scores, k)
     ids = model.items["product_id"].astype(str).to_numpy()
     return np.where(best >= 0, ids[np.maximum(best, 0)], "")
 

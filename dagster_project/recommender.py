@@ -119,7 +119,8 @@ class RecommenderModel:
             frame = pd.DataFrame({"user_id": pd.array(profiles.index, dtype="string")})
             for column in CUSTOMER_COLUMNS[1:]:
                 if column in profiles:
-                    frame[column] = profiles[column].to_numpy()
+                    values = profiles[column]
+                    frame[column] = values.array if column == "last_purchase" else values.to_numpy()
                 elif column not in OPTIONAL_CUSTOMER_COLUMNS:
                     frame[column] = _missing_column(column, len(frame))
             frame["purchases"] = frame["purchases"].fillna(0).astype("int64")

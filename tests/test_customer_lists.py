@@ -144,3 +144,19 @@ def test_the_complete_pipeline_materializes_the_lists(trained, live):
     assert meta["coverage"] == pytest.approx(summary["coverage"], abs=1e-4)
     assert meta["fallback_share"] == pytest.approx(summary["fallback_share"], abs=1e-4)
     assert "top_categories" in meta and summary["top_categories"]["category"].iloc[0] in str(meta["top_categories"])
+
+
+def test_wide_top_k_picks_what_top_k_picks():
+    """The block-maximum shortcut the lists use ranks exactly like the plain selection."""
+    from dagster_project.ranking import top_k, top_k_wide
+
+    rng = np.random.default_rng(7)
+    scores = rng.standard_normal((300, 5000))
+    scores[rng.random(scores.shape) < 0.01] = -np.inf  # bought items are excluded
+    scores[3, :4995] = -np.inf  # fewer than k left
+    scores[4] = -np.inf  # nothing left
+    scores[5, ::7] += 50  # the best all in one stride
+    for k in (1, 10, 40):
+        np.testing.assert_array_equal(top_k_wide(scores, k), top_k(scores, k))
+    assert (top_k_wide(scores, 10)[3] >= 0).sum() == 5 and (top_k_wide(scores, 10)[4] == -1).all()
+    np.testing.assert_array_equal(top_k_wide(scores[:, :12], 10), top_k(scores[:, :12], 10))  # narrow rows
