@@ -93,17 +93,26 @@ class RecommenderModel:
         """Collaborative scores of many users at once (len(rows) x items, float32), nothing excluded."""
         return np.asarray(self._weighted[rows] @ self.item_factors) @ self._projection
 
+    def _key(self, user_id: object) -> str:
+        """The stored form of an id; one already in stored form skips normalizing (a hash look-up, not ~0.3 ms)."""
+        if isinstance(user_id, str) and (user_id in self.user_ids or user_id in self.user_profiles.index):
+            return user_id
+        return id_key(user_id)
+
     def user_index(self, user_id: object) -> int | None:
         """Row of a user in the purchase matrix, or None for users without purchases."""
-        loc = self.user_ids.get_indexer([id_key(user_id)])[0]
-        return None if loc < 0 else int(loc)
+        try:
+            loc = self.user_ids.get_loc(self._key(user_id))
+        except KeyError:
+            return None
+        return int(loc) if isinstance(loc, int | np.integer) else None
 
     def knows_user(self, user_id: object) -> bool:
-        return id_key(user_id) in self.user_profiles.index or self.user_index(user_id) is not None
+        return self._key(user_id) in self.user_profiles.index or self.user_index(user_id) is not None
 
     def profile(self, user_id: object) -> dict[str, Any]:
         """What the shop knows of a user (empty for an unknown id)."""
-        key = id_key(user_id)
+        key = self._key(user_id)
         if key not in self.user_profiles.index:
             return {}
         row = self.user_profiles.loc[key]
