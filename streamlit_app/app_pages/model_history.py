@@ -9,7 +9,7 @@ import streamlit as st
 
 from dagster_project import model_history, model_store
 from dagster_project.recommender import ModelError, RecommenderModel, load_model
-from dagster_project.settings import model_path
+from dagster_project.settings import MODEL_FILENAME, model_path
 from streamlit_app import access, charts, model_versions, services
 from streamlit_app.dagster_api import DagsterError
 from streamlit_app.settings import current_connection
@@ -47,8 +47,20 @@ def list_change(other: Path):
     return _list_change(served, identity, str(other), other.stat().st_mtime_ns)
 
 
+@st.cache_data(max_entries=4, show_spinner="Reading the kept versions...")
+def _kept(folder: str, stamp: str) -> list:
+    return model_history.kept_cards(Path(folder))
+
+
+def kept_versions(folder: Path) -> list:
+    """The kept versions' cards, read again only when a file in the models folder changes."""
+    files = [folder / MODEL_FILENAME, *model_store.list_versions(folder)]
+    stamp = "|".join(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in files if p.exists())
+    return _kept(str(folder), stamp)
+
+
 card = served.card
-kept = model_history.kept_cards(models_dir)
+kept = kept_versions(models_dir)
 usable = [v for v in kept if v.card is not None]
 newest = usable[0].name if usable else None
 problems = services.model_problems()

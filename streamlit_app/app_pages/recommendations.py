@@ -123,8 +123,7 @@ def show_customer(model: RecommenderModel, customer: dict, n: int) -> None:
         list(names),
         index=list(names).index(default),
         format_func=lambda p: f"{names[p]} ({p})",
-        key="similar_to",
-    )
+    )  # no key: another customer starts from their own most-bought product
     st.markdown(customer_tables.list_markdown(model.similar_items(product, n=n)))
 
 
