@@ -113,8 +113,8 @@ ALERT_SETUP = (
     "Alerts are sent by the pipeline service (the Dagster daemon), from its environment: "
     "`RECOMART_ALERT_WEBHOOK` (a Slack-compatible incoming webhook) and/or `RECOMART_ALERT_SMTP_HOST`, "
     "`_PORT`, `_USER`, `_PASSWORD`, `_FROM`, `_TO` (e-mail; STARTTLS when the server offers it); "
-    "`RECOMART_DAGSTER_URL` for the run links. This page reads the same settings from the app's environment: "
-    "start both with the same settings (`./run_pipeline.sh up` does)."
+    "`RECOMART_DAGSTER_URL` for the run links. This page shows the channels the pipeline service has "
+    "(the failure sensor reports them), so the app's own environment needs none of these."
 )
 
 

@@ -154,6 +154,13 @@ class Automation:
     last_tick: Tick | None = None
     state_id: str = ""
     selector: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def alert_channels(self) -> list[str] | None:
+        """The failure sensor's channels as its own process has them configured (None: not said)."""
+        said = self.metadata.get("alert_channels")
+        return None if said is None else [c.strip() for c in said.split(",") if c.strip() and c.strip() != "none"]
 
     @classmethod
     def from_graphql(cls, kind: str, raw: dict, selector: dict[str, str]) -> Automation:
@@ -182,6 +189,7 @@ class Automation:
             last,
             raw["id"],
             {**selector, f"{kind}Name": raw["name"]},
+            metadata_values(raw.get("metadataEntries") or []),
         )
 
 

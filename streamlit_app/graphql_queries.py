@@ -170,6 +170,7 @@ query Automation {{
         }}
         sensors {{
           id name description minIntervalSeconds
+          metadataEntries {{ {METADATA_FIELDS} }}
           sensorState {{ {INSTIGATION_STATE_FIELDS} }}
         }}
       }}

@@ -155,7 +155,9 @@ def test_a_failed_refresh_reaches_both_receivers(tmp_path, sample_source):
             server.start_webserver()
             server.start_daemon()
             api = DagsterAPI(Connection(port=server.port))
-            assert api.automations()["run_failure_alerts"].running  # on by default
+            alert_sensor = api.automations()["run_failure_alerts"]
+            assert alert_sensor.running  # on by default
+            assert alert_sensor.alert_channels == ["chat webhook", "e-mail"]  # what the Automation page shows
             run_id = api.submit("complete_pipeline_job")
             assert wait_for_run(api, run_id) == "FAILURE"
             wait_until(lambda: hooks.posts and mail.mails, 90, "the alert reaching the webhook and the mailbox")

@@ -7,6 +7,8 @@ import dagster as dg
 from dagster_project import alerts
 from dagster_project.defs.automation import FAILURE_SENSOR_INTERVAL_SECONDS
 
+ALERT_CHANNELS = "alert_channels"
+
 
 def failure_facts(context: dg.RunFailureSensorContext) -> tuple[str | None, str | None]:
     """(failed step, error text): a failed blocking check's own message first (the quality gate says
@@ -28,6 +30,8 @@ def failure_facts(context: dg.RunFailureSensorContext) -> tuple[str | None, str 
     description="Send a message (chat webhook, e-mail) when a refresh fails.",
     minimum_interval_seconds=FAILURE_SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    # What this process (the one that evaluates the sensor) has configured, for the app's "alerts are on/off".
+    metadata={ALERT_CHANNELS: ", ".join(alerts.channels_configured()) or "none"},
 )
 def run_failure_alerts(context: dg.RunFailureSensorContext):
     if not alerts.channels_configured():

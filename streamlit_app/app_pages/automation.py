@@ -22,8 +22,10 @@ found: dict = {}
 with services.asking_dagster():
     found = services.automations(conn)
 
-channels = alerts.channels_configured()
 failure_sensor = found.get("run_failure_alerts")
+# What the pipeline service itself has configured (the sensor says so); the app's own settings otherwise.
+said = failure_sensor.alert_channels if failure_sensor else None
+channels = said if said is not None else alerts.channels_configured()
 alerts_on, alert_line = automation_words.alerts_words(channels, failure_sensor.running if failure_sensor else None)
 (st.success if alerts_on else st.warning)(
     alert_line,
