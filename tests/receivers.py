@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ class Inbox:
     mails: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     encrypted: list[bool] = field(default_factory=list)  # per mail: whether it came over TLS
+    arrived: list[float] = field(default_factory=list)  # epoch seconds of each webhook call
 
 
 @contextmanager
@@ -33,6 +35,7 @@ def webhook_receiver(status: int = 200) -> Iterator[tuple[str, Inbox]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            inbox.arrived.append(time.time())
             inbox.posts.append((self.path, json.loads(body)))
             self.send_response(status)
             self.end_headers()
