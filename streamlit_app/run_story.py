@@ -125,14 +125,14 @@ class Change:
 
     @property
     def delta(self) -> str | None:
-        if self.before is None or self.after is None or self.after == self.before:
-            return None if self.before is None or self.after is None else "no change"
+        """The change as shown ("+3", "-1.2 points", "no change"); None when there is nothing to compare."""
+        if self.before is None or self.after is None:
+            return None
         diff = self.after - self.before
         if self.kind == "count":
-            return f"{diff:+,.0f}"
-        if self.kind == "share":
-            return f"{diff * 100:+.1f} points"
-        return f"{diff:+.1f} points"
+            return f"{diff:+,.0f}" if diff else "no change"
+        points = diff * 100 if self.kind == "share" else diff
+        return f"{points:+.1f} points" if abs(points) >= 0.05 else "no change"
 
 
 COUNTED = (("Customers", "raw_users"), ("Products", "raw_products"), ("Purchases", "raw_transactions"))

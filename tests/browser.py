@@ -152,3 +152,30 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+SIDEBAR_SETTLED = """([narrow]) => {
+  const bar = document.querySelector("[data-testid='stSidebar']");
+  if (!bar) return true;
+  const right = bar.getBoundingClientRect().right;
+  const still = window.__recomartSidebarRight === right;
+  window.__recomartSidebarRight = right;
+  return still && (!narrow || right <= 1);
+}"""
+
+
+def at_width(page, width: int, height: int = 1000) -> None:
+    """Resize the window and wait until the sidebar has finished moving (below 768 px Streamlit slides it away)."""
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_function(SIDEBAR_SETTLED, arg=[width < 768], timeout=30_000)
+
+
+def whole_page(page, path: Path, width: int) -> Path:
+    """A screenshot of the whole page at `width`: the app scrolls inside its main area, so the window is made as
+    tall as the page first."""
+    at_width(page, width)
+    tall = page.locator("[data-testid='stMainBlockContainer']").evaluate("e => e.scrollHeight")
+    at_width(page, width, min(int(tall) + 150, 12_000))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    return path

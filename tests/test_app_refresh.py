@@ -11,7 +11,7 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from dagster_project import uploads
-from tests.servers import free_port, wait_until
+from tests.servers import free_port, wait_for_run, wait_until
 from tests.workspace import APP
 
 
@@ -35,6 +35,11 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def exports(folder: Path) -> dict[str, str]:
+    """The data folder's own files (not the kept sets) with their content hash."""
+    return {k: v for k, v in folder_bytes(folder).items() if not k.startswith(uploads.REPLACED_FOLDER)}
+
+
 def folder_bytes(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -54,101 +59,111 @@ def follow_until(at: AppTest, words: str, what: str) -> None:
 
 def test_upload_refused_then_accepted_refreshed_and_put_back(app_env, trained):
     data = app_env.workspace.data
-    original = folder_bytes(data)
-    at = open_refresh()
+    original = folder_bytes(data)  # kept sets of earlier tests on the live folder included
+    inputs = exports(data)
+    earlier = {k.name for k in uploads.kept_sets(data)}
+    try:
+        at = open_refresh()
 
-    # Before starting: the exports it will read, in the table a user reads; the job in plain words.
-    listed = at.dataframe[0].value.set_index("file")
-    assert listed["rows"].to_dict() == {
-        "users1.csv": "927",
-        "users2.csv": "456",
-        "products.json": "101",
-        "transactions.csv": "3,001",
-    }
-    assert listed.loc["users1.csv", "holds"] == "Customers" and listed.loc["transactions.csv", "holds"] == "Purchases"
-    assert "kB" in listed.loc["transactions.csv", "size"]
-    job = at.radio(key="job_choice")
-    assert job.value == "complete_pipeline_job"
-    assert "complete_pipeline_job" not in texts(at) and "Refresh everything" in str(job.proto.options)
-    assert at.button(key="start_refresh").disabled is False
+        # Before starting: the exports it will read, in the table a user reads; the job in plain words.
+        listed = at.dataframe[0].value.set_index("file")
+        assert listed["rows"].to_dict() == {
+            "users1.csv": "927",
+            "users2.csv": "456",
+            "products.json": "101",
+            "transactions.csv": "3,001",
+        }
+        assert listed["holds"].to_dict()["users1.csv"] == "Customers"
+        assert listed["holds"].to_dict()["transactions.csv"] == "Purchases"
+        assert "kB" in listed.loc["transactions.csv", "size"]
+        job = at.radio(key="job_choice")
+        assert job.value == "complete_pipeline_job"
+        assert "complete_pipeline_job" not in texts(at) and "Refresh everything" in str(job.proto.options)
+        assert at.button(key="start_refresh").disabled is False
 
-    # A bad upload: purchases by customers nobody knows. Refused with the rule and an example row.
-    purchases = pd.read_csv(data / "transactions.csv", dtype=str)
-    purchases["user_id"] = "999999"
-    at.file_uploader[0].set_value(("transactions.csv", purchases.to_csv(index=False).encode(), "text/csv")).run()
-    shown = texts(at)
-    assert "These files cannot be used; the data folder is unchanged" in shown
-    assert "below the minimum of 50" in shown and "`user_known`" in shown
-    examples = [d.value for d in at.dataframe if "row" in d.value.columns]
-    example = next(e for e in examples if "user_id" in e.columns)
-    assert example.iloc[0]["file"] == "transactions.csv" and example.iloc[0]["row"] == "1"
-    assert example.iloc[0]["user_id"] == "999999"
-    assert not [b for b in at.button if b.key == "accept_upload"]
-    assert folder_bytes(data) == original
+        # A bad upload: purchases by customers nobody knows. Refused with the rule and an example row.
+        purchases = pd.read_csv(data / "transactions.csv", dtype=str)
+        purchases["user_id"] = "999999"
+        at.file_uploader[0].set_value(("transactions.csv", purchases.to_csv(index=False).encode(), "text/csv")).run()
+        shown = texts(at)
+        assert "These files cannot be used; the data folder is unchanged" in shown
+        assert "below the minimum of 50" in shown and "`user_known`" in shown
+        examples = [d.value for d in at.dataframe if "row" in d.value.columns]
+        example = next(e for e in examples if "user_id" in e.columns)
+        assert example.iloc[0]["file"] == "transactions.csv" and example.iloc[0]["row"] == "1"
+        assert example.iloc[0]["user_id"] == "999999"
+        assert not [b for b in at.button if b.key == "accept_upload"]
+        assert folder_bytes(data) == original
 
-    # A good upload: the same customers plus three new ones; accepted, the old files kept, a refresh started.
-    users2 = (data / "users2.csv").read_text()
-    extra = "".join(
-        f'"{9100 + i}","New Customer {i}","new{i}@example.com",30,"F","ES","2026-11-01"\n' for i in range(3)
-    )
-    good = [
-        ("users1.csv", (data / "users1.csv").read_bytes(), "text/csv"),
-        ("users2.csv", (users2 + extra).encode(), "text/csv"),
-    ]
-    at.file_uploader[0].set_value(good).run()
-    assert "These files can be used" in texts(at)
-    assert "Customers: replaces users1.csv, users2.csv" in texts(at)
-    assert at.radio(key="after_upload").value == "start"
-    at.button(key="accept_upload").click().run()
-    assert not at.exception, at.exception
-    assert (data / "users2.csv").read_text() == users2 + extra
-    (kept,) = uploads.kept_sets(data)
-    assert {n for n, _ in kept.files} == {"users1.csv", "users2.csv"}
-    assert hashlib.sha256((kept.path / "users2.csv").read_bytes()).hexdigest() == original["users2.csv"]
-    run_id = at.session_state["tracked_run"]
-    assert "A refresh has started" in texts(at)
-    assert "Waiting for the pipeline to start" in texts(at)  # queued: words, not "QUEUED: 0 of 0 steps"
-    assert "QUEUED" not in texts(at)
+        # A good upload: the same customers plus three new ones; accepted, the old files kept, a refresh started.
+        users2 = (data / "users2.csv").read_text()
+        extra = "".join(
+            f'"{9100 + i}","New Customer {i}","new{i}@example.com",30,"F","ES","2026-11-01"\n' for i in range(3)
+        )
+        good = [
+            ("users1.csv", (data / "users1.csv").read_bytes(), "text/csv"),
+            ("users2.csv", (users2 + extra).encode(), "text/csv"),
+        ]
+        at.file_uploader[0].set_value(good).run()
+        assert "These files can be used" in texts(at)
+        assert "Customers: replaces users1.csv, users2.csv" in texts(at)
+        assert at.radio(key="after_upload").value == "start"
+        at.button(key="accept_upload").click().run()
+        assert not at.exception, at.exception
+        assert (data / "users2.csv").read_text() == users2 + extra
+        (kept,) = [k for k in uploads.kept_sets(data) if k.name not in earlier]
+        assert {n for n, _ in kept.files} == {"users1.csv", "users2.csv"}
+        assert hashlib.sha256((kept.path / "users2.csv").read_bytes()).hexdigest() == inputs["users2.csv"]
+        run_id = at.session_state["tracked_run"]
+        assert "A refresh has started" in texts(at)
+        assert "Waiting for the pipeline to start" in texts(at)  # queued: words, not "QUEUED: 0 of 0 steps"
+        assert "QUEUED" not in texts(at)
 
-    follow_until(at, "Done in", "the refresh after the upload succeeding")
-    assert app_env.api.run(run_id).status == "SUCCESS"
-    metrics = {m.label: m for m in at.metric}
-    assert metrics["Customers"].value == "1,386" and metrics["Customers"].proto.delta == "+3"
-    assert metrics["Purchases"].value == "3,001" and metrics["Purchases"].proto.delta == "no change"
-    assert "Quality score" in metrics and "Hit rate of the new model" in metrics
-    assert "the app now serves the new model" in texts(at)
-    links = [link.proto.page for link in at.get("page_link")]
-    assert "recommendations" in links, links
-    steps = next(d.value for d in at.dataframe if "technical name" in d.value.columns or "key" in d.value.columns)
-    assert "Train and measure the new model" in set(steps["step"])
-    assert "collaborative_filtering_model" in set(steps.iloc[:, -1])
+        follow_until(at, "Done in", "the refresh after the upload succeeding")
+        assert app_env.api.run(run_id).status == "SUCCESS"
+        metrics = {m.label: m for m in at.metric}
+        assert metrics["Customers"].value == "1,386" and metrics["Customers"].proto.delta == "+3"
+        assert metrics["Purchases"].value == "3,001" and metrics["Purchases"].proto.delta == "no change"
+        assert "Quality score" in metrics and "Hit rate of the new model" in metrics
+        assert "the app now serves the new model" in texts(at)
+        links = [link.proto.page for link in at.get("page_link")]
+        assert "recommendations" in links, links
+        steps = next(d.value for d in at.dataframe if "technical name" in d.value.columns or "key" in d.value.columns)
+        assert "Train and measure the new model" in set(steps["step"])
+        assert "collaborative_filtering_model" in set(steps.iloc[:, -1])
 
-    # A refresh that stops at the quality gate: the reason, wrapped, and that the model stays.
-    served = app_env.workspace.model_file.read_bytes()
-    at.number_input[0].set_value(99.0).run()
-    at.button(key="start_refresh").click().run()
-    failed_run = at.session_state["tracked_run"]
-    assert failed_run != run_id
-    follow_until(at, "The refresh failed", "the refresh stopping at the quality gate")
-    failure = next(e.value for e in at.error if "The refresh failed" in e.value)
-    assert "the current model stays in place" in failure and "below the threshold 99" in failure
-    assert "What to do" in texts(at) and not at.get("code")
-    assert app_env.workspace.model_file.read_bytes() == served
+        # A refresh that stops at the quality gate: the reason, wrapped, and that the model stays.
+        served = app_env.workspace.model_file.read_bytes()
+        at.number_input[0].set_value(99.0).run()
+        at.button(key="start_refresh").click().run()
+        failed_run = at.session_state["tracked_run"]
+        assert failed_run != run_id
+        follow_until(at, "The refresh failed", "the refresh stopping at the quality gate")
+        failure = next(e.value for e in at.error if "The refresh failed" in e.value)
+        assert "the current model stays in place" in failure and "below the threshold 99" in failure
+        assert "What to do" in texts(at) and not at.get("code")
+        assert app_env.workspace.model_file.read_bytes() == served
 
-    # Put the replaced files back (with a confirm step), then refresh so the live instance is as it was.
-    assert at.selectbox(key="restore_choice").options == [f"the files replaced on {kept.when:%Y-%m-%d at %H:%M:%S} UTC"]
-    at.button(key="restore").click().run()
-    assert "in place of the current customers files" in texts(at)
-    at.button(key="restore_confirm").click().run()
-    assert not at.exception, at.exception
-    now = {k: v for k, v in folder_bytes(data).items() if not k.startswith(".replaced")}
-    assert now == original
-    at.number_input[0].set_value(50.0).run()
-    at.button(key="start_refresh").click().run()
-    last_run = at.session_state["tracked_run"]
-    follow_until(at, "Done in", "the refresh on the files put back")
-    assert app_env.api.run(last_run).status == "SUCCESS"
-    assert {m.label: m.value for m in at.metric}["Customers"] == "1,383"
+        # Put the replaced files back (with a confirm step), then refresh so the live instance is as it was.
+        label = f"the files replaced on {kept.when:%Y-%m-%d at %H:%M:%S} UTC"
+        assert at.selectbox(key="restore_choice").options == [label]
+        at.button(key="restore").click().run()
+        assert "in place of the current customers files" in texts(at)
+        at.button(key="restore_confirm").click().run()
+        assert not at.exception, at.exception
+        assert exports(data) == inputs
+        at.number_input[0].set_value(50.0).run()
+        at.button(key="start_refresh").click().run()
+        last_run = at.session_state["tracked_run"]
+        follow_until(at, "Done in", "the refresh on the files put back")
+        assert app_env.api.run(last_run).status == "SUCCESS"
+        assert {m.label: m.value for m in at.metric}["Customers"] == "1,383"
+    finally:  # after a failure half-way, the live instance as the other tests expect it
+        if exports(data) != inputs:
+            for kept in uploads.kept_sets(data)[:1]:
+                uploads.restore(data, kept.name)
+            rerun = app_env.api.submit("complete_pipeline_job", tags={"recomart/launched_by": "app"})
+            wait_for_run(app_env.api, rerun)
 
 
 def test_refresh_page_while_dagster_is_down(app_env, monkeypatch):

@@ -44,7 +44,7 @@ def test_app_recovers_when_the_webserver_restarts_mid_run(tmp_path, sample_sourc
 
         def shows_success() -> bool:
             at.run()
-            return any("Run succeeded" in str(e.value) for e in at.success)
+            return any("Done in" in str(e.value) for e in at.success)
 
         wait_until(shows_success, 240, "the page showing the run's success", interval=1)
         assert at.session_state["tracked_run"] == run_id and not at.exception
@@ -69,11 +69,11 @@ def test_daemon_restart_mid_run_shows_the_real_outcome_and_the_next_refresh_work
 
         def shows_the_end() -> bool:
             at.run()
-            return any("ended with status FAILURE" in e.value for e in at.error)
+            return any("The refresh failed" in e.value for e in at.error)
 
         wait_until(shows_the_end, 120, "the page showing the interrupted run's failure", interval=1)
         assert api.run_status(first) == "FAILURE"
-        assert any("interrupted" in c.value for c in at.code)
+        assert any("The run was interrupted" in e.value and "current model stays in place" in e.value for e in at.error)
         assert not ws.model_file.exists()  # nothing half-published
 
         at.button[0].click().run()  # the same page, no reload: a new refresh

@@ -211,13 +211,15 @@ def show_outcome(run) -> None:
         found = run_story.changes(histories, run.run_id)
         if found:
             st.markdown("**Before → after this refresh**")
-            cols = st.columns(min(len(found), 3))
             for index, change in enumerate(found):
-                cols[index % len(cols)].metric(
+                if index % 3 == 0:  # rows of three, so a narrow screen stacks them in reading order
+                    cols = st.columns(3)
+                cols[index % 3].metric(
                     change.label,
                     change.shown(change.after),
                     delta=change.delta,
                     delta_color="off" if change.kind == "count" or change.delta == "no change" else "normal",
+                    delta_arrow="off" if change.delta == "no change" else "auto",
                     help=f"{change.help} Before: {change.shown(change.before)}.",
                 )
             verdict = run_story.model_verdict(found)
@@ -326,6 +328,22 @@ elif done_note := st.session_state.get("upload_note"):
     st.success(done_note, icon=":material/task_alt:")
 
 
+def automatic_words() -> str:
+    """What happens to accepted files without a refresh started by hand, from the watcher's and schedule's state."""
+    try:
+        found = api.automations() if pipeline_up else {}
+    except DagsterError:
+        found = {}
+    watcher, nightly = found.get("data_files_sensor"), found.get("daily_pipeline")
+    if watcher is not None and watcher.running:
+        return "Leave it to the automatic refresh: new files are picked up within a minute or two"
+    if nightly is not None and nightly.running:
+        return "Leave it to the nightly refresh (watching for new files is switched off)"
+    if watcher is not None or nightly is not None:
+        return "Leave them for later: the automatic refreshes are switched off, so start one when you are ready"
+    return "Leave it to the automatic refresh, if it is switched on"
+
+
 def as_uploads(files) -> list[uploads.Upload]:
     return [uploads.Upload(f.name, f.getvalue()) for f in files]
 
@@ -351,21 +369,23 @@ def show_check(verdict: uploads.UploadCheck) -> None:
             icon=":material/block:",
         )
     if verdict.files:
+        summary = pd.DataFrame(
+            [
+                {
+                    "file": f.name,
+                    "holds": run_story.TABLE_WORDS[f.table],
+                    "rows": row_words(f.rows),
+                    "columns matched": ", ".join(f.columns) if f.rows is not None else "",
+                    "columns absent": ", ".join(f.missing),
+                    "other columns (kept)": ", ".join(f.extra),
+                    "problem": f.problem or "",
+                }
+                for f in verdict.files
+            ]
+        )
+        optional = ["columns absent", "other columns (kept)", "problem"]
         st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "file": f.name,
-                        "holds": run_story.TABLE_WORDS[f.table],
-                        "rows": row_words(f.rows),
-                        "columns matched": ", ".join(f.columns) if f.rows is not None else "",
-                        "columns absent": ", ".join(f.missing),
-                        "other columns (kept)": ", ".join(f.extra),
-                        "problem": f.problem or "",
-                    }
-                    for f in verdict.files
-                ]
-            ),
+            summary.drop(columns=[c for c in optional if not summary[c].any()]),
             hide_index=True,
             width="stretch",
             column_config={
@@ -375,7 +395,7 @@ def show_check(verdict: uploads.UploadCheck) -> None:
             },
         )
     for table, names in verdict.replaces.items():
-        if names:
+        if names and verdict.accepted:
             st.caption(f"{run_story.TABLE_WORDS[table]}: replaces {', '.join(names)} (kept, and can be put back).")
     if report is None:
         return
@@ -391,16 +411,19 @@ def show_check(verdict: uploads.UploadCheck) -> None:
     )
     failed = sorted(report.failed(), key=lambda c: -c.failing_rows)
     if failed:
-        st.markdown("**Rows that break a rule** (a refresh drops or clears them and counts them):")
-    for check in failed:
+        st.markdown("**Rows that break a rule** (a refresh drops or clears them and counts them), the most first:")
+    for index, check in enumerate(failed):
         words = run_story.TABLE_WORDS[check.entity].lower()
-        st.markdown(
-            f"**{tables.plain(check.description.capitalize())}**: {check.failing_rows:,} of {check.total_rows:,} "
-            f"{words} rows fail (`{check.name}`)."
-        )
-        examples = pd.DataFrame(check.examples).rename(columns={"source_file": "file", "source_row": "row"})
-        if len(examples):
-            st.dataframe(examples.fillna("(empty)"), hide_index=True, width="stretch")
+        where = "in the uploaded files" if check.entity in verdict.replaces else "in the current files"
+        with st.expander(
+            f"{tables.plain(check.description.capitalize())}: {check.failing_rows:,} of {check.total_rows:,} "
+            f"{words} rows ({where})",
+            expanded=index == 0,
+        ):
+            st.markdown(f"Rule `{check.name}`; the first rows that break it:")
+            examples = pd.DataFrame(check.examples).rename(columns={"source_file": "file", "source_row": "row"})
+            if len(examples):
+                st.dataframe(examples.fillna("(empty)"), hide_index=True, width="stretch")
 
 
 if chosen:
@@ -418,11 +441,7 @@ if chosen:
         then = st.radio(
             "Once accepted",
             ["start", "wait"],
-            format_func={
-                "start": "Start a refresh now",
-                "wait": "Leave it to the automatic refresh (when new files are watched, within a minute; "
-                "else the nightly refresh)",
-            }.get,
+            format_func={"start": "Start a refresh now", "wait": automatic_words()}.get,
             key="after_upload",
             disabled=not pipeline_up,
             index=0 if pipeline_up else 1,
