@@ -35,7 +35,9 @@ SKIP_WORDS = (
     (r"^No alert channel is configured", "a refresh failed, but no alert channel is set up"),
     (r"^Initiating run_failure_alerts", "started watching for failed refreshes"),
     (r"^No new runs", "no failed refresh"),
+    (r"^Sensor function returned an empty result", "nothing new"),
 )
+NOTHING_RETURNED = "Sensor function returned an empty result"  # Dagster's words for a quiet tick
 
 
 def when(epoch: float) -> str:
@@ -75,11 +77,11 @@ def tick_words(tick: Tick, name: str = "") -> str:
         n = len(tick.run_ids)
         return "started a refresh" if n == 1 else f"started {n} refreshes"
     reason = (tick.skip_reason or "").strip()
+    if name == "run_failure_alerts" and (not reason or reason.startswith(NOTHING_RETURNED)):
+        return "no failed refresh"
     for pattern, words in SKIP_WORDS:
         if re.match(pattern, reason):
             return re.sub(pattern + r".*", words, reason, count=1, flags=re.S)
-    if not reason and name == "run_failure_alerts":
-        return "no failed refresh"
     return reason.rstrip(".") or ("done" if tick.status == "SUCCESS" else "nothing new")
 
 

@@ -64,6 +64,16 @@ def test_words_for_the_schedule_and_the_sensors():
     for tick, words in cases.items():
         assert words in automation_words.describe(sensor(tick), NOW).headline
     assert automation_words.describe(sensor(None, running=False), NOW).headline == "Refresh when new files arrive — off"
+    quiet_alerts = Automation(
+        "run_failure_alerts",
+        "sensor",
+        True,
+        last_tick=Tick("SKIPPED", NOW - 5, "Sensor function returned an empty result"),
+    )
+    assert (
+        automation_words.describe(quiet_alerts, NOW).headline
+        == "Tell people when a refresh fails — on, last check just now: no failed refresh"
+    )
 
 
 def test_alert_line_says_whether_anyone_hears_of_failures():
