@@ -95,6 +95,12 @@ def test_sensor_leaves_files_a_refresh_read_and_waits_for_one_in_progress(worksp
     result, cursor = tick(instance, workspace.data, cursor)
     assert result.run_requests == [] and result.skip_message == "No input file changed."
 
+    # Going back to the files before (a replaced export restored) is a change the refresh did not read.
+    path.write_bytes(path.read_bytes().replace(b"Eva", b"Ava", 1))
+    result, cursor = settle(instance, workspace.data, cursor)
+    (request,) = result.run_requests
+    assert request.run_key.endswith(":after:" + manual.dagster_run.tags["recomart/input_fingerprint"])
+
 
 def test_automation_is_off_in_tests():
     assert daily_pipeline.default_status == dg.DefaultScheduleStatus.STOPPED

@@ -3,8 +3,8 @@
 A change waits one more look before it starts a run: a copy still in progress never starts one, and a
 refresh started by hand right after the change is found. While any refresh is queued or running the
 sensor waits for it; afterwards, files the newest complete refresh already read (its run carries their
-fingerprint, INPUT_FINGERPRINT_TAG) start nothing. The run key is the fingerprint too, so the sensor
-never requests the same files twice.
+fingerprint, INPUT_FINGERPRINT_TAG) start nothing. The run key names the change (these files after the
+ones the newest refresh read), so Dagster never requests one change twice.
 """
 
 from __future__ import annotations
@@ -78,9 +78,12 @@ def data_files_sensor(context: dg.SensorEvaluationContext, paths: RecoMartPaths)
         remember(pending)
         return dg.SkipReason(f"A refresh is queued or running ({active[0]}); checking again after it.")
     remember(None)
-    if last_consumed_fingerprint(context.instance) == fingerprint:
+    consumed = last_consumed_fingerprint(context.instance)
+    if consumed == fingerprint:
         return dg.SkipReason("The newest refresh already read these files.")
     return dg.RunRequest(
-        run_key=fingerprint,
+        # One key per change (these files after those): Dagster never requests it twice, yet going back to
+        # earlier files (a restored export) is a new change and is refreshed.
+        run_key=f"{fingerprint}:after:{consumed or 'none'}",
         tags={"recomart/trigger": "data_files_sensor", "recomart/changed": ",".join(pending)[:200]},
     )
