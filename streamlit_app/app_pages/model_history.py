@@ -32,10 +32,6 @@ def _version_model(path: str, mtime_ns: int) -> RecommenderModel:
     return load_model(path)
 
 
-def version_model(path: Path) -> RecommenderModel:
-    return _version_model(str(path), path.stat().st_mtime_ns)
-
-
 @st.cache_data(max_entries=8, show_spinner="Comparing the customers' lists...")
 def _list_change(_served: RecommenderModel, served_identity: str, path: str, mtime_ns: int):
     return model_history.list_change(_served, _version_model(path, mtime_ns))
@@ -54,9 +50,14 @@ def _kept(folder: str, stamp: str) -> list:
 
 def kept_versions(folder: Path) -> list:
     """The kept versions' cards, read again only when a file in the models folder changes."""
-    files = [folder / MODEL_FILENAME, *model_store.list_versions(folder)]
-    stamp = "|".join(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in files if p.exists())
-    return _kept(str(folder), stamp)
+    stamps = []
+    for path in [folder / MODEL_FILENAME, *model_store.list_versions(folder)]:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # pruned by a refresh finishing now
+            continue
+        stamps.append(f"{path.name}:{stat.st_mtime_ns}:{stat.st_size}")
+    return _kept(str(folder), "|".join(stamps))
 
 
 card = served.card
