@@ -182,3 +182,42 @@ def test_a_failed_refresh_reaches_both_receivers(tmp_path, sample_source):
     assert "secret-token" not in daemon_log
     assert freshness["collaborative_filtering_model"].state == "unknown"  # never trained here
     assert freshness["raw_transactions"].max_age_hours == 60 / 3600  # whole seconds
+
+
+def evaluate_failure_sensor(instance, result):
+    """Evaluate the failure sensor on a failed in-process run, as the daemon would on a run from the queue."""
+    import dagster as dg
+
+    from dagster_project.defs.alert_sensor import run_failure_alerts
+
+    (record,) = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    failure = record.dagster_event
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+    ).for_run_failure()
+    return run_failure_alerts(context)
+
+
+def test_a_file_that_breaks_the_contract_is_named_in_the_alert(workspace, instance, monkeypatch):
+    """Not only the gate: a step that fails on a bad file sends the reader's own message (file and column)."""
+    from dagster_project.definitions import defs
+
+    (workspace.data / "products.json").write_text('[{"name": "no id"}]')
+    result = defs.resolve_job_def("complete_pipeline_job").execute_in_process(
+        run_config=workspace.run_config(), instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    assert evaluate_failure_sensor(instance, result).skip_message.startswith("No alert channel is configured")
+    with webhook_receiver() as (url, hooks):
+        monkeypatch.setenv("RECOMART_ALERT_WEBHOOK", f"{url}/hook")
+        monkeypatch.setenv("RECOMART_DAGSTER_URL", "https://dagster.shop.example")
+        evaluate_failure_sensor(instance, result)
+    ((_, body),) = hooks.posts
+    text = body["text"]
+    assert "Failed at: reading the exports" in text
+    why = next(line for line in text.splitlines() if line.startswith("Why: "))
+    assert "products.json" in why and "product_id" in why and "Failure:" not in why
+    assert text.endswith(f"The run in Dagster: https://dagster.shop.example/runs/{result.run_id}")
