@@ -45,13 +45,17 @@ def model_latency(models: Path, n: int = 2000) -> None:
         ("buy_again(user, 10)", lambda u: model.buy_again(u, 10)),
         ("similar_items(product, 10)", None),
     ):
-        times = []
+        times, cpu = [], []
         for u in users:
             target = model.items["product_id"].iloc[hash(u) % model.n_items] if call is None else u
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             (model.similar_items(target, 10) if call is None else call(target))
             times.append((time.perf_counter() - start) * 1000)
-        print(f"- {kind}: {percentiles(times)} ({n} calls, {model.n_users:,} customers x {model.n_items:,} products)")
+            cpu.append((time.process_time() - cpu_start) * 1000)
+        print(
+            f"- {kind}: {percentiles(times)}; CPU time {percentiles(cpu)} ({n} calls, {model.n_users:,} customers "
+            f"x {model.n_items:,} products)"
+        )
     times = []
     for u in users[:100]:
         start = time.perf_counter()

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from dagster_project import explanations, model_file
@@ -66,6 +68,7 @@ class RecommenderModel:
         self._item_columns = {c: self.items[c].to_numpy() for c in ITEM_COLUMNS}
         self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T)  # k x items
         self._customers: pd.DataFrame | None = None
+        self._search_text: list[pa.Array] = []
 
     @property
     def params(self) -> ModelParams:
@@ -135,6 +138,11 @@ class RecommenderModel:
             frame["purchases"] = frame["purchases"].fillna(0).astype("int64")
             order = np.argsort(-frame["purchases"].to_numpy(), kind="stable")
             self._customers = frame.iloc[order].reset_index(drop=True)
+            self._search_text = [  # lower-cased once, so a search is a plain substring scan
+                pc.utf8_lower(pa.array(self._customers[c].astype("string"), type=pa.large_string(), from_pandas=True))
+                for c in ("name", "email")
+                if c in self._customers
+            ]
         return self._customers
 
     def search_users(self, text: str, limit: int = 50) -> tuple[pd.DataFrame, int]:
@@ -148,10 +156,9 @@ class RecommenderModel:
             return frame.iloc[:0].copy(), 0
         exact = (frame["user_id"] == id_key(text)).to_numpy(dtype=bool, na_value=False)
         found = exact.copy()
-        for column in ("name", "email"):
-            if column in frame:
-                contains = frame[column].astype("string").str.contains(text, case=False, regex=False)
-                found |= contains.to_numpy(dtype=bool, na_value=False)
+        for haystack in self._search_text:
+            contains = pc.fill_null(pc.match_substring(haystack, text.lower()), False)
+            found |= contains.to_numpy(zero_copy_only=False)
         rows = np.concatenate([np.flatnonzero(exact), np.flatnonzero(found & ~exact)])
         return frame.iloc[rows[:limit]].reset_index(drop=True), int(rows.size)
 
