@@ -3,7 +3,7 @@
 import pytest
 
 from tests.browser import MAIN, heading, keyed, open_app, settle, shot
-from tests.servers import streamlit_server
+from tests.servers import streamlit_server, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.webserver]
 
@@ -32,3 +32,13 @@ def test_switch_the_nightly_refresh_at_400_px(live, browser, tmp_path):
             assert not live.api.automations()["daily_pipeline"].running
         finally:
             live.api.set_automation("daily_pipeline", False)
+
+
+def test_the_dagster_ui_shows_the_models_freshness(live, trained, browser):
+    """What engineers see: the model's freshness policy and Dagster's verdict on its asset page."""
+    wait_until(lambda: live.api.freshness()["collaborative_filtering_model"].state == "fresh", 120, "fresh", 1)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{live.server.url}/assets/collaborative_filtering_model")
+    page.get_by_text("Fails if more than 26 hours since last materialization").wait_for(timeout=60_000)
+    page.get_by_text("Passing", exact=True).first.wait_for(timeout=30_000)
+    shot(page, "dagster_ui_model_freshness")
