@@ -36,11 +36,11 @@ def step_durations(steps: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("seconds:Q", title="Took (seconds)"),
-            y=alt.Y("Step:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
-            color=alt.Color("Result:N", title="Result", scale=STATUS_COLORS, legend=alt.Legend(orient="bottom")),
+            y=alt.Y("Step:N", sort=None, title=None, axis=alt.Axis(labelLimit=200, labelOverlap=False)),
+            color=alt.Color("Result:N", scale=STATUS_COLORS, legend=None),  # the table beside it names the result
             tooltip=["Step", "Result", "Took"],
         )
-        .properties(height=max(120, 28 * len(steps)))
+        .properties(height=32 * len(steps) + 50)
     )
 
 
@@ -50,7 +50,7 @@ def quality_over_time(scores: pd.DataFrame, threshold: float | None = None) -> a
         .mark_line(point=True)
         .encode(
             x=alt.X("time:T", title="Validated", axis=TIME_AXIS),
-            y=alt.Y("quality_score:Q", title="Quality score", scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y("quality_score:Q", title="Data quality (%)", scale=alt.Scale(domain=[0, 100])),
             tooltip=["time:T", "quality_score:Q", "run_id"],
         )
         .properties(height=260)
@@ -76,6 +76,8 @@ def records_per_stage(counts: pd.DataFrame) -> alt.LayerChart:
         Data=counts["table"].map({"users": "Customers", "products": "Products", "transactions": "Purchases"}),
         Stage=counts["stage"].map({"raw": "read", "prepared": "prepared", "features": "used for training"}),
     )
+    pairs = (data["table"] == "transactions") & (data["stage"] == "features")
+    data = data.assign(Stage=data["Stage"].mask(pairs, "customer-product pairs for training"))
     data = data.assign(Bar=data["Data"] + ": " + data["Stage"])
     base = alt.Chart(data).encode(
         y=alt.Y("Bar:N", title=None, sort=None, axis=alt.Axis(labelLimit=260, labelOverlap=False)),
@@ -96,12 +98,12 @@ def dropped_rows(dropped: pd.DataFrame) -> alt.LayerChart:
             axis=alt.Axis(format=",d", tickMinStep=1),
             scale=_room_for_labels(dropped["rows"]),
         ),
-        y=alt.Y("Reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320, labelOverlap=False)),
+        y=alt.Y("Reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=200, labelOverlap=False)),
         tooltip=["Data", "Reason", alt.Tooltip("rows:Q", format=",d")],
     )
-    bars = base.mark_bar().encode(color=alt.Color("Data:N", title="Data", legend=alt.Legend(orient="bottom")))
+    bars = base.mark_bar().encode(color=alt.Color("Data:N", legend=None))  # the table below names the data
     labels = base.mark_text(align="left", dx=3).encode(text=alt.Text("rows:Q", format=",d"))
-    return (bars + labels).properties(height=max(120, 34 * len(dropped)))
+    return (bars + labels).properties(height=34 * len(dropped) + 50)
 
 
 def model_quality_over_time(quality: pd.DataFrame) -> alt.Chart:

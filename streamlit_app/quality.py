@@ -25,8 +25,12 @@ TABLE_WORDS = {
     "validation_report": "All data",
 }
 ENTITY_OF = {"raw_users": "users", "raw_products": "products", "raw_transactions": "transactions"}
-GATE_MEANING = "Blocks training: below the minimum score the refresh stops and the current model stays"
-RULE_MEANING = "Advisory: counts against the quality score; the refresh goes on"
+GATE_MEANING = "Blocks training"  # below the minimum score the refresh stops and the current model stays
+RULE_MEANING = "Advisory"  # counts against the quality score; the refresh goes on
+MEANINGS = (
+    "Advisory: the problem lowers the data quality score, the refresh goes on. Blocks training: below the "
+    "minimum score the refresh stops before training, and the current model stays in place."
+)
 CHECK_WORDS = {
     "user_id_present": "Customer id filled in",
     "user_id_unique": "Customer id not repeated",
@@ -54,7 +58,7 @@ REASON_WORDS = {
     "transaction_ids_present": "no customer or product id",
     "user_known": "customer not in the customer files",
     "product_known": "product not in the product files",
-    "quantity_valid": "quantity not a whole number of 1 or more",
+    "quantity_valid": "quantity not valid",
     "unit_price_valid": "unit price not valid",
     "timestamp_valid": "purchase date not valid",
     "transaction_not_duplicated": "line repeated",
@@ -187,6 +191,8 @@ def examples_frame(view: CheckView) -> pd.DataFrame:
     frame = pd.DataFrame(view.examples)
     if frame.empty:
         return frame
+    first = [c for c in (SOURCE_COLUMN, ROW_COLUMN) if c in frame.columns]
+    frame = frame[first + [c for c in frame.columns if c not in first]]
     frame = frame.rename(columns={SOURCE_COLUMN: "File", ROW_COLUMN: "Row"})
     return frame.fillna("(empty)").astype(str)
 

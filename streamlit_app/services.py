@@ -81,11 +81,10 @@ def automations(conn: Connection) -> dict:
     return _api_for(conn).automations()
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=QUERY_TTL, show_spinner=False)
 def freshness(conn: Connection) -> dict:
-    """Dagster's own freshness checks per asset ({} while the API has no way to read them)."""
-    read = getattr(_api_for(conn), "freshness", None)
-    return dict(read()) if read is not None else {}
+    """Dagster's own freshness verdict per watched asset (the model and the raw transactions)."""
+    return _api_for(conn).freshness()
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -155,11 +154,14 @@ def show_dagster_problem(exc: DagsterError) -> None:
         _BANNER_SHOWN.add(run)
     down = isinstance(exc, DagsterUnavailable)
     st.error(PIPELINE_DOWN if down else PIPELINE_REFUSED, icon=":material/cloud_off:" if down else ":material/error:")
-    with st.expander("Details for the engineer"):
-        st.markdown(
-            f"{exc}\n\nStart the pipeline service with `./run_pipeline.sh ui` (or `./run_pipeline.sh up` for "
-            f"the app and the pipeline together); the app looks for it at `DAGSTER_HOST` / `DAGSTER_PORT`."
+    detail = str(exc)
+    if "run_pipeline.sh" not in detail:
+        detail += (
+            "\n\nStart the pipeline service with `./run_pipeline.sh ui` (or `./run_pipeline.sh up` for the app "
+            "and the pipeline together); the app looks for it at `DAGSTER_HOST` / `DAGSTER_PORT`."
         )
+    with st.expander("Details for the engineer"):
+        st.markdown(detail)
     if down and not _in_fragment():
         _rerun_when_back()
 

@@ -7,7 +7,6 @@ No Streamlit import.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,9 +20,11 @@ MODEL_ASSET, DATA_ASSET = "collaborative_filtering_model", "raw_transactions"
 
 def max_age_hours() -> float:
     """How old the model and the data may get before they count as stale (`RECOMART_MAX_AGE_HOURS`)."""
+    from dagster_project.freshness import max_age_hours as configured
+
     try:
-        return float(os.environ.get("RECOMART_MAX_AGE_HOURS") or DEFAULT_MAX_AGE_HOURS)
-    except ValueError:
+        return configured()
+    except ValueError:  # the pipeline refuses the value by name; the page judges with the default meanwhile
         return DEFAULT_MAX_AGE_HOURS
 
 
@@ -86,16 +87,23 @@ def judged(last_updated: float | None, now: float, hours: float) -> Freshness:
     return Freshness("fresh" if now - last_updated <= hours * 3600 else "stale", last_updated, hours)
 
 
-def as_freshness(found: object, fallback: Freshness) -> Freshness:
-    """Dagster's answer (any object with state / last_updated / max_age_hours), else the fallback."""
+def as_freshness(found: object, fallback: Freshness, now: float) -> Freshness:
+    """Dagster's verdict (any object with state / last_updated / max_age_hours), else the fallback.
+
+    Dagster judges freshness every half minute or so: a "stale" older than the last update (a refresh that
+    just finished) is not believed.
+    """
     state = str(getattr(found, "state", "") or "").lower()
     if state not in ("fresh", "stale"):
         return fallback
     updated = getattr(found, "last_updated", None)
     if isinstance(updated, datetime):
         updated = updated.timestamp()
-    hours = getattr(found, "max_age_hours", None) or fallback.max_age_hours
-    return Freshness(state, updated if updated is not None else fallback.last_updated, float(hours))
+    updated = updated if updated is not None else fallback.last_updated
+    hours = float(getattr(found, "max_age_hours", None) or fallback.max_age_hours)
+    if state == "stale" and updated is not None and now - updated <= hours * 3600:
+        state = "fresh"
+    return Freshness(state, updated, hours)
 
 
 @dataclass(frozen=True)

@@ -107,9 +107,9 @@ class ScriptRuns:
 _RUNS: dict = {}  # page -> ScriptRuns
 
 
-def open_app(browser, url: str):
+def open_app(browser, url: str, viewport: dict | None = None):
     """A new page on the app, following its script runs (see `settle`)."""
-    page = browser.new_page(viewport=VIEWPORT)
+    page = browser.new_page(viewport=viewport or VIEWPORT)
     _RUNS[page] = ScriptRuns(page)
     visit(page, url)
     return page

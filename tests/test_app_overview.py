@@ -8,6 +8,7 @@ import shutil
 from datetime import datetime
 
 import pandas as pd
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dagster_project import model_store
@@ -19,6 +20,7 @@ from tests.workspace import APP
 
 
 def overview() -> AppTest:
+    st.cache_data.clear()  # Dagster's answers are cached for 5 s: read what the last run just wrote
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
@@ -38,7 +40,7 @@ def test_verdict_healthy_then_rolled_back(verdict_env):
     assert not at.error and not at.warning, [e.value for e in (*at.error, *at.warning)]
     said = at.success[0].value
     assert "All is well" in said and "Customers get the latest model" in said
-    assert "The last refresh (Ingestion only) succeeded" in said and "The data is fresh" in said
+    assert "The last refresh (Complete pipeline) succeeded" in said and "The data is fresh" in said
     assert "Dagster" not in said and "_job" not in said
     assert any(c.value == "The pipeline is running." for c in at.caption)
 
@@ -57,9 +59,16 @@ def test_verdict_healthy_then_rolled_back(verdict_env):
 
     last = at.dataframe[0].value.set_index("What ran")
     no_empty_cells(last.drop(columns="link"))
-    assert last.loc["Ingestion only", "Result"] == "Succeeded"
-    assert last.loc["Ingestion only", "Started by"] == "tests in the app"
-    assert all(re.fullmatch(r"\d+\.\d s|\d+ s|\d+ min( \d+ s)?", took) for took in last["Took"]), last["Took"]
+    assert last.loc["Complete pipeline", "Result"] == "Succeeded"
+    assert last.loc["Complete pipeline", "Started by"] == "tests in the app"
+    assert all(re.fullmatch(r"\d+\.\d s|\d+ s|\d+ min( \d+ s)?|–", took) for took in last["Took"]), last["Took"]
+
+    later = datetime.fromisoformat(card.trained_at).timestamp() + 3 * 86400  # three days without a refresh
+    stale = verdict.verdict(
+        verdict.Facts(now=later, card=card, model_freshness=verdict.judged(later - 3 * 86400, later, 26))
+    )
+    assert stale.level == verdict.WARN and "The model is stale: trained 3 days ago" in stale.lines[0].text
+    assert "more than the 26 hours allowed" in stale.lines[0].text
 
     with rolled_back(live) as older:
         at = overview()

@@ -1,6 +1,7 @@
 """Data quality: a verdict, then each problem found in the exports with example rows and what to do;
 the score over time, every check's result, and the rows read, prepared and left out."""
 
+import re
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -92,22 +93,29 @@ for view in problems:
         f"{view.failing_rows:,} of {view.total_rows:,} rows ({share:.1%})"
     )
     with st.expander(title, expanded=view is problems[0]):
-        st.markdown(
-            f"**The rule:** {view.description}.  \n**What happens:** {view.effect}.  \n**What to do:** {view.fix}"
-        )
+        words = f"**The rule:** {view.description}.  \n**What happens:** {view.effect}.  \n**What to do:** {view.fix}"
+        st.markdown(re.sub(r"([\w.+-]+@[\w-]+(?:\.[\w-]+)+)", r"`\1`", words))  # an example address, not a link
         examples = quality.examples_frame(view)
         if not examples.empty:
             st.caption("Example rows (the file, its row number, and the values the check looked at):")
             st.dataframe(examples, hide_index=True, width="stretch")
-        st.caption(f"{quality.RULE_MEANING}. Technical name: `{view.name}`.")
+        st.caption(
+            f"Advisory: this problem lowers the data quality score; the refresh goes on. Technical name: `{view.name}`."
+        )
 
 dropped = quality.dropped_by_rule(latest)
 st.subheader("Every check")
 frame = quality.checks_frame(views, dropped)
 if st.toggle("Only checks with problems", value=False):
     frame = frame[frame["Result"] == "Problems found"]
-st.dataframe(frame, hide_index=True, width="stretch")
+st.dataframe(
+    frame,
+    hide_index=True,
+    width="stretch",
+    column_config={"What it means": st.column_config.TextColumn("What it means", help=quality.MEANINGS)},
+)
 st.caption(
+    quality.MEANINGS + " "
     "Rows with the problem and rows left out differ for two reasons: a row that breaks several rules is left "
     "out once, counted under the first rule it breaks; and some problems are corrected instead of leaving the "
     "row out (an invalid e-mail or age is emptied, the customer kept)."
@@ -116,6 +124,7 @@ st.caption(
 if from_dagster:
     st.subheader("Data quality over time")
     st.altair_chart(charts.quality_over_time(tables.quality_frame(reports), threshold), width="stretch")
+    st.caption(f"Each point is one data check; the dashed line is the minimum needed to train ({needed}).")
 
     st.subheader("Records read, prepared and used")
     counts = tables.stage_counts(latest)

@@ -81,9 +81,9 @@ facts = verdict.Facts(
     raw_read_at=raw_now["timestamp"] if raw_now else None,
     raw_run_id=raw_now["run_id"] if raw_now else None,
     raw_at_training=at_training["metadata"].get("records") if at_training else None,
-    model_freshness=verdict.as_freshness(fresh.get(verdict.MODEL_ASSET), verdict.judged(trained_at, now, limit)),
+    model_freshness=verdict.as_freshness(fresh.get(verdict.MODEL_ASSET), verdict.judged(trained_at, now, limit), now),
     data_freshness=verdict.as_freshness(
-        fresh.get(verdict.DATA_ASSET), verdict.judged(raw_now["timestamp"] if raw_now else None, now, limit)
+        fresh.get(verdict.DATA_ASSET), verdict.judged(raw_now["timestamp"] if raw_now else None, now, limit), now
     ),
 )
 judgement = verdict.verdict(facts)
