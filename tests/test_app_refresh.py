@@ -182,3 +182,23 @@ def test_refresh_page_while_dagster_is_down(app_env, monkeypatch):
     monkeypatch.setenv("DAGSTER_PORT", str(app_env.server.port))
     at.run()
     assert not at.error and at.button(key="start_refresh").disabled is False
+
+
+def test_files_are_not_swapped_under_a_running_refresh(app_env, trained):
+    data = app_env.workspace.data
+    before = folder_bytes(data)
+    at = open_refresh()
+    late = b'"9300","Late Customer","late@example.com",40,"M","FR","2026-11-02"\n'
+    upload = [
+        ("users1.csv", (data / "users1.csv").read_bytes(), "text/csv"),
+        ("users2.csv", (data / "users2.csv").read_bytes() + late, "text/csv"),
+    ]
+    at.file_uploader[0].set_value(upload).run()
+    assert "These files can be used" in texts(at)
+    running = app_env.api.submit("ingestion_job", tags={"recomart/launched_by": "app", "recomart/user": "tests"})
+    try:
+        at.button(key="accept_upload").click().run()
+        assert "A refresh is reading the data folder right now" in texts(at)
+        assert folder_bytes(data) == before
+    finally:
+        assert wait_for_run(app_env.api, running) == "SUCCESS"

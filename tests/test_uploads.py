@@ -56,8 +56,15 @@ def test_a_good_upload_lands_the_old_files_are_kept_and_can_be_put_back(workspac
     assert verdict.report.gate_passed and 0 < verdict.report.quality_score <= 100
     assert folder_bytes(workspace.data) == before  # checking never touches the folder
 
+    watched = data_files.scan(workspace.data)  # what the file sensor last saw
     verdict, done = uploads.accept([upload], workspace.data, THRESHOLD, now=T0)
     assert verdict.accepted and done.written == ("users_new.csv",)
+    # The sensor sees the users files change, and nothing of the kept set.
+    assert data_files.changed_files(watched, data_files.scan(workspace.data)) == [
+        "users1.csv",
+        "users2.csv",
+        "users_new.csv",
+    ]
     assert (workspace.data / "users_new.csv").read_bytes() == upload.data
     assert not (workspace.data / "users1.csv").exists() and not (workspace.data / "users2.csv").exists()
     kept = done.kept
