@@ -253,8 +253,11 @@ class RecommenderModel:
 
     def similar_items(self, product_id: object, n: int = 10) -> pd.DataFrame:
         """Products whose buyers overlap most with this one's (cosine of item factors)."""
-        found = self._item_index.get_indexer([id_key(product_id), product_key(product_id)])
-        loc = found[0] if found[0] >= 0 else found[1]
+        if isinstance(product_id, str) and product_id in self._item_index:  # already in stored form
+            loc = int(self._item_index.get_loc(product_id))
+        else:
+            found = self._item_index.get_indexer([id_key(product_id), product_key(product_id)])
+            loc = found[0] if found[0] >= 0 else found[1]
         if loc < 0:
             raise KeyError(f"Unknown product_id {product_id!r}")
         scores = (self._item_embeddings @ self._item_embeddings[loc]).astype(np.float64)
