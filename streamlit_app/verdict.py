@@ -161,9 +161,9 @@ class Verdict:
 
 def _model_line(f: Facts) -> Line:
     if f.card is None:
-        return Line(
-            BAD, ":material/block:", f"No model is served yet. {f.model_problem or ''} Start a refresh to train one."
-        )
+        if f.model_problem and not f.model_problem.startswith("No model at"):  # a file that cannot be used
+            return Line(BAD, ":material/block:", f"No model can be served. {f.model_problem}")
+        return Line(BAD, ":material/block:", "No model is served yet: start a refresh to train one.")
     trained = datetime.fromisoformat(f.card.trained_at).timestamp()
     when = f"trained {ago(trained, f.now)} ({day_time(trained)})"
     if f.served_fallback:

@@ -62,3 +62,10 @@ def test_examples_lead_with_file_and_row_and_the_fix_is_the_gates():
         "email_valid", "users", False, False, 1, 3, [{"email": None, "source_file": "u.csv", "source_row": "4"}]
     )
     assert quality.examples_frame(sorted_keys).iloc[0].to_dict() == {"File": "u.csv", "Row": "4", "email": "(empty)"}
+
+
+def test_no_model_says_why():
+    none_yet = verdict.verdict(verdict.Facts(now=0.0, card=None, model_problem="No model at /m: run the pipeline."))
+    assert none_yet.level == verdict.BAD and "No model is served yet: start a refresh" in none_yet.lines[0].text
+    broken = verdict.verdict(verdict.Facts(now=0.0, card=None, model_problem="Model file /m cannot be used: x."))
+    assert "No model can be served. Model file /m cannot be used" in broken.lines[0].text
