@@ -14,6 +14,11 @@ from streamlit_app import access, run_story, tables
 from streamlit_app.dagster_api import DagsterAPI, DagsterError
 
 
+def file_names(names) -> str:
+    """File names for a sentence, shown as written (a name is the uploader's text: never markdown or a link)."""
+    return ", ".join(tables.plain(n) for n in names)
+
+
 def row_words(rows: int | None) -> str:
     """Rows as a table cell shows them (never 'None')."""
     return "cannot be read" if rows is None else f"{rows:,}"
@@ -84,7 +89,7 @@ def show_check(verdict: uploads.UploadCheck) -> None:
         )
     for table, names in verdict.replaces.items():
         if names and verdict.accepted:
-            st.caption(f"{run_story.TABLE_WORDS[table]}: replaces {', '.join(names)} (kept, and can be put back).")
+            st.caption(f"{run_story.TABLE_WORDS[table]}: replaces {file_names(names)} (kept, and can be put back).")
     if report is None:
         return
     cols = st.columns(3)
@@ -144,7 +149,7 @@ def kept_sets_panel(data_dir: Path) -> None:
             chosen_set = names[pending]
             kinds = ", ".join(run_story.TABLE_WORDS[t].lower() for t in chosen_set.tables)
             st.warning(
-                f"This puts back {', '.join(n for n, _ in chosen_set.files) or 'no files'} in place of the current "
+                f"This puts back {file_names(n for n, _ in chosen_set.files) or 'no files'} in place of the current "
                 f"{kinds} files, which are kept in turn. The next refresh reads them.",
                 icon=":material/history:",
             )
@@ -154,7 +159,7 @@ def kept_sets_panel(data_dir: Path) -> None:
                 done = uploads.restore(data_dir, pending, datetime.now(UTC))
                 st.session_state.pop("restore_pending", None)
                 st.session_state["upload_note"] = (
-                    f"Put back {', '.join(done.written) or 'the earlier files'}. Start a refresh to use them."
+                    f"Put back {file_names(done.written) or 'the earlier files'}. Start a refresh to use them."
                 )
                 st.rerun()
             if no.button("Cancel", key="restore_cancel"):

@@ -226,6 +226,47 @@ def as_uploads(files) -> list[uploads.Upload]:
     return [uploads.Upload(f.name, f.getvalue()) for f in files]
 
 
+def refresh_under_way() -> bool:
+    if not pipeline_up:
+        return False
+    try:
+        return bool(api.active_runs())
+    except DagsterError:
+        return False
+
+
+def accept_files(files, threshold_now: float, then: str, signature: tuple) -> None:
+    """Check again and swap the files in (never under a running refresh); then start a refresh or leave it."""
+    access.require_operator()  # the role at the moment of acting
+    if refresh_under_way():
+        st.warning(
+            "A refresh is reading the data folder right now: accept the files when it has finished.",
+            icon=":material/hourglass_top:",
+        )
+        return
+    try:
+        verdict, done = uploads.accept(as_uploads(files), data_dir, threshold_now, LIMITS, limit_mb * 1_000_000)
+    except OSError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    if done is None:  # the folder changed since the check, and the files no longer pass
+        st.session_state["upload_check"] = (signature, verdict)
+        st.rerun()
+    note = f"Accepted {upload_view.file_names(done.written)}"
+    if done.kept.files:
+        note += f"; the files they replace are kept ({upload_view.file_names(n for n, _ in done.kept.files)})"
+    st.session_state["upload_note"] = note + "."
+    st.session_state["upload_slot"] = slot + 1  # a fresh, empty uploader
+    st.session_state.pop("upload_check", None)
+    if then == "start" and pipeline_up:
+        st.session_state.pop("finished_run", None)
+        start_refresh("complete_pipeline_job", options)
+        st.session_state["upload_note"] += " A refresh has started: follow it above."
+    else:
+        st.session_state["upload_note"] += " The next refresh reads them."
+    st.rerun()
+
+
 if chosen:
     threshold_now = float(options.min_quality_score)
     signature = (tuple((f.name, f.size, f.file_id) for f in chosen), threshold_now, limit_mb)
@@ -247,44 +288,7 @@ if chosen:
             index=0 if pipeline_up else 1,
         )
         if st.button("Accept these files", type="primary", icon=":material/upload_file:", key="accept_upload"):
-            access.require_operator()
-            busy = []
-            if pipeline_up:
-                try:
-                    busy = api.active_runs()
-                except DagsterError:
-                    busy = []
-            if busy:
-                st.warning(
-                    "A refresh is reading the data folder right now: accept the files when it has finished.",
-                    icon=":material/hourglass_top:",
-                )
-            else:
-                try:
-                    verdict, done = uploads.accept(
-                        as_uploads(chosen), data_dir, threshold_now, LIMITS, limit_mb * 1_000_000
-                    )
-                except OSError as exc:
-                    st.error(str(exc), icon=":material/error:")
-                    done = None
-                    verdict = None
-                if done is not None:
-                    note = f"Accepted {', '.join(done.written)}"
-                    if done.kept.files:
-                        note += f"; the files they replace are kept ({', '.join(n for n, _ in done.kept.files)})"
-                    st.session_state["upload_note"] = note + "."
-                    st.session_state["upload_slot"] = slot + 1
-                    st.session_state.pop("upload_check", None)
-                    if then == "start" and pipeline_up:
-                        st.session_state.pop("finished_run", None)
-                        start_refresh("complete_pipeline_job", options)
-                        st.session_state["upload_note"] += " A refresh has started: follow it above."
-                    else:
-                        st.session_state["upload_note"] += " The automatic refresh will use them."
-                    st.rerun()
-                elif verdict is not None:
-                    st.session_state["upload_check"] = (signature, verdict)
-                    st.rerun()
+            accept_files(chosen, threshold_now, then, signature)
 
 # --- 3. earlier files ---------------------------------------------------------------------------------
 upload_view.kept_sets_panel(data_dir)
