@@ -142,3 +142,26 @@ def test_a_model_file_of_the_previous_format_asks_for_retraining(sample_model, t
             dst.writestr(info, data)
     with pytest.raises(ModelError, match=f"model format 5; this version reads {FORMAT_VERSION}.*Retrain"):
         load_model(older)
+
+
+def test_a_crafted_time_column_is_refused(sample_model, tmp_path):
+    """The last-purchase column is plain integers and a validity mask; anything else refuses the file."""
+    import io
+    import json
+
+    good = save_model(sample_model, tmp_path / "m.pkl")
+    with zipfile.ZipFile(good) as src:
+        layout = json.loads(src.read("model.json"))["tables"]["user_profiles"]["columns"]
+    position = [c["name"] for c in layout].index("last_purchase")
+    assert layout[position]["kind"] == "datetime"
+    crafted = tmp_path / "crafted.pkl"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(crafted, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == f"user_profiles__{position}__values.npy":
+                buffer = io.BytesIO()
+                np.save(buffer, np.load(io.BytesIO(data)).astype(np.float64))  # times as floats
+                data = buffer.getvalue()
+            dst.writestr(info, data)
+    with pytest.raises(ModelError, match="damaged time column"):
+        load_model(crafted)
