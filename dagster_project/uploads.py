@@ -15,6 +15,7 @@ Streamlit: the app's Refresh page and the tests call these functions.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -29,7 +30,8 @@ from pathlib import Path
 from dagster_project import data_files, file_formats, ingest, validation
 from dagster_project.contract import ENTITIES, LIMITS, EntitySpec, InputLimits
 from dagster_project.export_checks import DataInputError
-from dagster_project.fileio import atomic_path
+from dagster_project.fileio import atomic_path, own_temp_files
+from dagster_project.storage_lock import storage_lock
 
 MAX_UPLOAD_ENV = "RECOMART_MAX_UPLOAD_MB"
 DEFAULT_MAX_UPLOAD_MB = 200  # .streamlit/config.toml's server.maxUploadSize says the same (a test checks)
@@ -248,7 +250,7 @@ def accept(
     """Check the uploads again (the folder may have changed since they were shown) and, when a run would
     accept them, put them into the data folder; the files they replace go to a new kept set."""
     data_dir = Path(data_dir)
-    with staged(uploads) as folder:
+    with staged(uploads) as folder, _one_swap_at_a_time(data_dir):
         verdict = _check_staged(uploads, folder, data_dir, min_quality_score, limits, max_bytes)
         if not verdict.accepted:
             return verdict, None
@@ -257,6 +259,21 @@ def accept(
             for table in verdict.replaces
         }
         return verdict, _swap_in(data_dir, incoming, now)
+
+
+@contextmanager
+def _one_swap_at_a_time(data_dir: Path) -> Iterator[None]:
+    """Two operators accepting (or restoring) at once take turns; the check and the swap stay together.
+
+    Holding the lock, the temporary files a killed swap left in the data folder are removed (the pipeline
+    only reads the folder, so any there are an upload's).
+    """
+    # The lock lives outside the data folder, so a refused upload leaves that folder exactly as it was.
+    key = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
+    with storage_lock(Path(tempfile.gettempdir()) / f"recomart-uploads-{key}", owner="an upload", timeout=120):
+        for stale in own_temp_files(data_dir, recursive=False):
+            stale.unlink(missing_ok=True)
+        yield
 
 
 def _replaced_root(data_dir: Path) -> Path:
@@ -357,15 +374,16 @@ def _prune(data_dir: Path, keep: int = KEEP_SETS) -> None:
 def restore(data_dir: Path, name: str, now: datetime | None = None) -> Accepted:
     """Put a kept set's files back; the files they replace become a new kept set (so a restore can be undone)."""
     data_dir = Path(data_dir)
-    chosen = next((k for k in kept_sets(data_dir) if k.name == name), None)
-    if chosen is None:
-        raise ValueError(f"No kept set named {name!r} in {REPLACED_FOLDER}.")
-    incoming: dict[str, list[Path]] = {table: [] for table in chosen.tables}
-    for file_name, _ in chosen.files:
-        incoming.setdefault(table_for(file_name).name, []).append(chosen.path / file_name)
-    done = _swap_in(data_dir, incoming, now)
-    shutil.rmtree(chosen.path, ignore_errors=True)
-    return done
+    with _one_swap_at_a_time(data_dir):
+        chosen = next((k for k in kept_sets(data_dir) if k.name == name), None)
+        if chosen is None:
+            raise ValueError(f"No kept set named {name!r} in {REPLACED_FOLDER}.")
+        incoming: dict[str, list[Path]] = {table: [] for table in chosen.tables}
+        for file_name, _ in chosen.files:
+            incoming.setdefault(table_for(file_name).name, []).append(chosen.path / file_name)
+        done = _swap_in(data_dir, incoming, now)
+        shutil.rmtree(chosen.path, ignore_errors=True)
+        return done
 
 
 # --- the files a refresh will read --------------------------------------------------------------------

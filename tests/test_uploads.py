@@ -203,3 +203,19 @@ def test_rows_are_counted_cheaply(workspace):
     packed.write_bytes(gzip.compress((workspace.data / "transactions.csv").read_bytes()))
     assert uploads.count_rows(packed) == 3001
     assert TRANSACTIONS.name == uploads.table_for("transactions.csv.gz").name
+
+
+def test_two_uploads_at_once_take_turns(workspace):
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = (workspace.data / "users1.csv").read_bytes() + (workspace.data / "users2.csv").read_bytes().split(b"\n", 1)[
+        1
+    ]
+    first, second = uploads.Upload("users_a.csv", base), uploads.Upload("users_b.csv", base)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda u: uploads.accept([u], workspace.data, THRESHOLD), (first, second)))
+    assert all(done is not None for _, done in results)
+    users = [p.name for p in ingest.discover(workspace.data, USERS)]
+    assert len(users) == 1 and users[0] in ("users_a.csv", "users_b.csv")  # one upload, whole, then the other
+    kept = sorted(n for k in uploads.kept_sets(workspace.data) for n, _ in k.files)
+    assert kept == sorted(["users1.csv", "users2.csv", "users_a.csv" if users[0] == "users_b.csv" else "users_b.csv"])

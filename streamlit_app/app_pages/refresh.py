@@ -110,10 +110,10 @@ if files:
             [
                 {
                     "file": f.name,
-                    "holds": run_story.TABLE_WORDS[f.table],
                     "rows": upload_view.row_words(rows_of(str(f.path), f.mtime_ns, f.size)),
-                    "size": run_story.size_words(f.size),
                     "modified": tables.ago(f.modified),
+                    "size": run_story.size_words(f.size),
+                    "holds": run_story.TABLE_WORDS[f.table],
                 }
                 for f in files
             ]
