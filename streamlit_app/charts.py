@@ -12,6 +12,12 @@ STATUS_COLORS = alt.Scale(
 )
 
 
+def _time_axis(times: pd.Series) -> alt.Axis:
+    """Ticks that differ from each other: with seconds when every run fell within the same hour."""
+    span = (times.max() - times.min()) if len(times) else pd.Timedelta(0)
+    return alt.Axis(format="%H:%M:%S" if span < pd.Timedelta(hours=1) else "%d %b %H:%M", labelAngle=0, tickCount=6)
+
+
 def run_durations(runs: pd.DataFrame) -> alt.Chart:
     """How long each finished run took, over time: one colour per kind of refresh, one shape per result."""
     data = runs.dropna(subset=["seconds"])[["start", "seconds", "What ran", "Result", "Took", "Run"]]
@@ -19,7 +25,7 @@ def run_durations(runs: pd.DataFrame) -> alt.Chart:
         alt.Chart(data)
         .mark_line(point=alt.OverlayMarkDef(size=60, filled=True))
         .encode(
-            x=alt.X("start:T", title="Started (UTC)", axis=TIME_AXIS),
+            x=alt.X("start:T", title="Started (UTC)", axis=_time_axis(data["start"])),
             y=alt.Y("seconds:Q", title="Took (seconds)"),
             color=alt.Color("What ran:N", title="What ran", legend=alt.Legend(orient="bottom", direction="vertical")),
             shape=alt.Shape("Result:N", title="Result", legend=alt.Legend(orient="bottom")),
