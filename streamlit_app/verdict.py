@@ -179,7 +179,7 @@ def _model_line(f: Facts) -> Line:
             WARN,
             ":material/history:",
             f"Customers get an older model: rolled back to the version {when}. A newer version, trained "
-            f"{day_time(newer)}, is kept; serve it again on the Recommendations page, or start a refresh.",
+            f"{day_time(newer)}, is kept; serve it again on the Model history page, or start a refresh.",
         )
     freshness = f.model_freshness
     if freshness is not None and freshness.state == "stale":

@@ -78,7 +78,7 @@ def test_verdict_healthy_then_rolled_back(verdict_env):
         trained = datetime.fromisoformat(older_card.trained_at)
         assert "Recommendations work, but something needs attention" in said
         assert "rolled back to the version trained" in said and f"{trained:%d %b %Y %H:%M} UTC" in said
-        assert "serve it again on the Recommendations page" in said
+        assert "serve it again on the Model history page" in said
     assert "All is well" in overview().success[0].value  # the newest version is served again
 
 

@@ -95,6 +95,8 @@ box(
 )
 if last_run is not None and last_run.status == "FAILURE":
     st.page_link("app_pages/runs.py", label="What went wrong, step by step (Runs)", icon=":material/history:")
+if newest_kept is not None:
+    st.page_link("app_pages/model_history.py", label="Compare the versions (Model history)", icon=":material/timeline:")
 if access.current_user().is_operator and (card is None or judgement.level != verdict.OK) and dagster_ok:
     st.page_link("app_pages/refresh.py", label="Start a refresh", icon=":material/refresh:")
 
