@@ -5,11 +5,10 @@ buy-again list (`list="buy_again"`, what `recommend(user, exclude_purchased=Fals
 favourites blended with new suggestions), with rank, score, reason, the `because` products and the
 explanation in words. Customers without purchases get the best-sellers, reason "popular".
 
-Customers are scored in blocks with matrix products (never one `recommend()` call per customer),
-and the buy-again list reuses the new list's candidates: a blended score only adds the customer's
-own counts to items they bought, so its top-N lies within the new list's top-N plus their purchases.
-Each block is one Parquet row group, written into a temporary file that replaces the previous one
-only when complete (fileio.atomic_path): readers see the old lists or the new ones, never half.
+The lists are built in batches by `list_building` (the same rows `recommend()` gives, far faster
+than one call per customer) and stored as row groups of one Parquet file that replaces the previous
+one only when complete (fileio.atomic_path): readers see the old lists or the new ones, never half.
+This module is the data product's interface: where it lives, reading it, summarising it, CSV.
 
 Imports no Dagster: the asset, the app and the tests use these functions.
 """
@@ -18,283 +17,34 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from dagster_project import explanations
-from dagster_project.fileio import atomic_path
-from dagster_project.ranking import top_k, top_k_wide
+from dagster_project.list_building import (  # noqa: F401  (part of this module's interface)
+    BLOCK_USERS,
+    CATALOGUE_KEY,
+    COLUMNS,
+    LIST_LENGTH,
+    LISTS,
+    SCHEMA,
+    build,
+    catalogue_counts,
+    write,
+)
 from dagster_project.recommender import RecommenderModel
 
 FOLDER = "user_recommendations"
 FILE_NAME = "user_recommendations.parquet"
-LIST_LENGTH = 10
-BLOCK_USERS = 512
-LISTS = ("new", "buy_again")
-CATALOGUE_KEY = b"recomart.catalogue"  # Parquet key-value metadata: the catalogue the lists came from
-SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("customer_name", pa.string()),
-        ("email", pa.string()),
-        ("list", pa.string()),
-        ("rank", pa.int32()),
-        ("product_id", pa.string()),
-        ("product_name", pa.string()),
-        ("category", pa.string()),
-        ("score", pa.float64()),
-        ("reason", pa.string()),
-        ("because", pa.list_(pa.string())),
-        ("explanation", pa.string()),
-    ]
-)
-COLUMNS = SCHEMA.names
 
 
 def dataset_path(storage_dir: Path) -> Path:
     """Where the customer lists live under a storage folder."""
     return Path(storage_dir) / FOLDER / FILE_NAME
-
-
-def _strings(values: object) -> pa.Array:
-    return pa.array(pd.Series(values, dtype="string"), type=pa.string(), from_pandas=True)
-
-
-class _Catalogue:
-    """The model's products and customers as Arrow arrays, taken by index when rows are built."""
-
-    def __init__(self, model: RecommenderModel, customers: pd.DataFrame) -> None:
-        items = model.items
-        self.product_id = _strings(items["product_id"])
-        self.name = _strings(items["name"])
-        self.category = _strings(items["category"])
-        self.user_id = _strings(customers["user_id"])
-        self.customer_name = (
-            _strings(customers["name"]) if "name" in customers else pa.nulls(len(customers), pa.string())
-        )
-        self.email = _strings(customers["email"]) if "email" in customers else pa.nulls(len(customers), pa.string())
-
-
-def _take(values: pa.Array, index: np.ndarray) -> pa.Array:
-    """values[index], null where index < 0."""
-    return values.take(pa.array(np.where(index < 0, 0, index), mask=index < 0))
-
-
-def _explain_text(names: list[pa.Array]) -> pa.Array:
-    """'because you bought A, B and C' from up to three name columns (null where fewer products)."""
-    prefix = "because you bought "
-    three = pc.binary_join_element_wise(prefix, names[0], ", ", names[1], " and ", names[2], "")
-    two = pc.binary_join_element_wise(prefix, names[0], " and ", names[1], "")
-    one = pc.binary_join_element_wise(prefix, names[0], "")
-    return pc.coalesce(three, two, one, pa.scalar(explanations.FALLBACK_TEXT))
-
-
-def _rebuy_text(counts: np.ndarray) -> pa.Array:
-    times = pc.binary_join_element_wise(
-        "you bought it ", pa.array(counts.astype(np.int64)).cast(pa.string()), " times", ""
-    )
-    return pc.if_else(pa.array(counts == 1), pa.scalar("you bought it once"), times)
-
-
-def _table(
-    cat: _Catalogue,
-    customer: np.ndarray,  # per output row: position in the customer list
-    list_name: str,
-    items: np.ndarray,  # per row: item index
-    rank: np.ndarray,
-    scores: np.ndarray,
-    reason: pa.Array,
-    because: np.ndarray,  # rows x 3 item indices, -1 padded (a prefix is filled)
-    explanation: pa.Array,
-) -> pa.Table:
-    lengths = (because >= 0).sum(axis=1)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    because_ids = pa.ListArray.from_arrays(pa.array(offsets), cat.product_id.take(pa.array(because[because >= 0])))
-    columns = [
-        _take(cat.user_id, customer),
-        _take(cat.customer_name, customer),
-        _take(cat.email, customer),
-        pa.array(np.full(len(items), list_name, dtype=object), type=pa.string()),
-        pa.array(rank.astype(np.int32)),
-        cat.product_id.take(pa.array(items)),
-        cat.name.take(pa.array(items)),
-        cat.category.take(pa.array(items)),
-        pa.array(np.round(scores.astype(np.float64), 6) + 0.0),
-        reason,
-        because_ids,
-        explanation,
-    ]
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
-
-
-def _because(model: RecommenderModel, rows: np.ndarray, candidates: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """For each (customer, candidate): the up-to-3 bought items contributing most, len(rows) x n x 3, -1 padded.
-
-    Contribution of bought item j to candidate i is w_j (V D V^T)_{j,i} (see explanations), computed
-    for every (customer, bought item) pair of the block against that customer's n candidates only;
-    one sort per candidate column orders the pairs by customer, then by contribution.
-    """
-    weighted = model.weighted[rows]
-    owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
-    bought = weighted.indices
-    out = np.full((len(rows), candidates.shape[1], explanations.MAX_BECAUSE), -1, dtype=np.int64)
-    if not bought.size:
-        return out
-    targets = model.projection.T[np.maximum(candidates, 0)]  # rows x n x k
-    pair = np.einsum("pk,pck->pc", model.item_factors[bought], targets[owner]) * weighted.data[:, None]
-    spread = np.abs(pair).max(axis=0) + 1e-30
-    order = np.argsort(owner[:, None] * 4.0 + (1.0 - pair / spread), axis=0)  # customer, then largest first
-    ranked = np.take_along_axis(pair, order, axis=0)
-    who = owner[order]
-    rank = np.arange(owner.size)[:, None] - weighted.indptr[:-1][who]
-    keep = (rank < explanations.MAX_BECAUSE) & (ranked > (explanations.NOISE * scale)[who])
-    column = np.broadcast_to(np.arange(candidates.shape[1]), order.shape)
-    out[who[keep], column[keep], rank[keep]] = bought[order[keep]]
-    return out
-
-
-def _buyer_tables(
-    model: RecommenderModel, cat: _Catalogue, positions: np.ndarray, rows: np.ndarray, n: int
-) -> Iterator[pa.Table]:
-    """Both lists for a block of customers with purchases (`rows` in the purchase matrix)."""
-    weighted, counts = model.weighted[rows], model.counts[rows]
-    owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
-    bought = weighted.indices
-    scores = model.score_users(rows)
-    largest = np.maximum(scores.max(axis=1), -scores.min(axis=1)).astype(np.float64)
-    scale = np.where(largest > 0, largest, 1.0)
-    own_scores = scores[owner, bought].astype(np.float64)
-    scores[owner, bought] = -np.inf
-    new_items = top_k_wide(scores, n)
-    new_scores = np.take_along_axis(scores, np.maximum(new_items, 0), axis=1).astype(np.float64)
-    because = _because(model, rows, new_items, largest)
-    valid = new_items >= 0
-    block_rows = np.repeat(np.arange(len(rows)), valid.sum(axis=1))
-    names = [_take(cat.name, because[..., r][valid]) for r in range(explanations.MAX_BECAUSE)]
-    new_reason = pa.array(np.full(valid.sum(), "similar customers", dtype=object), type=pa.string())
-    yield _table(
-        cat,
-        positions[block_rows],
-        "new",
-        new_items[valid],
-        np.nonzero(valid)[1] + 1,
-        new_scores[valid],
-        new_reason,
-        because[valid],
-        _explain_text(names),
-    )
-
-    # buy again: the new list's candidates (scaled) and the customer's own items (scaled, plus their counts)
-    log_counts = np.log1p(counts.data.astype(np.float64))
-    top_log = np.zeros(len(rows))
-    np.maximum.at(top_log, owner, log_counts)  # each customer's largest log count
-    top_log = np.where(top_log > 0, top_log, 1.0)
-    own_blend = own_scores / scale[owner] + model.params.rebuy_weight * log_counts / top_log[owner]
-    history = np.diff(counts.indptr)
-    width = int(history.max()) if history.size else 0
-    slot = np.arange(owner.size) - counts.indptr[:-1][owner]
-    own_items = np.full((len(rows), width), -1, dtype=np.int64)
-    own_values = np.full((len(rows), width), -np.inf)
-    own_times = np.zeros((len(rows), width))
-    own_items[owner, slot], own_values[owner, slot], own_times[owner, slot] = bought, own_blend, counts.data
-    pool_items = np.concatenate([new_items, own_items], axis=1)
-    pool_values = np.concatenate([np.where(valid, new_scores / scale[:, None], -np.inf), own_values], axis=1)
-    pick = top_k(pool_values, n)
-    chosen = pick >= 0
-    pick = np.maximum(pick, 0)
-    items = np.take_along_axis(pool_items, pick, axis=1)[chosen]
-    values = np.take_along_axis(pool_values, pick, axis=1)[chosen]
-    is_own = (pick >= n)[chosen]
-    from_new = np.minimum(pick, n - 1)
-    block_rows = np.repeat(np.arange(len(rows)), chosen.sum(axis=1))
-    because_again = np.take_along_axis(because, from_new[..., None], axis=1)[chosen]
-    because_again[is_own] = -1
-    times = np.take_along_axis(own_times, np.maximum(pick - n, 0), axis=1)[chosen]
-    names = [_take(cat.name, because_again[:, r]) for r in range(explanations.MAX_BECAUSE)]
-    text = pc.if_else(pa.array(is_own), _rebuy_text(times), _explain_text(names))
-    reason = pc.if_else(pa.array(is_own), pa.scalar("buy again"), pa.scalar("similar customers"))
-    yield _table(
-        cat,
-        positions[block_rows],
-        "buy_again",
-        items,
-        np.nonzero(chosen)[1] + 1,
-        values,
-        reason,
-        because_again,
-        text,
-    )
-
-
-def _popular_tables(model: RecommenderModel, cat: _Catalogue, positions: np.ndarray, n: int) -> Iterator[pa.Table]:
-    """Best-sellers on both lists for customers without purchases."""
-    best = model.popular(n)
-    items = pd.Index(model.items["product_id"]).get_indexer(best["product_id"])
-    count = len(positions) * len(items)
-    customer = np.repeat(positions, len(items))
-    tiled = np.tile(items, len(positions))
-    for list_name in LISTS:
-        yield _table(
-            cat,
-            customer,
-            list_name,
-            tiled,
-            np.tile(np.arange(1, len(items) + 1), len(positions)),
-            np.tile(best["score"].to_numpy(dtype=np.float64), len(positions)),
-            pa.array(np.full(count, "popular", dtype=object), type=pa.string()),
-            np.full((count, explanations.MAX_BECAUSE), -1, dtype=np.int64),
-            pa.array(np.full(count, explanations.POPULAR_TEXT, dtype=object), type=pa.string()),
-        )
-
-
-def build(model: RecommenderModel, n: int = LIST_LENGTH, block: int = BLOCK_USERS) -> Iterator[pa.Table]:
-    """Both lists for every known customer, as Arrow tables of at most `block` customers each."""
-    customers = model.customers()
-    cat = _Catalogue(model, customers)
-    rows = model.user_ids.get_indexer(customers["user_id"])
-    buyers = np.flatnonzero(rows >= 0)
-    for start in range(0, buyers.size, block):
-        positions = buyers[start : start + block]
-        yield from _buyer_tables(model, cat, positions, rows[positions], n)
-    cold = np.flatnonzero(rows < 0)
-    for start in range(0, cold.size, block * 4):
-        yield from _popular_tables(model, cat, cold[start : start + block * 4], n)
-
-
-def catalogue_counts(model: RecommenderModel) -> dict:
-    """Products in the catalogue, in all and per category (what coverage is measured against)."""
-    by_category = model.items["category"].astype("string").fillna("Uncategorized").value_counts()
-    return {"products": int(model.n_items), "by_category": {str(k): int(v) for k, v in by_category.items()}}
-
-
-def write(tables: Iterable[pa.Table], path: Path, catalogue: dict | None = None) -> Path:
-    """Write the tables as row groups of one Parquet file, atomically: the whole new file or the old one.
-
-    Anything raised while the tables are made or written leaves the previous file untouched.
-    """
-    schema = SCHEMA.with_metadata({CATALOGUE_KEY: json.dumps(catalogue or {}).encode()})
-    with (
-        atomic_path(Path(path)) as tmp,
-        pq.ParquetWriter(tmp, schema) as writer,
-        ThreadPoolExecutor(1, thread_name_prefix="customer-lists") as background,
-    ):
-        pending: Future | None = None
-        for table in tables:  # encoding one block (Arrow releases the GIL) overlaps scoring the next
-            if pending is not None:
-                pending.result()
-            pending = background.submit(writer.write_table, table.replace_schema_metadata(schema.metadata))
-        if pending is not None:
-            pending.result()
-    return Path(path)
 
 
 def write_for_model(model: RecommenderModel, storage_dir: Path, n: int = LIST_LENGTH) -> Path:

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from dagster_project import explanations, model_file
 from dagster_project.contract import id_key, product_key
+from dagster_project.customer_directory import CustomerDirectory
 from dagster_project.model_card import ModelCard, ModelParams
 from dagster_project.ranking import top_k
 from dagster_project.scorers import blend_rebuy, weigh
@@ -34,9 +33,6 @@ FORMAT_VERSION = 6
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
 # A recommendation list's columns, in order (the app and the customer lists read them by name).
 LIST_COLUMNS = ["rank", *ITEM_COLUMNS, "score", "reason", "because", "explanation"]
-# The customer list: always these, plus email and segment when the shop's export has them.
-CUSTOMER_COLUMNS = ["user_id", "name", "email", "country", "segment", "purchases", "spend", "last_purchase"]
-OPTIONAL_CUSTOMER_COLUMNS = {"email", "segment"}
 
 
 class ModelError(RuntimeError):
@@ -67,8 +63,7 @@ class RecommenderModel:
         self._item_embeddings = norms / np.where(lengths > 0, lengths, 1.0)
         self._item_columns = {c: self.items[c].to_numpy() for c in ITEM_COLUMNS}
         self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T)  # k x items
-        self._customers: pd.DataFrame | None = None
-        self._search_text: list[pa.Array] = []
+        self._customers: CustomerDirectory | None = None
 
     @property
     def params(self) -> ModelParams:
@@ -122,27 +117,15 @@ class RecommenderModel:
         return {"user_id": key, **{k: (None if pd.isna(v) else v) for k, v in row.items()}}
 
     def customers(self) -> pd.DataFrame:
-        """Every known customer with purchases, spend and last purchase; buyers first, most purchases first."""
-        return self._customer_frame().copy()
+        """Every known customer with purchases, spend and last purchase; buyers first, most purchases first.
 
-    def _customer_frame(self) -> pd.DataFrame:
+        Columns: customer_directory.CUSTOMER_COLUMNS (email and segment only when the export had them).
+        """
+        return self._directory().frame.copy()
+
+    def _directory(self) -> CustomerDirectory:
         if self._customers is None:
-            profiles = self.user_profiles
-            frame = pd.DataFrame({"user_id": pd.array(profiles.index, dtype="string")})
-            for column in CUSTOMER_COLUMNS[1:]:
-                if column in profiles:
-                    values = profiles[column]
-                    frame[column] = values.array if column == "last_purchase" else values.to_numpy()
-                elif column not in OPTIONAL_CUSTOMER_COLUMNS:
-                    frame[column] = _missing_column(column, len(frame))
-            frame["purchases"] = frame["purchases"].fillna(0).astype("int64")
-            order = np.argsort(-frame["purchases"].to_numpy(), kind="stable")
-            self._customers = frame.iloc[order].reset_index(drop=True)
-            self._search_text = [  # lower-cased once, so a search is a plain substring scan
-                pc.utf8_lower(pa.array(self._customers[c].astype("string"), type=pa.large_string(), from_pandas=True))
-                for c in ("name", "email")
-                if c in self._customers
-            ]
+            self._customers = CustomerDirectory.from_profiles(self.user_profiles)
         return self._customers
 
     def search_users(self, text: str, limit: int = 50) -> tuple[pd.DataFrame, int]:
@@ -150,17 +133,10 @@ class RecommenderModel:
 
         The exact id first, then in customer-list order; at most `limit` rows, and how many matched in all.
         """
-        frame = self._customer_frame()
         text = str(text).strip()
         if not text:
-            return frame.iloc[:0].copy(), 0
-        exact = (frame["user_id"] == id_key(text)).to_numpy(dtype=bool, na_value=False)
-        found = exact.copy()
-        for haystack in self._search_text:
-            contains = pc.fill_null(pc.match_substring(haystack, text.lower()), False)
-            found |= contains.to_numpy(zero_copy_only=False)
-        rows = np.concatenate([np.flatnonzero(exact), np.flatnonzero(found & ~exact)])
-        return frame.iloc[rows[:limit]].reset_index(drop=True), int(rows.size)
+            return self._directory().frame.iloc[:0].copy(), 0
+        return self._directory().search(text, id_key(text), limit)
 
     def find_users(self, text: str, limit: int = 50) -> pd.DataFrame:
         """The first `limit` customers `search_users` finds."""
@@ -300,17 +276,6 @@ def save_model(model: RecommenderModel, path: Path) -> Path:
         ),
         FORMAT_VERSION,
     )
-
-
-def _missing_column(column: str, rows: int) -> pd.Series:
-    """A customer-list column the profiles lack: no purchases, no spend, no time, no text."""
-    if column == "purchases":
-        return pd.Series(np.zeros(rows, dtype=np.int64))
-    if column == "spend":
-        return pd.Series(np.zeros(rows))
-    if column == "last_purchase":
-        return pd.Series(pd.NaT, index=range(rows), dtype="datetime64[ns, UTC]")
-    return pd.Series(pd.NA, index=range(rows), dtype="string")
 
 
 def load_model(path: str | Path) -> RecommenderModel:
