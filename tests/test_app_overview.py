@@ -8,23 +8,18 @@ import shutil
 from datetime import datetime
 
 import pandas as pd
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dagster_project import model_store
 from dagster_project.recommender import load_model
 from dagster_project.sample_data import generate
 from streamlit_app import verdict
+from tests.apptest import open_page
 from tests.overview_states import make_failed, make_healthy, refresh, rolled_back
-from tests.workspace import APP
 
 
 def overview() -> AppTest:
-    st.cache_data.clear()  # Dagster's answers are cached for 5 s: read what the last run just wrote
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(fresh=True)
 
 
 def no_empty_cells(frame) -> None:

@@ -1,45 +1,13 @@
 """Every page through AppTest, against the live webserver and the model it trained."""
 
-import json
-
 import pandas as pd
-import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dagster_project.recommender import load_model
 from streamlit_app import tables
+from tests.apptest import chart_data, open_page, texts
 from tests.servers import free_port, wait_until
-from tests.workspace import APP
-
-
-def open_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    if page:
-        at.switch_page(f"app_pages/{page}.py")
-        at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def chart_data(at: AppTest, index: int = 0) -> tuple[dict, pd.DataFrame]:
-    chart = (
-        at.get("arrow_vega_lite_chart")[index] if at.get("arrow_vega_lite_chart") else at.get("vega_lite_chart")[index]
-    )
-    spec = json.loads(chart.proto.spec)
-    data = pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
-    return spec, data
-
-
-def texts(at: AppTest) -> str:
-    parts = [
-        e.value
-        for kind in ("markdown", "success", "info", "warning", "error", "caption", "title", "subheader")
-        for e in at.get(kind)
-        if hasattr(e, "value")
-    ]
-    return "\n".join(str(p) for p in parts)
 
 
 def test_overview_shows_the_headline_figures(app_env, trained):

@@ -3,23 +3,16 @@ the fix (the quality gate's own words), severity as what it means, and the last 
 
 from __future__ import annotations
 
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dagster_project import validation
+from tests.apptest import open_page
 from tests.overview_states import make_failed, make_healthy
 from tests.servers import free_port
-from tests.workspace import APP
 
 
 def quality_page() -> AppTest:
-    st.cache_data.clear()  # Dagster's answers are cached for 5 s: read what the last run just wrote
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/data_quality.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("data_quality", fresh=True)
 
 
 def problem(at: AppTest, label_start: str):

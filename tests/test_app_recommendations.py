@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
@@ -18,35 +17,16 @@ from streamlit.testing.v1 import AppTest
 from dagster_project import customer_lists, model_store
 from dagster_project.recommender import load_model
 from streamlit_app.customer_tables import LIST_LIMIT
+from tests.apptest import chart_data, open_page, texts
 from tests.attacks import USERS
 from tests.servers import BIN, free_port
 from tests.workspace import APP, ROOT, Workspace, cli_env, make_workspace
-
-
-def open_page(page: str, secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    if secrets:
-        at.secrets["users"] = secrets
-    at.run()
-    at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest) -> str:
-    kinds = ("markdown", "success", "info", "warning", "error", "caption", "title", "subheader")
-    return "\n".join(str(e.value) for kind in kinds for e in at.get(kind) if hasattr(e, "value"))
 
 
 def customer_list(at: AppTest):
     """The customer list (its key changes with the search, so a new search starts with nothing picked)."""
     (found,) = [d for d in at.dataframe if (d.key or "").startswith("customer_list_")]
     return found
-
-
-def chart_data(at: AppTest, index: int = 0) -> pd.DataFrame:
-    chart = (at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"))[index]
-    return pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
 
 
 def pick_row(at: AppTest, row: int) -> AppTest:
@@ -133,7 +113,7 @@ def test_every_customers_lists_summarised_and_downloadable(app_env, trained, dow
     assert f"Every one of the {summary['customers']:,} customers has a list" in texts(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Best-sellers instead"] == f"{summary['fallback_share']:.0%}"
-    top = chart_data(at)
+    _, top = chart_data(at)
     assert top["name"].tolist() == summary["top_products"]["name"].tolist()
 
     csv = pd.read_csv(io.BytesIO(downloads["recommendations_all_customers.csv"]()), dtype={"user_id": str})
@@ -151,7 +131,7 @@ def test_lists_missing_are_explained(app_env, trained, tmp_path, monkeypatch):
 def test_model_history_charts_the_training_runs(app_env, trained):
     at = open_page("model_history")
     runs = app_env.api.materializations("collaborative_filtering_model", 50)
-    data = chart_data(at)
+    _, data = chart_data(at)
     ours = data[data["run_id"] == trained].set_index("line")["ndcg"]
     meta = next(m for m in runs if m["run_id"] == trained)["metadata"]
     assert ours["Model: new products"] == pytest.approx(meta["ndcg_at_10"])

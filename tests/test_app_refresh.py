@@ -5,47 +5,18 @@ success, the explanation on failure, and the page while Dagster is down."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from dagster_project import uploads
+from tests.apptest import open_page, texts
 from tests.servers import free_port, wait_for_run, wait_until
-from tests.workspace import APP
+from tests.workspace import exports, folder_bytes
 
 
 def open_refresh() -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/refresh.py")
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [
-        e.value
-        for kind in ("markdown", "success", "info", "warning", "error", "caption", "title", "subheader")
-        for e in at.get(kind)
-        if hasattr(e, "value")
-    ]
-    parts += [p.proto.text for p in at.get("progress")]
-    return "\n".join(str(p) for p in parts)
-
-
-def exports(folder: Path) -> dict[str, str]:
-    """The data folder's own files (not the kept sets) with their content hash."""
-    return {k: v for k, v in folder_bytes(folder).items() if not k.startswith(uploads.REPLACED_FOLDER)}
-
-
-def folder_bytes(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+    return open_page("refresh")
 
 
 def follow_until(at: AppTest, words: str, what: str) -> None:

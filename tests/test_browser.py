@@ -11,12 +11,8 @@ from tests.servers import streamlit_server
 pytestmark = [pytest.mark.browser, pytest.mark.webserver]
 
 
-def app_settings(live) -> dict[str, str]:
-    return {"DAGSTER_HOST": "127.0.0.1", "DAGSTER_PORT": str(live.server.port), **live.workspace.env()}
-
-
 def test_refresh_then_browse_recommendations(live, trained, browser, tmp_path):
-    with streamlit_server(app_settings(live), tmp_path / "streamlit.log") as url:
+    with streamlit_server(live.app_env(), tmp_path / "streamlit.log") as url:
         page = open_app(browser, url)
         main = page.locator(MAIN)
         heading(page, "Headline figures").wait_for(timeout=60_000)
@@ -67,7 +63,7 @@ def test_sign_in_and_roles_in_the_browser(live, trained, browser, tmp_path):
         f'[users.olga]\npassword_hash = "{hash_password("op-secret")}"\nrole = "operator"\n'
         f'[users.vic]\npassword_hash = "{hash_password("view-secret")}"\nrole = "viewer"\n'
     )
-    with streamlit_server(app_settings(live), tmp_path / "streamlit.log", ("--secrets.files", str(secrets))) as url:
+    with streamlit_server(live.app_env(), tmp_path / "streamlit.log", ("--secrets.files", str(secrets))) as url:
         page = open_app(browser, url)
 
         def sign_in(name: str, password: str) -> None:

@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.webserver]
 
 
 def test_switch_the_nightly_refresh_at_400_px(live, browser, tmp_path):
-    settings = {"DAGSTER_HOST": "127.0.0.1", "DAGSTER_PORT": str(live.server.port), **live.workspace.env()}
+    settings = live.app_env()
     with streamlit_server(settings, tmp_path / "streamlit.log") as url:
         page = open_app(browser, url)
         page.set_viewport_size({"width": 400, "height": 900})

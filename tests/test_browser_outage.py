@@ -34,7 +34,7 @@ def both_widths(browser, page, name: str) -> None:
 
 def test_overview_states_then_outage_and_recovery(verdict_live, browser, tmp_path):
     live = verdict_live
-    env = {"DAGSTER_HOST": "127.0.0.1", "DAGSTER_PORT": str(live.server.port), **live.workspace.env()}
+    env = live.app_env()
     make_healthy(live)
     with streamlit_server(env, tmp_path / "streamlit.log") as url:
         page = open_app(browser, url, WIDE)

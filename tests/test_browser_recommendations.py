@@ -19,10 +19,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.webserver]
 PHONE = {"width": 400, "height": 900}
 
 
-def app_settings(live) -> dict[str, str]:
-    return {"DAGSTER_HOST": "127.0.0.1", "DAGSTER_PORT": str(live.server.port), **live.workspace.env()}
-
-
 def tall_shot(page, name: str, width: int) -> None:
     """The whole page: Streamlit scrolls inside its main area, so the window is made as tall as the page."""
     height = page.evaluate("() => document.querySelector(\"[data-testid='stMain']\").scrollHeight")
@@ -45,7 +41,7 @@ def test_open_a_customer_from_the_list_and_roll_back(live, trained, browser, tmp
     model = load_model(models / "collaborative_filtering.pkl")
     first = sort_customers(model.customers(), "Most spent").iloc[0]  # the list's first row
     explanation = model.recommend(first["user_id"], n=10)["explanation"].iloc[0]
-    settings = {**app_settings(live), "RECOMART_MODELS_DIR": str(models)}
+    settings = {**live.app_env(), "RECOMART_MODELS_DIR": str(models)}
 
     with streamlit_server(settings, tmp_path / "streamlit.log") as url:
         page = open_app(browser, url)

@@ -14,27 +14,11 @@ import pytest
 from dagster_project import uploads
 from tests.browser import MAIN, at_width, heading, keyed, nav_link, open_app, settle, shot, whole_page
 from tests.servers import streamlit_server, wait_for_run
+from tests.workspace import exports, folder_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.webserver]
 # Where screenshots at a desktop and a phone width go for people to look at (test-artifacts/ by default).
 SHOTS = Path(os.environ.get("RECOMART_SHOTS_DIR", Path(__file__).resolve().parent.parent / "test-artifacts"))
-
-
-def app_settings(live) -> dict[str, str]:
-    return {"DAGSTER_HOST": "127.0.0.1", "DAGSTER_PORT": str(live.server.port), **live.workspace.env()}
-
-
-def exports(folder: Path) -> dict[str, str]:
-    """The data folder's own files (not the kept sets) with their content hash."""
-    return {k: v for k, v in folder_bytes(folder).items() if not k.startswith(uploads.REPLACED_FOLDER)}
-
-
-def folder_bytes(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def widths(page, name: str) -> None:
@@ -63,7 +47,7 @@ def test_upload_a_bad_then_a_good_file(live, trained, browser, tmp_path):
     (good / "users2.csv").write_text((data / "users2.csv").read_text() + extra)
 
     try:
-        with streamlit_server(app_settings(live), tmp_path / "streamlit.log") as url:
+        with streamlit_server(live.app_env(), tmp_path / "streamlit.log") as url:
             page = open_app(browser, url)
             at_width(page, 1280)
             main = page.locator(MAIN)

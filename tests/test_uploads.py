@@ -14,19 +14,10 @@ import pytest
 
 from dagster_project import data_files, ingest, uploads
 from dagster_project.contract import TRANSACTIONS, USERS
-from tests.workspace import ROOT
+from tests.workspace import ROOT, folder_bytes
 
 THRESHOLD = 50.0
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
-
-
-def folder_bytes(folder: Path) -> dict[str, str]:
-    """Every file under a folder (kept sets included) with its content hash."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def upload_of(path: Path, name: str | None = None) -> uploads.Upload:

@@ -6,6 +6,7 @@ Fixtures live in tests/conftest.py; plain helpers live here, so no test module i
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -76,6 +77,26 @@ class LiveDagster:
     connection: Connection
     api: DagsterAPI
     storage: str = "sqlite"
+
+    def app_env(self) -> dict[str, str]:
+        """What an app process needs to reach this webserver and read this workspace's folders."""
+        return {"DAGSTER_HOST": "127.0.0.1", "DAGSTER_PORT": str(self.server.port), **self.workspace.env()}
+
+
+def folder_bytes(folder: Path) -> dict[str, str]:
+    """Every file under a folder (kept sets included) with its content hash: "byte for byte unchanged"."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def exports(folder: Path) -> dict[str, str]:
+    """The data folder's own files (not the sets an upload replaced) with their content hash."""
+    from dagster_project.uploads import REPLACED_FOLDER
+
+    return {k: v for k, v in folder_bytes(folder).items() if not k.startswith(REPLACED_FOLDER)}
 
 
 def cli_env(workspace: Workspace, tmp_path: Path) -> dict[str, str]:
