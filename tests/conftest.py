@@ -95,9 +95,7 @@ def trained(live: LiveDagster) -> str:
 @pytest.fixture
 def app_env(live: LiveDagster, monkeypatch) -> LiveDagster:
     """Point the app (AppTest runs it in this process) at the live webserver and the live folders."""
-    monkeypatch.setenv("DAGSTER_HOST", "127.0.0.1")
-    monkeypatch.setenv("DAGSTER_PORT", str(live.server.port))
-    for key, value in live.workspace.env().items():
+    for key, value in live.app_env().items():
         monkeypatch.setenv(key, value)
     return live
 
@@ -136,8 +134,6 @@ def verdict_live(tmp_path_factory, sample_source) -> LiveDagster:
 @pytest.fixture
 def verdict_env(verdict_live: LiveDagster, monkeypatch) -> LiveDagster:
     """Point the app (AppTest runs it in this process) at `verdict_live`."""
-    monkeypatch.setenv("DAGSTER_HOST", "127.0.0.1")
-    monkeypatch.setenv("DAGSTER_PORT", str(verdict_live.server.port))
-    for key, value in verdict_live.workspace.env().items():
+    for key, value in verdict_live.app_env().items():
         monkeypatch.setenv(key, value)
     return verdict_live
