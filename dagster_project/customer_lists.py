@@ -114,10 +114,11 @@ def summary(source: pd.DataFrame | Path | str, top: int = 10) -> dict:
     """What the lists recommend across all customers.
 
     Keys: customers, rows, products_recommended, catalogue_products, coverage (share of the catalogue
-    recommended to anyone), fallback_share (share of customers given best-sellers for want of
-    purchases), top_products (product_id, name, category, customers), coverage_by_category (category,
-    products_recommended, products_in_catalogue, share), top_categories (category, recommendations,
-    share; on the new-products list).
+    recommended to anyone, re-buys included), new_coverage (the same on the new-products lists alone:
+    the variety customers see among products they have not bought), fallback_share (share of customers
+    given best-sellers for want of purchases), top_products (product_id, name, category, customers),
+    coverage_by_category (category, products_recommended, products_in_catalogue, share), top_categories
+    (category, recommendations, share; on the new-products list).
     """
     if isinstance(source, pd.DataFrame):
         frame, catalogue = source, source.attrs.get("catalogue") or {}
@@ -170,6 +171,7 @@ def summary(source: pd.DataFrame | Path | str, top: int = 10) -> dict:
         }
     )
     catalogue_size = int(catalogue.get("products") or in_catalogue.sum())
+    new_products = np.unique(products[new]).size
     fallback = np.count_nonzero(np.bincount(users[_equals(frame["reason"], "popular")], minlength=len(user_ids)))
     return {
         "customers": customers,
@@ -177,6 +179,7 @@ def summary(source: pd.DataFrame | Path | str, top: int = 10) -> dict:
         "products_recommended": int(shown.size),
         "catalogue_products": catalogue_size,
         "coverage": shown.size / catalogue_size if catalogue_size else 0.0,
+        "new_coverage": new_products / catalogue_size if catalogue_size else 0.0,
         "fallback_share": fallback / customers if customers else 0.0,
         "top_products": top_products,
         "coverage_by_category": by_category,

@@ -68,7 +68,8 @@ def show_summary() -> None:
     cols[1].metric(
         "Catalogue recommended",
         _share(coverage),
-        help="Catalogue coverage: the share of all products that appear in at least one customer's list.",
+        help="Catalogue coverage: the share of all products that appear in at least one customer's list "
+        f"(re-buys included); among products customers have not bought yet: {_share(summary['new_coverage'])}.",
     )
     cols[2].metric(
         "Best-sellers instead",

@@ -77,6 +77,9 @@ def test_summary_of_what_is_recommended(sample_model, stored):
     assert summary["customers"] == customers and summary["rows"] == len(frame)
     assert summary["coverage"] == pytest.approx(frame["product_id"].nunique() / sample_model.n_items)
     assert 0 < summary["coverage"] <= 1
+    new_products = frame.loc[frame["list"] == "new", "product_id"].nunique()
+    assert summary["new_coverage"] == pytest.approx(new_products / sample_model.n_items)
+    assert summary["new_coverage"] <= summary["coverage"]
     assert summary["fallback_share"] == pytest.approx(cold / customers)
     top = summary["top_products"]
     assert list(top.columns) == ["product_id", "name", "category", "customers"] and len(top) == 10
@@ -142,6 +145,7 @@ def test_the_complete_pipeline_materializes_the_lists(trained, live):
     assert meta["customers"] == summary["customers"]
     assert meta["products_recommended"] == frame["product_id"].nunique()
     assert meta["coverage"] == pytest.approx(summary["coverage"], abs=1e-4)
+    assert meta["new_products_coverage"] == pytest.approx(summary["new_coverage"], abs=1e-4)
     assert meta["fallback_share"] == pytest.approx(summary["fallback_share"], abs=1e-4)
     assert "top_categories" in meta and summary["top_categories"]["category"].iloc[0] in str(meta["top_categories"])
 

@@ -24,7 +24,8 @@ def user_recommendations(context: dg.AssetExecutionContext, paths: RecoMartPaths
     top = summary["top_categories"]
     context.log.info(
         f"Lists for {summary['customers']} customers at {path}: {summary['products_recommended']} products "
-        f"recommended ({summary['coverage']:.1%} of the catalogue) in {seconds:.1f} s"
+        f"recommended ({summary['coverage']:.1%} of the catalogue, {summary['new_coverage']:.1%} as new products) "
+        f"in {seconds:.1f} s"
     )
     return dg.MaterializeResult(
         metadata={
@@ -32,6 +33,7 @@ def user_recommendations(context: dg.AssetExecutionContext, paths: RecoMartPaths
             "customers": summary["customers"],
             "products_recommended": summary["products_recommended"],
             "coverage": float(round(summary["coverage"], 4)),
+            "new_products_coverage": float(round(summary["new_coverage"], 4)),
             "fallback_share": float(round(summary["fallback_share"], 4)),
             "top_categories": dg.MetadataValue.md(
                 top.assign(share=top["share"].map("{:.1%}".format)).to_markdown(index=False)
