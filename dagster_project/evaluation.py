@@ -97,15 +97,32 @@ def _hits(best: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
 def evaluate(
     scorer: Scorer, holdout: Holdout, list_kind: ListKind = "new", k: int = 10, users: np.ndarray | None = None
 ) -> Metrics:
-    """Precision, recall, NDCG, hit rate at k and catalog coverage for a scorer fit on `holdout.train`.
+    """Precision, recall, NDCG, hit rate at k and catalog coverage for a scorer fit on `holdout.train`."""
+    return evaluate_lists(scorer, holdout, list_kind, k, users)[0]
 
+
+def popularity_ranks(counts: sp.csr_matrix) -> np.ndarray:
+    """Each item's rank by buyers (1 = the best-seller; ties in catalogue order)."""
+    buyers = np.asarray((counts > 0).sum(axis=0)).ravel()
+    ranks = np.empty(buyers.size, dtype=np.float64)
+    ranks[np.argsort(-buyers, kind="stable")] = np.arange(1, buyers.size + 1)
+    return ranks
+
+
+def evaluate_lists(
+    scorer: Scorer, holdout: Holdout, list_kind: ListKind = "new", k: int = 10, users: np.ndarray | None = None
+) -> tuple[Metrics, float]:
+    """`evaluate`'s metrics and the lists' novelty: the mean popularity rank of the items listed.
+
+    A higher rank means less obvious products (the best-sellers alone give about k / 2).
     Batches are scored on a thread pool: BLAS and numpy's partition release the GIL.
     """
     relevant = holdout.relevant_new if list_kind == "new" else holdout.relevant_all
     users = holdout.users(list_kind) if users is None else users
     n_items = holdout.train.shape[1]
     if users.size == 0:
-        return Metrics(users=0, precision=0.0, recall=0.0, ndcg=0.0, hit_rate=0.0, coverage=0.0)
+        return Metrics(users=0, precision=0.0, recall=0.0, ndcg=0.0, hit_rate=0.0, coverage=0.0), 0.0
+    ranks = popularity_ranks(holdout.train)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
 
     def batch_sums(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +139,8 @@ def evaluate(
                 (n_hits / n_relevant).sum(),
                 ((hit * discounts[: hit.shape[1]]).sum(axis=1) / ideal).sum(),
                 (n_hits > 0).sum(),
+                ranks[best[best >= 0]].sum(),
+                (best >= 0).sum(),
             ]
         )
         return sums, np.unique(best[best >= 0])
@@ -129,7 +148,7 @@ def evaluate(
     batches = [users[i : i + BATCH] for i in range(0, users.size, BATCH)]
     with ThreadPoolExecutor(max_workers=min(len(batches), os.cpu_count() or 1)) as pool:
         results = list(pool.map(batch_sums, batches))
-    precision, recall, ndcg, hits_any = np.sum([r[0] for r in results], axis=0)
+    precision, recall, ndcg, hits_any, rank_sum, listed = np.sum([r[0] for r in results], axis=0)
     shown = np.unique(np.concatenate([r[1] for r in results]))
     count = users.size
     return Metrics(
@@ -139,4 +158,4 @@ def evaluate(
         ndcg=float(ndcg / count),
         hit_rate=float(hits_any / count),
         coverage=float(shown.size / n_items),
-    )
+    ), float(rank_sum / max(listed, 1))

@@ -155,9 +155,10 @@ def _buyer_tables(
     weighted, counts = model.weighted[rows], model.counts[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
     bought = weighted.indices
-    scores = model.score_users(rows)
-    largest = np.maximum(scores.max(axis=1), -scores.min(axis=1)).astype(np.float64)
-    scale = np.where(largest > 0, largest, 1.0)
+    scores, largest = model.score_users_with_scale(rows)  # largest: of the factor model, for explanations
+    largest = largest.astype(np.float64)
+    blended = np.maximum(scores.max(axis=1), -scores.min(axis=1)).astype(np.float64)
+    scale = np.where(blended > 0, blended, 1.0)
     own_scores = scores[owner, bought].astype(np.float64)
     scores[owner, bought] = -np.inf
     new_items = top_k_wide(scores, n)

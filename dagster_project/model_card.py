@@ -11,7 +11,7 @@ Imports nothing heavy: the app reads cards without numpy or scikit-learn.
 from __future__ import annotations
 
 import types
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -28,6 +28,12 @@ class ModelParams:
     shrinkage: float = 1.0  # lambda as a multiple of the mean squared singular value
     weighting: Literal["binary", "log"] = "log"  # log: log1p of purchase counts
     rebuy_weight: float = 1.0  # how much the user's own history counts in lists with re-buys
+    # Scores are divided by (buyers + 1) ** popularity_exponent: 0 leaves them, higher brings less-bought
+    # products forward (more variety across customers' lists, at some cost in accuracy).
+    popularity_exponent: float = 0.0
+    # Weight of the blend with item-item neighbours (products bought with the customer's own): 0 leaves
+    # the factor model alone, higher adds products specific to each customer (more variety).
+    neighbour_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class Trial:
     list_kind: ListKind
     params: ModelParams
     ndcg: float
+    coverage: float  # share of the catalogue in the lists of the validation customers
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,8 @@ class ModelCard:
     holdout: HoldoutSummary
     metrics: dict[ListKind, dict[str, Metrics]]  # measured lists -> model ("svd", "popularity", "buy_again")
     not_measured: dict[ListKind, str]  # the other lists -> why they have no figures, in words
-    trials: list[Trial]
+    trials: list[Trial]  # the new-products trials are the accuracy-variety curve explored
+    min_coverage: float  # the variety asked for: least catalogue share (0-1) of the new-products lists on validation
     users: int
     items: int
     interactions: int
@@ -83,6 +91,15 @@ class ModelCard:
     run_id: str | None = None
     data_checksum: str | None = None
     version: str | None = None  # set when the model is published
+
+    @property
+    def curve(self) -> list[Trial]:
+        """The new-products trials (NDCG@k against catalogue coverage), the chosen setting among them."""
+        return [t for t in self.trials if t.list_kind == "new"]
+
+    def is_chosen(self, trial: Trial) -> bool:
+        """Whether a new-products trial is the setting served (the re-buy weight plays no part there)."""
+        return trial.list_kind == "new" and trial.params == replace(self.params, rebuy_weight=trial.params.rebuy_weight)
 
     @property
     def measured(self) -> bool:

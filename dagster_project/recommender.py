@@ -24,12 +24,14 @@ from dagster_project.contract import id_key, product_key
 from dagster_project.customer_directory import CustomerDirectory
 from dagster_project.model_card import ModelCard, ModelParams
 from dagster_project.ranking import top_k
-from dagster_project.scorers import blend_rebuy, weigh
+from dagster_project.scorers import blend_neighbours, blend_rebuy, debias_weights, weigh
 
-# 6: customer profiles carry e-mail, purchases, spend and last purchase (a time column); 5: tables stored
-# as plain arrays; 4: the card is a typed ModelCard document (the model's params live in it); 3: untyped
-# card; 2 and earlier held a pickle. Files of another version are refused with a request to retrain.
-FORMAT_VERSION = 6
+# 7: the params carry the blend with item neighbours (kept in the file) and a popularity exponent, and the
+# card the accuracy-variety curve; 6: customer profiles carry e-mail, purchases, spend and last purchase (a
+# time column); 5: tables stored as plain arrays; 4: the card is a typed ModelCard document (the model's
+# params live in it); 3: untyped card; 2 and earlier held a pickle. Files of another version are refused
+# with a request to retrain.
+FORMAT_VERSION = 7
 ITEM_COLUMNS = ["product_id", "name", "category", "brand", "price"]
 # A recommendation list's columns, in order (the app and the customer lists read them by name).
 LIST_COLUMNS = ["rank", *ITEM_COLUMNS, "score", "reason", "because", "explanation"]
@@ -51,6 +53,7 @@ class RecommenderModel:
     item_factors: np.ndarray
     factor_weights: np.ndarray
     popularity: np.ndarray
+    neighbours: sp.csr_matrix  # items x items (scorers.item_neighbours); empty when the blend is off
     card: ModelCard
     format_version: int = FORMAT_VERSION
 
@@ -62,7 +65,8 @@ class RecommenderModel:
         lengths = np.linalg.norm(norms, axis=1, keepdims=True)
         self._item_embeddings = norms / np.where(lengths > 0, lengths, 1.0)
         self._item_columns = {c: self.items[c].to_numpy() for c in ITEM_COLUMNS}
-        self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T)  # k x items
+        debias = debias_weights(self.popularity, self.params.popularity_exponent)
+        self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T * debias)  # k x items
         self._customers: CustomerDirectory | None = None
 
     @property
@@ -88,8 +92,25 @@ class RecommenderModel:
         return self._projection
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
-        """Collaborative scores of many users at once (len(rows) x items, float32), nothing excluded."""
-        return np.asarray(self._weighted[rows] @ self.item_factors) @ self._projection
+        """Scores of many users at once (len(rows) x items, float32), nothing excluded."""
+        return self.score_users_with_scale(rows)[0]
+
+    def score_users_with_scale(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`score_users`, and each row's largest absolute factor-model score (explanations are measured on it)."""
+        scores = np.asarray(self._weighted[rows] @ self.item_factors) @ self._projection
+        largest = np.abs(scores).max(axis=1) if scores.size else np.zeros(len(rows), dtype=np.float32)
+        weight = self.params.neighbour_weight
+        if weight > 0:
+            neighbour_scores = ((self.counts[rows] > 0).astype(np.float32) @ self.neighbours).toarray()
+            scores = blend_neighbours(scores, neighbour_scores, weight).astype(np.float32)
+        return scores, largest
+
+    def _neighbour_row(self, bought: np.ndarray) -> np.ndarray:
+        """One customer's item-neighbour scores: the sum of the neighbour rows of the items bought."""
+        nb = self.neighbours
+        starts, ends = nb.indptr[bought], nb.indptr[bought + 1]
+        picks = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if bought.size else np.empty(0, int)
+        return np.bincount(nb.indices[picks], weights=nb.data[picks], minlength=self.n_items)
 
     def _key(self, user_id: object) -> str:
         """The stored form of an id; one already in stored form skips normalizing (a hash look-up, not ~0.3 ms)."""
@@ -198,6 +219,9 @@ class RecommenderModel:
         weights = self._weighted.data[self._weighted.indptr[row] : self._weighted.indptr[row + 1]]
         scores = ((weights @ self.item_factors[bought]) @ self._projection).astype(np.float64)
         scale = float(max(scores.max(), -scores.min())) if scores.size else 0.0
+        if self.params.neighbour_weight > 0:
+            neighbour_scores = self._neighbour_row(bought)[None, :]
+            scores = blend_neighbours(scores[None, :], neighbour_scores, self.params.neighbour_weight)[0]
         if exclude_purchased:
             scores[bought] = -np.inf
             reasons: list[str] | str = "similar customers"
@@ -256,10 +280,15 @@ class RecommenderModel:
 def save_model(model: RecommenderModel, path: Path) -> Path:
     """Write the model atomically as a data-only file (see model_file: loading it never runs code)."""
     counts = model.counts.tocsr()
+    neighbours = model.neighbours.tocsr()
     return model_file.write_bundle(
         Path(path),
         model_file.Bundle(
-            document={"card": model.card.to_document(), "counts_shape": list(counts.shape)},
+            document={
+                "card": model.card.to_document(),
+                "counts_shape": list(counts.shape),
+                "neighbours_shape": list(neighbours.shape),
+            },
             arrays={
                 "counts_indptr": counts.indptr,
                 "counts_indices": counts.indices,
@@ -267,6 +296,9 @@ def save_model(model: RecommenderModel, path: Path) -> Path:
                 "item_factors": model.item_factors,
                 "factor_weights": model.factor_weights,
                 "popularity": model.popularity,
+                "neighbours_indptr": neighbours.indptr,
+                "neighbours_indices": neighbours.indices,
+                "neighbours_data": neighbours.data,
             },
             tables={
                 "user_ids": pd.DataFrame({"user_id": pd.Series(model.user_ids, dtype="string")}),
@@ -309,6 +341,11 @@ def _from_bundle(bundle: model_file.Bundle) -> RecommenderModel:
         (arrays["counts_data"], arrays["counts_indices"], arrays["counts_indptr"]), shape=(n_users, n_items)
     )
     counts.check_format(full_check=True)
+    neighbours = sp.csr_matrix(
+        (arrays["neighbours_data"], arrays["neighbours_indices"], arrays["neighbours_indptr"]),
+        shape=tuple(int(x) for x in doc["neighbours_shape"]),
+    )
+    neighbours.check_format(full_check=True)
     factors, weights, popularity = arrays["item_factors"], arrays["factor_weights"], arrays["popularity"]
     if (
         list(items.columns) != ITEM_COLUMNS
@@ -318,6 +355,7 @@ def _from_bundle(bundle: model_file.Bundle) -> RecommenderModel:
         or factors.shape[0] != n_items
         or weights.shape != (factors.shape[1],)
         or popularity.shape != (n_items,)
+        or neighbours.shape != (n_items, n_items)
     ):
         raise ValueError("shapes disagree")
     profiles = tables["user_profiles"]
@@ -330,5 +368,6 @@ def _from_bundle(bundle: model_file.Bundle) -> RecommenderModel:
         item_factors=factors,
         factor_weights=weights,
         popularity=popularity,
+        neighbours=neighbours,
         card=card,
     )

@@ -2,8 +2,12 @@
 
 1. Cut the transactions in time: the last `test_share` is the test set.
 2. Cut the training part again the same way: fit on the earlier part, score the later part, and pick
-   the rank, shrinkage and confidence weighting with the best NDCG@10 on new items, then the re-buy
-   weight with the best NDCG@10 on lists with re-buys. The model adapts to the shop it is given.
+   the rank, shrinkage and confidence weighting with the best NDCG@10 on new items; then the weight of
+   the blend with item neighbours (and shrinkage again) with the best NDCG@10 among the settings whose
+   new-products lists cover at least `min_coverage` of the catalogue (the "Variety" asked for); then
+   the re-buy weight with the best NDCG@10 on lists with re-buys. The model adapts to the shop it is
+   given, and every setting tried is kept with its NDCG and coverage: the accuracy-variety curve on the
+   model card.
 3. Fit the chosen settings on the whole training part and score the test set, beside the best-seller
    and buy-again baselines: those are the figures on the model card.
 4. Fit the chosen settings on all transactions: that is the model served.
@@ -37,9 +41,19 @@ from dagster_project.model_card import (
     Trial,
 )
 from dagster_project.recommender import ITEM_COLUMNS, RecommenderModel
-from dagster_project.scorers import BuyAgain, Popularity, Scorer, ShrunkSvd, SvdBasis, popularity_scores, shrink
+from dagster_project.scorers import (
+    BuyAgain,
+    Popularity,
+    Scorer,
+    ShrunkSvd,
+    SvdBasis,
+    item_neighbours,
+    popularity_scores,
+    shrink,
+)
 
 PROFILE_COLUMNS = ["name", "email", "age", "gender", "country", "segment"]
+DEFAULT_MIN_COVERAGE = 0.05
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,9 @@ class TrainingSettings:
     factor_grid: tuple[int, ...] = (8, 16, 32, 64, 128)
     shrinkage_grid: tuple[float, ...] = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
     weightings: tuple[str, ...] = ("binary", "log")
-    rebuy_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 20.0)
+    rebuy_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 20.0, 100.0)
+    neighbour_grid: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+    min_coverage: float = DEFAULT_MIN_COVERAGE  # least catalogue share of the new-products lists on validation
     test_share: float = 0.2
     max_eval_users: int = 2000  # validation customers per trial (a seeded sample beyond that)
     max_test_users: int = 20000  # holdout customers measured (a seeded sample beyond that)
@@ -110,32 +126,48 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     """Coordinate search on a validation holdout; returns the best settings and every trial's score.
 
     Shrinkage matters most, then weighting, then rank (PureSVD is flat in k once shrunk), so: shrinkage
-    x weighting at a middle rank, then the rank, then shrinkage again at that rank, then the re-buy weight.
+    x weighting at a middle rank, then the rank, then shrinkage again at that rank, for the best NDCG.
+    Then variety: the blend with item neighbours, shrinkage again and the blend again, each for the best
+    NDCG among settings whose new-products lists cover at least `settings.min_coverage` of the
+    catalogue (the most-covering one when none does). Then the re-buy weight.
     One SVD per weighting at the highest rank serves every trial (lower ranks are its leading factors).
     """
     users = {kind: ev.sample_users(holdout.users(kind), settings.max_eval_users, settings.seed) for kind in LIST_KINDS}
     max_rank = max(1, min(holdout.train.shape) - 1)
     ranks = sorted({min(f, max_rank) for f in settings.factor_grid})
-    bases = {w: SvdBasis.fit(holdout.train, w, ranks[-1], settings.seed) for w in settings.weightings}
+    neighbours = item_neighbours(holdout.train) if any(settings.neighbour_grid) else None
+    bases = {w: SvdBasis.fit(holdout.train, w, ranks[-1], settings.seed, neighbours) for w in settings.weightings}
     trials: list[Trial] = []
-    scores: dict[tuple[ListKind, ModelParams], float] = {}
+    scores: dict[tuple[ListKind, ModelParams], Trial] = {}
 
-    def trial(params: ModelParams, list_kind: ListKind = "new") -> float:
-        """NDCG of one setting on one list, each computed once (the same settings score differently per list)."""
+    def trial(params: ModelParams, list_kind: ListKind = "new") -> Trial:
+        """One setting on one list, each measured once (the same settings score differently per list)."""
         key = (list_kind, params)
         if key not in scores:
             scorer = ShrunkSvd(params, rebuy=list_kind == "rebuy").fit_basis(bases[params.weighting])
-            scores[key] = ev.evaluate(scorer, holdout, list_kind, settings.k, users[list_kind]).ndcg
-            trials.append(Trial(list_kind, params, scores[key]))
+            metrics = ev.evaluate(scorer, holdout, list_kind, settings.k, users[list_kind])
+            scores[key] = Trial(list_kind, params, metrics.ndcg, metrics.coverage)
+            trials.append(scores[key])
         return scores[key]
 
-    def best_of(candidates: list[ModelParams], list_kind: ListKind = "new") -> ModelParams:
-        return max(candidates, key=lambda p: (trial(p, list_kind), -candidates.index(p)))
+    def best_of(candidates: list[ModelParams], list_kind: ListKind = "new", floor: float | None = None) -> ModelParams:
+        def key(p: ModelParams) -> tuple[float, ...]:
+            t = trial(p, list_kind)
+            if floor is None:
+                return (t.ndcg, -candidates.index(p))
+            enough = t.coverage >= floor
+            return (enough, t.ndcg if enough else t.coverage, -candidates.index(p))
+
+        return max(candidates, key=key)
 
     middle = min(ranks, key=lambda r: abs(r - 64))
     best = best_of([ModelParams(middle, lam, w) for w in settings.weightings for lam in settings.shrinkage_grid])
     best = best_of([replace(best, factors=r) for r in ranks])
     best = best_of([replace(best, shrinkage=lam) for lam in settings.shrinkage_grid])
+    floor = settings.min_coverage
+    best = best_of([replace(best, neighbour_weight=g) for g in settings.neighbour_grid], floor=floor)
+    best = best_of([replace(best, shrinkage=lam) for lam in settings.shrinkage_grid], floor=floor)
+    best = best_of([replace(best, neighbour_weight=g) for g in settings.neighbour_grid], floor=floor)
     best = best_of([replace(best, rebuy_weight=w) for w in settings.rebuy_grid], "rebuy")
     return best, trials
 
@@ -147,7 +179,8 @@ def holdout_metrics(
 
     A list with fewer than `settings.min_eval_users` customers to measure is left out.
     """
-    basis = SvdBasis.fit(holdout.train, params.weighting, params.factors, settings.seed)
+    neighbours = item_neighbours(holdout.train) if params.neighbour_weight > 0 else None
+    basis = SvdBasis.fit(holdout.train, params.weighting, params.factors, settings.seed, neighbours)
     scorers: dict[ListKind, dict[str, Scorer]] = {
         "new": {"svd": ShrunkSvd(params).fit_basis(basis), "popularity": Popularity().fit(holdout.train)},
         "rebuy": {
@@ -255,6 +288,12 @@ def train_model(
         if interactions is None
         else interaction_counts(interactions, user_index, item_index)
     )
+    n_items = counts.shape[1]
+    neighbours = (
+        item_neighbours(counts)
+        if params.neighbour_weight > 0
+        else sp.csr_matrix((n_items, n_items), dtype=np.float32)  # no blend: nothing to keep
+    )
     basis = SvdBasis.fit(counts, params.weighting, params.factors, settings.seed)
     params = replace(params, factors=basis.item_factors.shape[1])
     profiles = customer_profiles(users, transactions)
@@ -274,6 +313,7 @@ def train_model(
         metrics=metrics,
         not_measured=_not_measured(split, metrics, settings),
         trials=trials,
+        min_coverage=settings.min_coverage,
         users=len(user_index),
         items=len(item_index),
         interactions=int(counts.nnz),
@@ -289,5 +329,6 @@ def train_model(
         item_factors=basis.item_factors,
         factor_weights=shrink(basis.singular_values, params.shrinkage),
         popularity=popularity_scores(counts),
+        neighbours=neighbours.astype(np.float32).tocsr(),
         card=model_card,
     )

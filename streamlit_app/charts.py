@@ -127,6 +127,39 @@ def model_quality_over_time(quality: pd.DataFrame) -> alt.Chart:
     )
 
 
+def accuracy_variety(curve: pd.DataFrame, floor: float) -> alt.LayerChart:
+    """NDCG@10 against catalogue coverage of every setting tried: the served one marked, the variety asked a rule."""
+    base = alt.Chart(curve).encode(
+        x=alt.X(
+            "coverage:Q", title="Variety: share of the catalogue in the new-product lists", axis=alt.Axis(format="%")
+        ),
+        y=alt.Y("ndcg:Q", title="Accuracy (NDCG@10)"),
+        tooltip=["point", "Variety", "NDCG@10", "Bought-together blend", "Setting"],
+    )
+    points = base.mark_point(filled=True, opacity=0.8).encode(
+        color=alt.Color(
+            "point:N",
+            title=None,
+            scale=alt.Scale(domain=["Served setting", "Other settings tried"], range=["#c62828", "#90a4ae"]),
+            legend=alt.Legend(orient="bottom"),
+        ),
+        size=alt.Size(
+            "point:N", scale=alt.Scale(domain=["Served setting", "Other settings tried"], range=[220, 50]), legend=None
+        ),
+        shape=alt.Shape(
+            "point:N",
+            scale=alt.Scale(domain=["Served setting", "Other settings tried"], range=["diamond", "circle"]),
+            legend=None,
+        ),
+    )
+    asked = (
+        alt.Chart(pd.DataFrame({"coverage": [floor], "label": [f"variety asked: {floor:.0%}"]}))
+        .mark_rule(strokeDash=[4, 4], color="#555")
+        .encode(x="coverage:Q", tooltip=["label"])
+    )
+    return (points + asked).properties(height=300)
+
+
 def top_products(top: pd.DataFrame, label: str = "name", count: str = "customers") -> alt.Chart:
     """The products in the most customers' lists."""
     return (

@@ -68,7 +68,63 @@ def versus_best_sellers(card: ModelCard | None) -> str:
 
 def settings_text(card: ModelCard) -> str:
     p = card.params
-    return f"rank {p.factors}, shrinkage {p.shrinkage:g}, {p.weighting} weighting, re-buy weight {p.rebuy_weight:g}"
+    text = f"rank {p.factors}, shrinkage {p.shrinkage:g}, {p.weighting} weighting, re-buy weight {p.rebuy_weight:g}"
+    if p.neighbour_weight:
+        text += f", bought-together blend {p.neighbour_weight:g}"
+    if p.popularity_exponent:
+        text += f", popularity damping {p.popularity_exponent:g}"
+    return text
+
+
+CHOSEN, TRIED = "Served setting", "Other settings tried"
+
+
+def variety_frame(card: ModelCard) -> pd.DataFrame:
+    """The accuracy-variety curve the tuner explored: one row per setting tried on new products.
+
+    `coverage` is the share of the catalogue shown across the checked customers' new-product lists,
+    `ndcg` their NDCG@10 on the tuning slice; `point` says which row is the served setting.
+    """
+    rows = [
+        {
+            "coverage": t.coverage,
+            "ndcg": t.ndcg,
+            "point": CHOSEN if card.is_chosen(t) else TRIED,
+            "Variety": f"{t.coverage:.1%}",
+            "NDCG@10": f"{t.ndcg:.3f}",
+            "Bought-together blend": f"{t.params.neighbour_weight:g}",
+            "Setting": f"rank {t.params.factors}, shrinkage {t.params.shrinkage:g}, {t.params.weighting}",
+        }
+        for t in card.curve
+    ]
+    columns = ["coverage", "ndcg", "point", "Variety", "NDCG@10", "Bought-together blend", "Setting"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["coverage", "ndcg"], kind="stable", ignore_index=True)
+
+
+def variety_text(card: ModelCard) -> str:
+    """The verdict on variety: what was asked, what the served setting reached, and what it cost."""
+    curve = card.curve
+    asked = f"at least {card.min_coverage:.0%} of the catalogue" if card.min_coverage else "no minimum"
+    if not curve:
+        return f"Variety asked: {asked}. The settings were not tuned for this model, so no trade-off was explored."
+    chosen = next((t for t in curve if card.is_chosen(t)), None)
+    best = max(curve, key=lambda t: t.ndcg)
+    if chosen is None:
+        return f"Variety asked: {asked}. The served setting is not among the {len(curve)} settings tried."
+    met = chosen.coverage >= card.min_coverage
+    verdict = (
+        f"**Variety {'reached' if met else 'not reached'}**: the customers' new-product lists show "
+        f"{chosen.coverage:.1%} of the catalogue between them (asked: {asked})"
+    )
+    if best.ndcg <= chosen.ndcg:
+        cost = "at no cost in accuracy: it is also the most accurate setting tried"
+    else:
+        cost = (
+            f"for {1 - chosen.ndcg / best.ndcg:.0%} less accuracy than the most accurate setting tried "
+            f"(NDCG@10 {chosen.ndcg:.3f} against {best.ndcg:.3f}, which showed {best.coverage:.1%})"
+        )
+    tail = "" if met else "; no setting tried reached it, so the one with the most variety is served"
+    return f"{verdict}, {cost}{tail}."
 
 
 def versions_frame(kept: Sequence) -> pd.DataFrame:

@@ -17,6 +17,7 @@ KNOBS = {
     "min_quality_score": ("validation_report", ValidationConfig, "The quality threshold", False),
     "test_share": ("collaborative_filtering_model", ModelConfig, "The share of data held out for measuring", True),
     "auto_tune": ("collaborative_filtering_model", ModelConfig, "Automatic tuning", False),
+    "min_coverage": ("collaborative_filtering_model", ModelConfig, "Variety", True),
 }
 
 
@@ -32,6 +33,7 @@ class RefreshOptions:
     min_quality_score: float = default(ValidationConfig, "min_quality_score")
     test_share: float = default(ModelConfig, "test_share")
     auto_tune: bool = default(ModelConfig, "auto_tune")
+    min_coverage: float = default(ModelConfig, "min_coverage")
 
     def ops_config(self) -> dict:
         ops: dict = {}

@@ -64,6 +64,14 @@ class ModelConfig(dg.Config):
     """Confidence from purchase counts: 1 per product bought, or log(1 + count)."""
     rebuy_weight: float = Field(default=1.0, ge=0.0, le=100.0)
     """How much a customer's own history counts in lists with re-buys."""
+    popularity_exponent: float = Field(default=0.0, ge=0.0, le=2.0)
+    """Popularity debiasing without tuning: scores divided by (buyers + 1) to this power."""
+    neighbour_weight: float = Field(default=0.0, ge=0.0, le=10.0)
+    """Weight of the blend with item-item neighbours without tuning (0: the factor model alone)."""
+    min_coverage: float = Field(default=TRAINING.min_coverage, ge=0.0, le=0.5)
+    """Variety: the least share of the catalogue that the customers' new-product lists must show between them
+    (measured on the tuning slice). Tuning picks the most accurate setting that reaches it; more variety can cost
+    accuracy, and the model card shows how much."""
     test_share: float = Field(default=TRAINING.test_share, ge=0.05, le=0.5)
     """Share of the latest transactions held out to measure the model."""
     min_eval_users: int = Field(default=TRAINING.min_eval_users, ge=1, le=10_000)
@@ -71,7 +79,9 @@ class ModelConfig(dg.Config):
     says "not measured" instead."""
 
     def training_settings(self) -> TrainingSettings:
-        return TrainingSettings(test_share=self.test_share, min_eval_users=self.min_eval_users)
+        return TrainingSettings(
+            test_share=self.test_share, min_eval_users=self.min_eval_users, min_coverage=self.min_coverage
+        )
 
 
 class InputLimitsResource(dg.ConfigurableResource):

@@ -95,6 +95,19 @@ else:
 
 position = next((i for i, v in enumerate(usable) if v.name == card.version), None)
 previous = usable[position + 1] if position is not None and position + 1 < len(usable) else None
+st.subheader("Accuracy and variety")
+st.markdown(model_versions.variety_text(card))
+curve = model_versions.variety_frame(card)
+if len(curve):
+    st.altair_chart(charts.accuracy_variety(curve, card.min_coverage), width="stretch")
+    st.caption(
+        "Each point is a setting tried while tuning, measured on the month before the test: further right, the "
+        "customers' new-product lists show more different products between them; higher, they hold more of what "
+        "customers bought next. Ask for more variety with the Variety setting on the Refresh page.",
+        help="Variety is catalogue coverage: the share of all products that appear in at least one customer's "
+        "top-10. NDCG@10 scores how high the products bought next sit in the top-10 (1 is perfect).",
+    )
+
 st.subheader("What changed with this version")
 if previous is None:
     st.write("No earlier version is kept to compare with.")

@@ -30,7 +30,14 @@ def collaborative_filtering_model(
     fixed = (
         None
         if config.auto_tune
-        else ModelParams(config.factors, config.shrinkage, config.weighting, config.rebuy_weight)
+        else ModelParams(
+            config.factors,
+            config.shrinkage,
+            config.weighting,
+            config.rebuy_weight,
+            config.popularity_exponent,
+            config.neighbour_weight,
+        )
     )
     if prepared_transactions.empty:
         raise dg.Failure(
@@ -99,6 +106,9 @@ def collaborative_filtering_model(
             "shrinkage": float(model.params.shrinkage),
             "weighting": str(model.params.weighting),
             "rebuy_weight": float(model.params.rebuy_weight),
+            "popularity_exponent": float(model.params.popularity_exponent),
+            "neighbour_weight": float(model.params.neighbour_weight),
+            "min_coverage": float(card.min_coverage),
             "selection": card.selection,
             **measured,
             "train_seconds": float(card.train_seconds),
