@@ -35,7 +35,7 @@ from bench.scale import dataset
 from dagster_project import evaluation as ev
 from dagster_project import ingest, preparation, training, validation
 from dagster_project.model_card import ModelParams
-from dagster_project.scorers import BuyAgain, Popularity, Scorer, ShrunkSvd, weigh
+from dagster_project.scorers import BuyAgain, Popularity, Scorer, ShrunkSvd, item_neighbours, weigh
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 10
@@ -127,32 +127,17 @@ class Als:
 
 
 class ItemKnn:
-    """Item-based neighbours: cosine similarity of buyers, each item's `neighbours` nearest kept (Sarwar 2001)."""
+    """Item-based neighbours alone: cosine of buyer sets, each item's `neighbours` nearest kept (Sarwar 2001).
+
+    The same neighbours RecoMart blends in (scorers.item_neighbours), here as a model of their own.
+    """
 
     def __init__(self, neighbours: int) -> None:
         self.neighbours = neighbours
 
     def fit(self, counts: sp.csr_matrix) -> Self:
         self._x = (counts > 0).astype(np.float32).tocsr()
-        norms = np.sqrt(np.asarray(self._x.sum(axis=0)).ravel())
-        xn = (self._x @ sp.diags(1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)).tocsc()
-        xt = xn.T.tocsr()
-        n = xn.shape[1]
-        keep = min(self.neighbours, n - 1)
-        rows, cols, vals = [], [], []
-        for start in range(0, n, 1024):  # a dense block of columns at a time: memory stays ~items x 1024
-            block = np.asarray((xt @ xn[:, start : start + 1024]).todense())
-            width = block.shape[1]
-            block[start + np.arange(width), np.arange(width)] = 0.0
-            top = np.argpartition(-block, keep - 1, axis=0)[:keep]
-            values = np.take_along_axis(block, top, axis=0)
-            rows.append(top.ravel())
-            cols.append(np.repeat(np.arange(start, start + width)[None, :], keep, axis=0).ravel())
-            vals.append(values.ravel())
-        self._sim = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float32
-        )
-        self._sim.eliminate_zeros()
+        self._sim = item_neighbours(counts, self.neighbours)
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
@@ -223,7 +208,8 @@ def run(name: str) -> list[dict]:
     chosen, _ = training.select_params(validation_holdout, training.TrainingSettings())
     select_s = time.perf_counter() - start
     peers: dict[str, tuple[Scorer | None, Scorer | None]] = {
-        f"RecoMart SVD (auto: k={chosen.factors}, shrink={chosen.shrinkage}, {chosen.weighting})": (
+        f"RecoMart (auto: k={chosen.factors}, shrink={chosen.shrinkage:g}, {chosen.weighting}, "
+        f"bought-together {chosen.neighbour_weight:g}, re-buy {chosen.rebuy_weight:g})": (
             ShrunkSvd(chosen),
             ShrunkSvd(chosen, rebuy=True),
         ),

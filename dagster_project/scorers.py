@@ -67,32 +67,28 @@ def scaled_rows(x: np.ndarray) -> np.ndarray:
 def item_neighbours(counts: sp.csr_matrix, neighbours: int = NEIGHBOURS) -> sp.csr_matrix:
     """Items x items: row i holds, for every item j that has i among its `neighbours` most similar, their cosine.
 
-    Cosine of the items' buyer sets (Sarwar et al. 2001). Built a block of target items at a time, so
-    memory stays about items x 1,024 floats whatever the catalogue; a customer's neighbour scores are
-    the sum of the rows of the items they bought.
+    Cosine of the items' buyer sets (Sarwar et al. 2001), from the sparse co-purchase counts: purchase
+    data is sparse, so only pairs bought together by someone are ever touched. A customer's neighbour
+    scores are the sum of the rows of the items they bought.
     """
     x = (counts > 0).astype(np.float32).tocsr()
-    norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())
-    xn = (x @ sp.diags((1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32))).tocsc()
-    xt = xn.T.tocsr()
-    n = xn.shape[1]
+    n = x.shape[1]
     keep = max(0, min(neighbours, n - 1))
-    if keep == 0:
+    buyers = np.asarray(x.sum(axis=0)).ravel()
+    together = (x.T @ x).tocsc()  # items x items, buyers in common
+    together.setdiag(0.0)
+    together.eliminate_zeros()
+    if keep == 0 or together.nnz == 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    rows, cols, vals = [], [], []
-    for start in range(0, n, 1024):
-        block = (xt @ xn[:, start : start + 1024]).toarray()
-        width = block.shape[1]
-        block[start + np.arange(width), np.arange(width)] = 0.0
-        top = np.argpartition(-block, keep - 1, axis=0)[:keep]
-        rows.append(top.ravel())
-        cols.append(np.broadcast_to(np.arange(start, start + width), top.shape).ravel())
-        vals.append(np.take_along_axis(block, top, axis=0).ravel())
-    sim = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float32
-    )
-    sim.eliminate_zeros()
-    return sim
+    rows = together.indices
+    cols = np.repeat(np.arange(n), np.diff(together.indptr))
+    cosine = (together.data / np.sqrt(buyers[rows] * buyers[cols])).astype(np.float32)
+    kept = np.ones(cosine.size, dtype=bool)
+    for j in np.flatnonzero(np.diff(together.indptr) > keep):  # only items with more candidates than kept
+        start, end = together.indptr[j], together.indptr[j + 1]
+        drop = np.argpartition(-cosine[start:end], keep - 1)[keep:]
+        kept[start + drop] = False
+    return sp.csr_matrix((cosine[kept], (rows[kept], cols[kept])), shape=(n, n), dtype=np.float32)
 
 
 def blend_neighbours(cf_scores: np.ndarray, neighbour_scores: np.ndarray, weight: float) -> np.ndarray:

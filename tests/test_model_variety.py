@@ -143,3 +143,24 @@ def test_model_history_page_shows_the_curve_with_the_served_setting_marked(model
     assert served["ndcg"].iloc[0] == pytest.approx(point.ndcg)
     spec = json.dumps(json.loads(chart.proto.spec))
     assert "NDCG@10" in spec and "Variety" in spec
+
+
+def test_refresh_page_offers_variety_with_the_pipelines_bounds_and_default(tmp_path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.servers import free_port
+    from tests.workspace import APP
+
+    monkeypatch.setenv("RECOMART_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("DAGSTER_PORT", str(free_port()))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/refresh.py").run()
+    assert not at.exception, at.exception
+    (variety,) = [s for s in at.slider if s.label.startswith("Variety")]
+    assert (variety.min, variety.max) == (0, 50)
+    assert variety.value == round(ModelConfig().min_coverage * 100)
+    assert "catalogue coverage" in variety.help
+    (tune,) = [c for c in at.checkbox if c.label == "Tune the model automatically"]
+    tune.uncheck().run()
+    assert [s for s in at.slider if s.label.startswith("Variety")][0].disabled  # variety is what tuning aims at

@@ -157,7 +157,20 @@ with st.expander("Options", expanded=False):
     auto_tune = st.checkbox(
         "Tune the model automatically", value=bool(defaults.auto_tune), disabled=job == "ingestion_job"
     )
-options = RefreshOptions(threshold, test_share, auto_tune)
+    low, high = limits("min_coverage")
+    variety = st.slider(
+        "Variety: least share of the catalogue shown across the customers' new-product lists",
+        round(low * 100),
+        round(high * 100),
+        round(defaults.min_coverage * 100),
+        1,
+        format="%d%%",
+        disabled=job == "ingestion_job" or not auto_tune,
+        help="Tuning picks the most accurate model whose new-product lists, between them, show at least this "
+        "share of the products (catalogue coverage, measured on the month before the test). More variety means "
+        "customers see fewer of the same best-sellers, and can cost some accuracy: Model history shows how much.",
+    )
+options = RefreshOptions(threshold, test_share, auto_tune, variety / 100)
 
 if st.button(
     "Start refresh",
