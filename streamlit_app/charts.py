@@ -130,9 +130,7 @@ def model_quality_over_time(quality: pd.DataFrame) -> alt.Chart:
 def accuracy_variety(curve: pd.DataFrame, floor: float) -> alt.LayerChart:
     """NDCG@10 against catalogue coverage of every setting tried: the served one marked, the variety asked a rule."""
     base = alt.Chart(curve).encode(
-        x=alt.X(
-            "coverage:Q", title="Variety: share of the catalogue in the new-product lists", axis=alt.Axis(format="%")
-        ),
+        x=alt.X("coverage:Q", title="Variety: share of the catalogue shown", axis=alt.Axis(format="%")),
         y=alt.Y("ndcg:Q", title="Accuracy (NDCG@10)"),
         tooltip=["point", "Variety", "NDCG@10", "Bought-together blend", "Setting"],
     )
@@ -152,12 +150,12 @@ def accuracy_variety(curve: pd.DataFrame, floor: float) -> alt.LayerChart:
             legend=None,
         ),
     )
-    asked = (
-        alt.Chart(pd.DataFrame({"coverage": [floor], "label": [f"variety asked: {floor:.0%}"]}))
-        .mark_rule(strokeDash=[4, 4], color="#555")
-        .encode(x="coverage:Q", tooltip=["label"])
+    rule = alt.Chart(pd.DataFrame({"coverage": [floor], "label": [f"asked: {floor:.0%}"]}))
+    asked = rule.mark_rule(strokeDash=[4, 4], color="#555").encode(x="coverage:Q", tooltip=["label"])
+    words = rule.mark_text(align="left", dx=4, baseline="top", color="#555").encode(
+        x="coverage:Q", y=alt.value(2), text="label"
     )
-    return (points + asked).properties(height=300)
+    return (points + asked + words).properties(height=300)
 
 
 def top_products(top: pd.DataFrame, label: str = "name", count: str = "customers") -> alt.Chart:

@@ -101,9 +101,10 @@ curve = model_versions.variety_frame(card)
 if len(curve):
     st.altair_chart(charts.accuracy_variety(curve, card.min_coverage), width="stretch")
     st.caption(
-        "Each point is a setting tried while tuning, measured on the month before the test: further right, the "
-        "customers' new-product lists show more different products between them; higher, they hold more of what "
-        "customers bought next. Ask for more variety with the Variety setting on the Refresh page.",
+        "Each point is a setting tried while tuning, checked on up to 2,000 customers' purchases just before the "
+        "test period: further right, their new-product lists show more different products between them; higher, "
+        "they hold more of what customers bought next. Across all customers the lists show more of the catalogue "
+        "(the model card's figure). Ask for more variety with the Variety setting on the Refresh page.",
         help="Variety is catalogue coverage: the share of all products that appear in at least one customer's "
         "top-10. NDCG@10 scores how high the products bought next sit in the top-10 (1 is perfect).",
     )
