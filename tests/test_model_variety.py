@@ -164,3 +164,31 @@ def test_refresh_page_offers_variety_with_the_pipelines_bounds_and_default(tmp_p
     (tune,) = [c for c in at.checkbox if c.label == "Tune the model automatically"]
     tune.uncheck().run()
     assert [s for s in at.slider if s.label.startswith("Variety")][0].disabled  # variety is what tuning aims at
+
+
+def test_every_customers_lists_are_what_recommend_shows_with_the_blend(shop, tmp_path) -> None:
+    from dagster_project import customer_lists
+
+    transactions, products, users = shop
+    params = ModelParams(factors=8, shrinkage=1.0, weighting="log", rebuy_weight=1.0, neighbour_weight=0.3)
+    model = train_model(transactions, products, users, TrainingSettings(**QUICK), fixed=params)
+    customer_lists.write(
+        customer_lists.build(model, block=300),
+        customer_lists.dataset_path(tmp_path),
+        customer_lists.catalogue_counts(model),
+    )
+    frame = customer_lists.read(tmp_path)
+    compared = ["product_id", "reason", "because", "explanation"]
+    for user in np.random.default_rng(5).choice(model.user_ids.to_numpy(), 30, replace=False):
+        mine = frame[frame["user_id"] == user]
+        for list_name, single in (
+            ("new", model.recommend(user, n=10)),
+            ("buy_again", model.recommend(user, n=10, exclude_purchased=False)),
+        ):
+            got = mine[mine["list"] == list_name].reset_index(drop=True)
+            np.testing.assert_allclose(got["score"], single["score"], atol=2e-6)
+
+            def rows(f: pd.DataFrame) -> list:  # the same scores in order; products of equal score in either order
+                return sorted(zip(*(f[c].map(str) for c in compared)))
+
+            assert rows(got) == rows(single), (user, list_name)
