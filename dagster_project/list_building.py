@@ -155,7 +155,8 @@ def _buyer_tables(
     weighted, counts = model.weighted[rows], model.counts[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
     bought = weighted.indices
-    scores, largest = model.score_users_with_scale(rows)  # largest: of the factor model, for explanations
+    # largest: of the factor model, for explanations; factor_scores: set when the new list blends in neighbours
+    scores, largest, factor_scores = model.score_users_with_scale(rows)
     largest = largest.astype(np.float64)
     blended = np.maximum(scores.max(axis=1), -scores.min(axis=1)).astype(np.float64)
     scale = np.where(blended > 0, blended, 1.0)
@@ -181,6 +182,14 @@ def _buyer_tables(
     )
 
     # buy again: the new list's candidates (scaled) and the customer's own items (scaled, plus their counts)
+    if factor_scores is not None:  # the blend with neighbours is for new products: re-buys rank on the factor model
+        scale = np.where(largest > 0, largest, 1.0)
+        own_scores = factor_scores[owner, bought].astype(np.float64)
+        factor_scores[owner, bought] = -np.inf
+        new_items = top_k_wide(factor_scores, n)
+        new_scores = np.take_along_axis(factor_scores, np.maximum(new_items, 0), axis=1).astype(np.float64)
+        because = _because(model, rows, new_items, largest)
+        valid = new_items >= 0
     log_counts = np.log1p(counts.data.astype(np.float64))
     top_log = np.zeros(len(rows))
     np.maximum.at(top_log, owner, log_counts)  # each customer's largest log count

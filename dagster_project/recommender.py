@@ -95,15 +95,16 @@ class RecommenderModel:
         """Scores of many users at once (len(rows) x items, float32), nothing excluded."""
         return self.score_users_with_scale(rows)[0]
 
-    def score_users_with_scale(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`score_users`, and each row's largest absolute factor-model score (explanations are measured on it)."""
+    def score_users_with_scale(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """`score_users`; each row's largest absolute factor-model score (explanations are measured on it); and,
+        when the blend with neighbours is on, the factor model's own scores (the lists with re-buys use them)."""
         scores = np.asarray(self._weighted[rows] @ self.item_factors) @ self._projection
         largest = np.abs(scores).max(axis=1) if scores.size else np.zeros(len(rows), dtype=np.float32)
         weight = self.params.neighbour_weight
-        if weight > 0:
-            neighbour_scores = ((self.counts[rows] > 0).astype(np.float32) @ self.neighbours).toarray()
-            scores = blend_neighbours(scores, neighbour_scores, weight).astype(np.float32)
-        return scores, largest
+        if weight == 0:
+            return scores, largest, None
+        neighbour_scores = ((self.counts[rows] > 0).astype(np.float32) @ self.neighbours).toarray()
+        return blend_neighbours(scores, neighbour_scores, weight).astype(np.float32), largest, scores
 
     def _neighbour_row(self, bought: np.ndarray) -> np.ndarray:
         """One customer's item-neighbour scores: the sum of the neighbour rows of the items bought."""
@@ -219,7 +220,7 @@ class RecommenderModel:
         weights = self._weighted.data[self._weighted.indptr[row] : self._weighted.indptr[row + 1]]
         scores = ((weights @ self.item_factors[bought]) @ self._projection).astype(np.float64)
         scale = float(max(scores.max(), -scores.min())) if scores.size else 0.0
-        if self.params.neighbour_weight > 0:
+        if self.params.neighbour_weight > 0 and exclude_purchased:  # variety is for the new-product lists
             neighbour_scores = self._neighbour_row(bought)[None, :]
             scores = blend_neighbours(scores[None, :], neighbour_scores, self.params.neighbour_weight)[0]
         if exclude_purchased:

@@ -202,7 +202,7 @@ class ShrunkSvd:
 
     def score(self, rows: np.ndarray) -> np.ndarray:
         scores = np.asarray(self._basis.weighted[rows] @ self._factors) * self._weights @ self._targets
-        if self.params.neighbour_weight > 0:
+        if self.params.neighbour_weight > 0 and not self.rebuy:  # variety is for the new-product lists
             neighbour_scores = (self._binary[rows] @ self._basis.neighbours).toarray()
             scores = blend_neighbours(scores, neighbour_scores, self.params.neighbour_weight)
         if not self.rebuy:
