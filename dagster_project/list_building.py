@@ -209,12 +209,13 @@ def _buyer_tables(
     pick = np.maximum(pick, 0)
     items = np.take_along_axis(pool_items, pick, axis=1)[chosen]
     values = np.take_along_axis(pool_values, pick, axis=1)[chosen]
-    is_own = (pick >= n)[chosen]
-    from_new = np.minimum(pick, n - 1)
+    candidates = new_items.shape[1]  # n, or fewer when the catalogue is smaller than a list
+    is_own = (pick >= candidates)[chosen]
+    from_new = np.minimum(pick, max(candidates - 1, 0))
     block_rows = np.repeat(np.arange(len(rows)), chosen.sum(axis=1))
     because_again = np.take_along_axis(because, from_new[..., None], axis=1)[chosen]
     because_again[is_own] = -1
-    times = np.take_along_axis(own_times, np.maximum(pick - n, 0), axis=1)[chosen]
+    times = np.take_along_axis(own_times, np.maximum(pick - candidates, 0), axis=1)[chosen]
     names = [_take(cat.name, because_again[:, r]) for r in range(explanations.MAX_BECAUSE)]
     text = pc.if_else(pa.array(is_own), _rebuy_text(times), _explain_text(names))
     reason = pc.if_else(pa.array(is_own), pa.scalar("buy again"), pa.scalar("similar customers"))
