@@ -87,6 +87,36 @@ def freshness(conn: Connection) -> dict:
     return _api_for(conn).freshness()
 
 
+# Every cached answer of the webserver: forgotten at once when it stops answering (see asking_dagster).
+ANSWERS = (
+    server_info,
+    instance_info,
+    recent_runs,
+    run_detail,
+    materializations,
+    latest_materializations,
+    check_results,
+    failure_message,
+    automations,
+    freshness,
+)
+
+
+def _answers_up(conn: Connection | None = None) -> bool:
+    """Ask the webserver now, never from the cache; when it does not answer, forget every cached answer.
+
+    Answers are cached for a few seconds; without this a page drawn just after the service stopped
+    would show it as running from those answers.
+    """
+    try:
+        _api_for(conn or current_connection()).server_info()
+        return True
+    except DagsterError:
+        for cached in ANSWERS:
+            cached.clear()
+        return False
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _card_at(path: str, mtime_ns: int) -> ModelCard:
     return load_model(path).card
@@ -133,12 +163,8 @@ def _in_fragment() -> bool:
 
 
 def pipeline_up(conn: Connection | None = None) -> bool:
-    """Whether the Dagster webserver answers now (briefly cached): disable actions that need it when not."""
-    try:
-        server_info(conn or current_connection())
-        return True
-    except DagsterError:
-        return False
+    """Whether the Dagster webserver answers now (asked, not cached): disable actions that need it when not."""
+    return _answers_up(conn)
 
 
 def show_dagster_problem(exc: DagsterError) -> None:
@@ -183,13 +209,15 @@ def _rerun_when_back() -> None:
         api().server_info()
     except DagsterError:
         return
-    server_info.clear()
+    for cached in ANSWERS:
+        cached.clear()
     st.rerun()
 
 
 @contextmanager
 def asking_dagster(stop_page: bool = False) -> Iterator[None]:
     """Page code that asks Dagster: on failure show the banner (once per page run), then go on or stop."""
+    _answers_up()  # a stopped service must fail the calls below, not answer them from the cache
     try:
         yield
     except DagsterError as exc:
