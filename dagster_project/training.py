@@ -127,7 +127,8 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
 
     Shrinkage matters most, then weighting, then rank (PureSVD is flat in k once shrunk), so: shrinkage
     x weighting at a middle rank, then the rank, then shrinkage again at that rank, for the best NDCG.
-    Then variety: the blend with item neighbours, shrinkage again and the blend again, each for the best
+    Then variety: the blend with item neighbours, shrinkage again (each also with the next stronger blend) and
+    the blend again, each for the best
     NDCG among settings whose new-products lists cover at least `settings.min_coverage` of the
     catalogue (the most-covering one when none does). Then the re-buy weight.
     One SVD per weighting at the highest rank serves every trial (lower ranks are its leading factors).
@@ -166,7 +167,10 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     best = best_of([replace(best, shrinkage=lam) for lam in settings.shrinkage_grid])
     floor = settings.min_coverage
     best = best_of([replace(best, neighbour_weight=g) for g in settings.neighbour_grid], floor=floor)
-    best = best_of([replace(best, shrinkage=lam) for lam in settings.shrinkage_grid], floor=floor)
+    # more shrinkage narrows the lists, so each shrinkage is also tried with the next stronger blend
+    stronger = [g for g in settings.neighbour_grid if g > best.neighbour_weight][:1]
+    pairs = [(lam, g) for lam in settings.shrinkage_grid for g in (best.neighbour_weight, *stronger)]
+    best = best_of([replace(best, shrinkage=lam, neighbour_weight=g) for lam, g in pairs], floor=floor)
     best = best_of([replace(best, neighbour_weight=g) for g in settings.neighbour_grid], floor=floor)
     best = best_of([replace(best, rebuy_weight=w) for w in settings.rebuy_grid], "rebuy")
     return best, trials
