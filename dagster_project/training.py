@@ -62,7 +62,7 @@ class TrainingSettings:
     shrinkage_grid: tuple[float, ...] = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
     weightings: tuple[str, ...] = ("binary", "log")
     rebuy_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 5.0, 20.0, 100.0)
-    neighbour_grid: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+    neighbour_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
     min_coverage: float = DEFAULT_MIN_COVERAGE  # least catalogue share of the new-products lists on validation
     test_share: float = 0.2
     max_eval_users: int = 2000  # validation customers per trial (a seeded sample beyond that)
@@ -128,7 +128,7 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     Shrinkage matters most, then weighting, then rank (PureSVD is flat in k once shrunk), so: shrinkage
     x weighting at a middle rank, then the rank, then shrinkage again at that rank, for the best NDCG.
     Then variety: the blend with item neighbours, shrinkage again (each also with the next stronger blend) and
-    the blend again, each for the best
+    the blend's neighbouring weights, each for the best
     NDCG among settings whose new-products lists cover at least `settings.min_coverage` of the
     catalogue (the most-covering one when none does). Then the re-buy weight.
     One SVD per weighting at the highest rank serves every trial (lower ranks are its leading factors).
@@ -171,7 +171,9 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     stronger = [g for g in settings.neighbour_grid if g > best.neighbour_weight][:1]
     pairs = [(lam, g) for lam in settings.shrinkage_grid for g in (best.neighbour_weight, *stronger)]
     best = best_of([replace(best, shrinkage=lam, neighbour_weight=g) for lam, g in pairs], floor=floor)
-    best = best_of([replace(best, neighbour_weight=g) for g in settings.neighbour_grid], floor=floor)
+    grid = settings.neighbour_grid
+    at = grid.index(best.neighbour_weight) if best.neighbour_weight in grid else 0
+    best = best_of([replace(best, neighbour_weight=g) for g in grid[max(0, at - 1) : at + 2]], floor=floor)
     best = best_of([replace(best, rebuy_weight=w) for w in settings.rebuy_grid], "rebuy")
     return best, trials
 
