@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from dagster_project import explanations
 from dagster_project.fileio import atomic_path
@@ -122,17 +124,17 @@ def _table(
     return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
-def _because(model: RecommenderModel, rows: np.ndarray, candidates: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def _because(model: RecommenderModel, weighted: sp.csr_matrix, candidates: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """For each (customer, candidate): the up-to-3 bought items contributing most, len(rows) x n x 3, -1 padded.
 
-    Contribution of bought item j to candidate i is w_j (V D V^T)_{j,i} (see explanations), computed
-    for every (customer, bought item) pair of the block against that customer's n candidates only;
-    one sort per candidate column orders the pairs by customer, then by contribution.
+    `weighted` holds the block's weighted purchase rows. Contribution of bought item j to candidate i is
+    w_j (V D V^T)_{j,i} (see explanations), computed for every (customer, bought item) pair of the block
+    against that customer's n candidates only; one sort per candidate column orders the pairs by customer,
+    then by contribution.
     """
-    weighted = model.weighted[rows]
-    owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
+    owner = np.repeat(np.arange(weighted.shape[0]), np.diff(weighted.indptr))
     bought = weighted.indices
-    out = np.full((len(rows), candidates.shape[1], explanations.MAX_BECAUSE), -1, dtype=np.int64)
+    out = np.full((weighted.shape[0], candidates.shape[1], explanations.MAX_BECAUSE), -1, dtype=np.int64)
     if not bought.size:
         return out
     targets = model.projection.T[np.maximum(candidates, 0)]  # rows x n x k
@@ -148,48 +150,60 @@ def _because(model: RecommenderModel, rows: np.ndarray, candidates: np.ndarray, 
     return out
 
 
+@dataclass
+class _Picks:
+    """A block's top-n of one score matrix: item indices (-1 where the list is shorter), their scores, why."""
+
+    items: np.ndarray  # customers x n
+    scores: np.ndarray  # customers x n, float64
+    because: np.ndarray  # customers x n x MAX_BECAUSE item indices, -1 padded
+    valid: np.ndarray  # items >= 0
+
+
+def _pick(model: RecommenderModel, weighted: sp.csr_matrix, scores: np.ndarray, largest: np.ndarray, n: int) -> _Picks:
+    """Each customer's top-n of `scores` (bought items already set to -inf), explained on the factor model."""
+    items = top_k_wide(scores, n)
+    values = np.take_along_axis(scores, np.maximum(items, 0), axis=1).astype(np.float64)
+    return _Picks(items, values, _because(model, weighted, items, largest), items >= 0)
+
+
 def _buyer_tables(
     model: RecommenderModel, cat: _Catalogue, positions: np.ndarray, rows: np.ndarray, n: int
 ) -> Iterator[pa.Table]:
-    """Both lists for a block of customers with purchases (`rows` in the purchase matrix)."""
+    """Both lists for a block of customers with purchases (`rows` in the purchase matrix).
+
+    One dense block of scores: the factor model's, bought items set to -inf, gives the buy-again candidates
+    (re-buys rank on the factor model); then, when the model blends in item neighbours, the same block is
+    blended in place and gives the new-products list (the blend is for variety among new products).
+    """
     weighted, counts = model.weighted[rows], model.counts[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
     bought = weighted.indices
-    # largest: of the factor model, for explanations; factor_scores: set when the new list blends in neighbours
-    scores, largest, factor_scores = model.score_users_with_scale(rows)
-    largest = largest.astype(np.float64)
-    blended = np.maximum(scores.max(axis=1), -scores.min(axis=1)).astype(np.float64)
-    scale = np.where(blended > 0, blended, 1.0)
+    scores, top = model.factor_scores(rows)
+    largest = top.astype(np.float64)  # the factor model's: explanations and re-buys are measured on it
     own_scores = scores[owner, bought].astype(np.float64)
     scores[owner, bought] = -np.inf
-    new_items = top_k_wide(scores, n)
-    new_scores = np.take_along_axis(scores, np.maximum(new_items, 0), axis=1).astype(np.float64)
-    because = _because(model, rows, new_items, largest)
-    valid = new_items >= 0
-    block_rows = np.repeat(np.arange(len(rows)), valid.sum(axis=1))
-    names = [_take(cat.name, because[..., r][valid]) for r in range(explanations.MAX_BECAUSE)]
-    new_reason = pa.array(np.full(valid.sum(), "similar customers", dtype=object), type=pa.string())
+    again = _pick(model, weighted, scores, largest, n)
+    new = again
+    if model.params.neighbour_weight > 0:
+        new = _pick(model, weighted, model.blend_neighbours_into(scores, top, rows), largest, n)
+    block_rows = np.repeat(np.arange(len(rows)), new.valid.sum(axis=1))
+    names = [_take(cat.name, new.because[..., r][new.valid]) for r in range(explanations.MAX_BECAUSE)]
+    new_reason = pa.array(np.full(new.valid.sum(), "similar customers", dtype=object), type=pa.string())
     yield _table(
         cat,
         positions[block_rows],
         "new",
-        new_items[valid],
-        np.nonzero(valid)[1] + 1,
-        new_scores[valid],
+        new.items[new.valid],
+        np.nonzero(new.valid)[1] + 1,
+        new.scores[new.valid],
         new_reason,
-        because[valid],
+        new.because[new.valid],
         _explain_text(names),
     )
 
-    # buy again: the new list's candidates (scaled) and the customer's own items (scaled, plus their counts)
-    if factor_scores is not None:  # the blend with neighbours is for new products: re-buys rank on the factor model
-        scale = np.where(largest > 0, largest, 1.0)
-        own_scores = factor_scores[owner, bought].astype(np.float64)
-        factor_scores[owner, bought] = -np.inf
-        new_items = top_k_wide(factor_scores, n)
-        new_scores = np.take_along_axis(factor_scores, np.maximum(new_items, 0), axis=1).astype(np.float64)
-        because = _because(model, rows, new_items, largest)
-        valid = new_items >= 0
+    # buy again: the factor model's candidates (scaled) and the customer's own items (scaled, plus their counts)
+    scale = np.where(largest > 0, largest, 1.0)
     log_counts = np.log1p(counts.data.astype(np.float64))
     top_log = np.zeros(len(rows))
     np.maximum.at(top_log, owner, log_counts)  # each customer's largest log count
@@ -202,18 +216,18 @@ def _buyer_tables(
     own_values = np.full((len(rows), width), -np.inf)
     own_times = np.zeros((len(rows), width))
     own_items[owner, slot], own_values[owner, slot], own_times[owner, slot] = bought, own_blend, counts.data
-    pool_items = np.concatenate([new_items, own_items], axis=1)
-    pool_values = np.concatenate([np.where(valid, new_scores / scale[:, None], -np.inf), own_values], axis=1)
+    pool_items = np.concatenate([again.items, own_items], axis=1)
+    pool_values = np.concatenate([np.where(again.valid, again.scores / scale[:, None], -np.inf), own_values], axis=1)
     pick = top_k(pool_values, n)
     chosen = pick >= 0
     pick = np.maximum(pick, 0)
     items = np.take_along_axis(pool_items, pick, axis=1)[chosen]
     values = np.take_along_axis(pool_values, pick, axis=1)[chosen]
-    candidates = new_items.shape[1]  # n, or fewer when the catalogue is smaller than a list
+    candidates = again.items.shape[1]  # n, or fewer when the catalogue is smaller than a list
     is_own = (pick >= candidates)[chosen]
     from_new = np.minimum(pick, max(candidates - 1, 0))
     block_rows = np.repeat(np.arange(len(rows)), chosen.sum(axis=1))
-    because_again = np.take_along_axis(because, from_new[..., None], axis=1)[chosen]
+    because_again = np.take_along_axis(again.because, from_new[..., None], axis=1)[chosen]
     because_again[is_own] = -1
     times = np.take_along_axis(own_times, np.maximum(pick - candidates, 0), axis=1)[chosen]
     names = [_take(cat.name, because_again[:, r]) for r in range(explanations.MAX_BECAUSE)]

@@ -24,7 +24,7 @@ from dagster_project.contract import id_key, product_key
 from dagster_project.customer_directory import CustomerDirectory
 from dagster_project.model_card import ModelCard, ModelParams
 from dagster_project.ranking import top_k
-from dagster_project.scorers import blend_neighbours, blend_rebuy, debias_weights, weigh
+from dagster_project.scorers import blend_neighbours, blend_neighbours_into, blend_rebuy, debias_weights, weigh
 
 # 7: the params carry the blend with item neighbours (kept in the file) and a popularity exponent, and the
 # card the accuracy-variety curve; 6: customer profiles carry e-mail, purchases, spend and last purchase (a
@@ -93,18 +93,24 @@ class RecommenderModel:
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         """Scores of many users at once (len(rows) x items, float32), nothing excluded."""
-        return self.score_users_with_scale(rows)[0]
+        scores, largest = self.factor_scores(rows)
+        return self.blend_neighbours_into(scores, largest, rows)
 
-    def score_users_with_scale(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """`score_users`; each row's largest absolute factor-model score (explanations are measured on it); and,
-        when the blend with neighbours is on, the factor model's own scores (the lists with re-buys use them)."""
+    def factor_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The factor model's scores of many users (len(rows) x items, float32) and each row's largest absolute
+        score (explanations are measured on it, and the blend with neighbours scales by it)."""
         scores = np.asarray(self._weighted[rows] @ self.item_factors) @ self._projection
-        largest = np.abs(scores).max(axis=1) if scores.size else np.zeros(len(rows), dtype=np.float32)
+        if not scores.size:
+            return scores, np.zeros(len(rows), dtype=np.float32)
+        return scores, np.maximum(scores.max(axis=1), -scores.min(axis=1))  # |scores|.max without a copy
+
+    def blend_neighbours_into(self, scores: np.ndarray, largest: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """`factor_scores` turned into the served scores in place: blended with the item neighbours when the
+        model has them (scorers.blend_neighbours_into), unchanged otherwise. Items set to -inf stay -inf."""
         weight = self.params.neighbour_weight
         if weight == 0:
-            return scores, largest, None
-        neighbour_scores = ((self.counts[rows] > 0).astype(np.float32) @ self.neighbours).toarray()
-        return blend_neighbours(scores, neighbour_scores, weight).astype(np.float32), largest, scores
+            return scores
+        return blend_neighbours_into(scores, largest, self.counts[rows] > 0, self.neighbours, weight)
 
     def _neighbour_row(self, bought: np.ndarray) -> np.ndarray:
         """One customer's item-neighbour scores: the sum of the neighbour rows of the items bought."""

@@ -102,6 +102,31 @@ def blend_neighbours(cf_scores: np.ndarray, neighbour_scores: np.ndarray, weight
     return scaled_rows(cf_scores) + weight * scaled_rows(neighbour_scores)
 
 
+def blend_neighbours_into(
+    cf_scores: np.ndarray, largest: np.ndarray, bought: sp.csr_matrix, neighbours: sp.csr_matrix, weight: float
+) -> np.ndarray:
+    """`blend_neighbours(cf_scores, bought @ neighbours, weight)` in place, with the same float32 arithmetic in the
+    same order (bit for bit the same scores), for the customer lists' blocks of users.
+
+    `largest` is each row's largest absolute score, `bought` the rows' purchases as a binary CSR matrix. The
+    neighbour sums skip the sparse-times-sparse product: the neighbour rows of every bought item, gathered
+    customer after customer, are added up straight into a dense block. Items set to -inf stay -inf.
+    """
+    if weight == 0.0:
+        return cf_scores
+    cf_scores /= np.where(largest > 0, largest, 1.0)[:, None]
+    picked = neighbours[bought.indices]  # row p: the neighbours of the p-th (customer, item bought) pair
+    by_customer = sp.csr_matrix((picked.data, picked.indices, picked.indptr[bought.indptr]), shape=cf_scores.shape)
+    sums = by_customer.toarray()  # adds the repeated entries in order, as the product's accumulator does
+    if not sums.size:
+        return cf_scores
+    top = sums.max(axis=1)  # the sums are never negative: their largest absolute value
+    sums /= np.where(top > 0, top, 1.0)[:, None]
+    sums *= weight
+    cf_scores += sums
+    return cf_scores
+
+
 def blend_rebuy(cf_scores: np.ndarray, own_counts: np.ndarray, rebuy_weight: float) -> np.ndarray:
     """Collaborative scores plus the user's own purchase counts, each scaled to at most 1 per row."""
     return scaled_rows(cf_scores) + rebuy_weight * scaled_rows(np.log1p(own_counts))
