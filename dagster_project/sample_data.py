@@ -3,7 +3,9 @@
 The data has the structure a recommender can learn from (customer segments that prefer some
 categories and brands, long-tailed popularity, repeat purchases, a year of timestamps) and a few
 realistic defects, so validation has something to find. Everything is vectorized numpy/pyarrow, so
-millions of transactions take seconds.
+millions of transactions take seconds. Sizes above one chunk (a million transactions by default) are
+generated chunk by chunk (sample_stream.py), so 100 million need no more memory than one chunk; with
+--daily-files the transactions come as one file per day, as many shops export them.
 
     python -m dagster_project.sample_data --users 1383 --products 101 --transactions 3001 --seed 42 --out data
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,10 +80,13 @@ LAST_NAMES = [
 ]
 COUNTRIES = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "PL", "SE", "CA"]
 WINDOW_START = np.datetime64("2025-11-01T00:00:00")
-WINDOW_SECONDS = 365 * 24 * 3600
+WINDOW_DAYS = 365
+WINDOW_SECONDS = WINDOW_DAYS * 24 * 3600
 N_SEGMENTS = 8
 REPEAT_RATE = 0.3
 SEGMENT_LOYALTY = 0.8  # share of a segment's purchases within its favourite categories
+CHUNK_ROWS = 1_000_000  # transactions made (and held in memory) at a time
+DAILY_NAME = "transactions_{day}.csv"  # one export per day; matches the contract's transactions*.csv
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,9 @@ def _segment_item_weights(products: pd.DataFrame, rng: np.random.Generator) -> n
 
 def make_transactions(
     n: int, users: pd.DataFrame, products: pd.DataFrame, rng: np.random.Generator, defects: DefectRates
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """All `n` rows in one piece, shuffled, and each row's day number in the window (its file with
+    --daily-files; kept apart from the timestamp, which may be a defect)."""
     user_ids = users["user_id"].to_numpy()
     segment = rng.integers(0, N_SEGMENTS, len(user_ids))
     activity = rng.lognormal(0.0, 1.0, len(user_ids))
@@ -238,15 +247,70 @@ def make_transactions(
     frame.loc[_pick(rng, n, defects.bad_timestamp, n), "timestamp"] = rng.choice(
         ["not a date", "2026-13-45 25:61:00", ""]
     )
-    return frame.sample(frac=1.0, random_state=int(rng.integers(2**31))).reset_index(drop=True)
+    frame["day"] = seconds // (24 * 3600)
+    frame = frame.sample(frac=1.0, random_state=int(rng.integers(2**31))).reset_index(drop=True)
+    return frame, frame.pop("day").to_numpy()
+
+
+def _table(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame.astype({"user_id": str}) if "user_id" in frame else frame, preserve_index=False)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
-        pa_csv.write_csv(
-            pa.Table.from_pandas(frame.astype({"user_id": str}) if "user_id" in frame else frame, preserve_index=False),
-            tmp,
+        pa_csv.write_csv(_table(frame), tmp)
+
+
+def daily_name(day: int) -> str:
+    """The file of the window's day number `day`: transactions_YYYY-MM-DD.csv."""
+    return DAILY_NAME.format(day=str(WINDOW_START + np.timedelta64(day, "D"))[:10])
+
+
+def _check_layout(out: Path, daily_files: bool) -> None:
+    """Refuse to leave both layouts in one folder: the pipeline would read every row twice."""
+    other = sorted(out.glob("transactions_*.csv")) if not daily_files else [out / "transactions.csv"]
+    other = [p for p in other if p.exists()]
+    if other:
+        layout = "one file per day" if daily_files else "a single transactions.csv"
+        raise FileExistsError(
+            f"{other[0]}: the folder already holds transactions in the other layout; writing {layout} beside "
+            f"it would make the pipeline read them twice. Remove those files or choose another folder."
         )
+
+
+def write_transactions(
+    chunks: Iterable[tuple[pa.Table, np.ndarray]], out: Path, daily_files: bool, days: range = range(WINDOW_DAYS)
+) -> dict[str, int]:
+    """Append each chunk to transactions.csv, or with `daily_files` each row to its day's file (each of
+    `days` gets a file, a header only when nobody bought that day); return rows per file."""
+    counts: dict[str, int] = {}
+    with ExitStack() as stack:
+        writers: dict[str, pa_csv.CSVWriter] = {}
+
+        def writer(name: str, schema: pa.Schema) -> pa_csv.CSVWriter:
+            if name not in writers:
+                tmp = stack.enter_context(atomic_path(out / name))
+                writers[name] = stack.enter_context(pa_csv.CSVWriter(tmp, schema))
+                counts[name] = 0
+            return writers[name]
+
+        schema = None
+        for table, days in chunks:
+            schema = table.schema
+            if not daily_files:
+                writer("transactions.csv", schema).write_table(table)
+                counts["transactions.csv"] += len(table)
+                continue
+            order = np.argsort(days, kind="stable")
+            for part in np.split(order, np.flatnonzero(np.diff(days[order])) + 1):
+                if part.size:
+                    name = daily_name(int(days[part[0]]))
+                    writer(name, schema).write_table(table.take(pa.array(part)))
+                    counts[name] += part.size
+        if daily_files and schema is not None:
+            for day in days:
+                writer(daily_name(day), schema)
+    return dict(sorted(counts.items()))
 
 
 def generate(
@@ -256,26 +320,56 @@ def generate(
     transactions: int = 3001,
     seed: int = 42,
     defects: DefectRates = DefectRates(),
+    chunk_rows: int = CHUNK_ROWS,
+    daily_files: bool = False,
+    next_day: bool = False,
 ) -> dict[str, int]:
-    """Write users1.csv, users2.csv, products.json and transactions.csv into `out`; return row counts."""
-    rng = np.random.default_rng(seed)
+    """Write users1.csv, users2.csv, products.json and the transactions into `out`; return row counts.
+
+    Up to `chunk_rows` transactions are made in one piece: exactly the rows earlier versions wrote, which
+    the shipped sample, the tests and the benchmark figures rest on. Above, they are made chunk by chunk
+    with the same distributions (sample_stream.py) and do not depend on the chunk size, though the order
+    of the rows in the file does.
+
+    With `next_day`, write only the next day's export of the dataset these arguments make (an average
+    day's transactions, in transactions_YYYY-MM-DD.csv for the day after the window), as a shop's next
+    daily file arriving beside the ones already read.
+    """
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if not next_day:
+        _check_layout(out, daily_files)
+    rng = np.random.default_rng(seed)
     product_frame = make_products(products, rng, defects)
     users1, users2 = make_users(users, rng, defects)
     unique_users = pd.concat([users1, users2]).drop_duplicates("user_id")
-    transaction_frame = make_transactions(transactions, unique_users, product_frame, rng, defects)
+    if next_day:
+        from dagster_project import sample_stream
+
+        day_rows = max(1, round(transactions / WINDOW_DAYS))
+        plan = sample_stream.plan_next_day(
+            transactions, day_rows, transactions <= chunk_rows, unique_users, product_frame, rng, defects
+        )
+        del users1, users2, unique_users
+        chunks = sample_stream.stream_transactions(plan, chunk_rows)
+        return write_transactions(chunks, out, daily_files=True, days=range(WINDOW_DAYS, WINDOW_DAYS + 1))
+    if transactions <= chunk_rows:
+        frame, days = make_transactions(transactions, unique_users, product_frame, rng, defects)
+        chunks: Iterable[tuple[pa.Table, np.ndarray]] = [(_table(frame), days)]
+        del frame
+    else:
+        from dagster_project import sample_stream  # it builds on this module's catalog and rates
+
+        plan = sample_stream.plan_transactions(transactions, unique_users, product_frame, rng, defects)
+        chunks = sample_stream.stream_transactions(plan, chunk_rows)
 
     _write_csv(users1, out / "users1.csv")
     _write_csv(users2, out / "users2.csv")
     with atomic_path(out / "products.json") as tmp:
         tmp.write_text(json.dumps(product_frame.to_dict(orient="records"), indent=1) + "\n")
-    _write_csv(transaction_frame, out / "transactions.csv")
-    return {
-        "users1.csv": len(users1),
-        "users2.csv": len(users2),
-        "products.json": len(product_frame),
-        "transactions.csv": len(transaction_frame),
-    }
+    counts = {"users1.csv": len(users1), "users2.csv": len(users2), "products.json": len(product_frame)}
+    del users1, users2, unique_users  # the transactions need only the plan from here on
+    return counts | write_transactions(chunks, out, daily_files)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -285,9 +379,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transactions", type=int, default=3001)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=Path("data"))
+    parser.add_argument(
+        "--chunk-rows", type=int, default=CHUNK_ROWS, help="transactions made at a time (bounds the memory)"
+    )
+    parser.add_argument(
+        "--daily-files", action="store_true", help="write transactions as one file per day, transactions_YYYY-MM-DD.csv"
+    )
+    parser.add_argument(
+        "--next-day",
+        action="store_true",
+        help="write only the next day's transactions file of the dataset these options make (a daily refresh's input)",
+    )
     args = parser.parse_args(argv)
-    for name, rows in generate(args.out, args.users, args.products, args.transactions, args.seed).items():
-        print(f"{args.out / name}: {rows} rows")
+    counts = generate(
+        args.out,
+        args.users,
+        args.products,
+        args.transactions,
+        args.seed,
+        chunk_rows=args.chunk_rows,
+        daily_files=args.daily_files,
+        next_day=args.next_day,
+    )
+    daily = {k: v for k, v in counts.items() if k.startswith("transactions_")}
+    for name, rows in counts.items():
+        if name not in daily:
+            print(f"{args.out / name}: {rows} rows")
+    if daily:
+        print(f"{args.out}/{DAILY_NAME.format(day='*')}: {len(daily)} files, {sum(daily.values())} rows")
 
 
 if __name__ == "__main__":
