@@ -13,8 +13,10 @@ Metrics at k: precision, recall, NDCG (binary relevance), hit rate, and catalog 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ from dagster_project.ranking import top_k
 from dagster_project.scorers import Scorer
 
 BATCH = 1024
+ListMaker = Callable[[np.ndarray], np.ndarray]  # a block of users -> their top-k items (-1 pads)
 
 
 def time_split(transactions: pd.DataFrame, test_share: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
@@ -54,6 +57,11 @@ class Holdout:
     relevant_new: sp.csr_matrix
     relevant_all: sp.csr_matrix
 
+    @cached_property
+    def popularity_ranks(self) -> np.ndarray:
+        """Each item's rank by buyers in `train` (novelty is measured with it; every trial shares it)."""
+        return popularity_ranks(self.train)
+
     def users(self, list_kind: ListKind) -> np.ndarray:
         """Customers who can be measured on the list: known before the cutoff, something relevant after."""
         relevant = self.relevant_new if list_kind == "new" else self.relevant_all
@@ -77,12 +85,36 @@ def sample_users(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
 
 
 def top_lists(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
-    """Each row's top-k items as measured: scores taken as float32, `exclude`'s items never listed (-1 pads)."""
+    """Each row's top-k items as measured: scores taken as float32, `exclude`'s items never listed (-1 pads).
+
+    Ranked by `ranking.top_k`, as the served model ranks (tests compare the two list for list).
+    """
+    if scores.ndim == 2 and scores.shape[0] > 1 and scores.strides[0] == 0:
+        return _shared_top_lists(scores[0], scores.shape[0], k, exclude)
     scores = np.array(scores, dtype=np.float32, copy=True)
     if exclude is not None and exclude.nnz:
         rows, cols = exclude.nonzero()
         scores[rows, cols] = -np.inf
     return top_k(scores, k)
+
+
+def _shared_top_lists(row: np.ndarray, n_rows: int, k: int, exclude: sp.csr_matrix | None) -> np.ndarray:
+    """`top_lists` for scores that are one row for everyone (the best-sellers): the row is ranked once.
+
+    Each customer's list is the first k of that ranking they have not bought, so only as many
+    candidates as k plus the most any of them bought are ever looked at. Equal scores: lower index first.
+    """
+    row = np.asarray(row, dtype=np.float32)
+    bought = np.diff(exclude.indptr) if exclude is not None else np.zeros(n_rows, dtype=np.int64)
+    ranked = np.argsort(-row, kind="stable")
+    ranked = ranked[~(np.isnan(row[ranked]) | np.isneginf(row[ranked]))][: k + int(bought.max(initial=0))]
+    keep = np.ones((n_rows, ranked.size), dtype=bool)
+    if exclude is not None and exclude.nnz:
+        keep = ~_hits(np.broadcast_to(ranked, keep.shape), exclude.tocsr())
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept candidates first, in ranking order
+    best = np.where(np.take_along_axis(keep, order, axis=1), ranked[order], -1)
+    width = min(k, row.size)  # as `top_k`: k, or the whole catalogue when it is smaller
+    return np.pad(best, ((0, 0), (0, width - best.shape[1])), constant_values=-1)
 
 
 def _hits(best: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -115,19 +147,33 @@ def evaluate_lists(
     """`evaluate`'s metrics and the lists' novelty: the mean popularity rank of the items listed.
 
     A higher rank means less obvious products (the best-sellers alone give about k / 2).
-    Batches are scored on a thread pool: BLAS and numpy's partition release the GIL.
+    """
+
+    def lists(batch: np.ndarray) -> np.ndarray:
+        return top_lists(scorer.score(batch), k, holdout.train[batch] if list_kind == "new" else None)
+
+    return measure_lists(lists, holdout, list_kind, k, users)
+
+
+def measure_lists(
+    lists: ListMaker, holdout: Holdout, list_kind: ListKind = "new", k: int = 10, users: np.ndarray | None = None
+) -> tuple[Metrics, float]:
+    """Metrics and novelty of the top-k lists that `lists` makes for blocks of `users` (all measurable ones if None).
+
+    `evaluate_lists` makes them from any scorer; the tuner makes them faster for many settings of one
+    model (trial_lists.py). Users are taken in blocks of `BATCH`, so nothing of users x items is ever
+    held for more than one block; blocks run on a thread pool (BLAS and numpy's partition release the GIL).
     """
     relevant = holdout.relevant_new if list_kind == "new" else holdout.relevant_all
     users = holdout.users(list_kind) if users is None else users
     n_items = holdout.train.shape[1]
     if users.size == 0:
         return Metrics(users=0, precision=0.0, recall=0.0, ndcg=0.0, hit_rate=0.0, coverage=0.0), 0.0
-    ranks = popularity_ranks(holdout.train)
+    ranks = holdout.popularity_ranks
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
 
     def batch_sums(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        exclude = holdout.train[batch] if list_kind == "new" else None
-        best = top_lists(scorer.score(batch), k, exclude)
+        best = lists(batch)
         truth = relevant[batch]
         hit = _hits(best, truth)
         n_relevant = np.diff(truth.indptr)

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from dagster_project.model_card import ModelParams
 
 NEIGHBOURS = 100  # neighbours kept per item for the blend with item-item neighbours
+POWER_STEPS = 5  # subspace iterations of the randomized SVD (fit_factors)
 
 
 class Scorer(Protocol):
@@ -42,13 +43,43 @@ def weigh(counts: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
     return weighted
 
 
-def fit_factors(matrix: sp.csr_matrix, factors: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Item factors V (items x k) and singular values s of a sparse matrix (randomized SVD)."""
-    from sklearn.utils.extmath import randomized_svd  # 1-2 s import: only where training happens
+def _orthonormal(block: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of a tall block's columns: Cholesky QR (through a small Gram matrix: fast, and
+    orthonormal to float32 precision when applied twice), Householder QR when the block is rank-deficient."""
+    from scipy.linalg import solve_triangular
 
+    try:
+        lower = np.linalg.cholesky(block.T.astype(np.float64) @ block)
+    except np.linalg.LinAlgError:  # rank-deficient (a tiny or degenerate matrix)
+        return np.linalg.qr(block)[0].astype(np.float32)
+    return solve_triangular(lower, block.T, lower=True).T.astype(np.float32)
+
+
+def fit_factors(
+    matrix: sp.csr_matrix, factors: int, seed: int = 0, power_steps: int = POWER_STEPS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Item factors V (items x k) and singular values s of a sparse matrix (randomized SVD, Halko et al. 2011).
+
+    Subspace iteration on the item side: V's span is (X^T X)^q times a random block, orthonormalized after
+    each step, then the exact SVD of X in that subspace. Only items x (k + 10) blocks are orthonormalized,
+    never users x (k + 10), so past the sparse products the cost does not grow with the customers; q steps
+    reach scikit-learn's `randomized_svd(n_iter=q - 1)` accuracy (the same power of X^T X), at a fraction
+    of its cost.
+    """
     k = max(1, min(factors, min(matrix.shape) - 1))
-    _, s, vt = randomized_svd(matrix, n_components=k, n_oversamples=10, n_iter=4, random_state=seed)
-    return vt.T.astype(np.float32), s.astype(np.float32)
+    width = min(k + 10, min(matrix.shape))
+    x = matrix.astype(np.float32).tocsr()
+    basis = np.random.default_rng(seed).standard_normal((x.shape[1], width), dtype=np.float32)
+    for _ in range(power_steps):
+        product = x.T @ (x @ basis)
+        basis = _orthonormal(product)
+    basis = _orthonormal(basis)  # once more: orthonormal to float32 precision (Cholesky QR2), for the last step
+    projected = x @ basis  # users x width: the customers in the item subspace found
+    eigenvalues, rotation = np.linalg.eigh((projected.T @ projected).astype(np.float64))
+    order = np.argsort(eigenvalues)[::-1][:k]
+    v = basis @ rotation[:, order].astype(np.float32)
+    s = np.sqrt(np.maximum(eigenvalues[order], 0.0))
+    return v.astype(np.float32), s.astype(np.float32)
 
 
 def shrink(s: np.ndarray, shrinkage: float) -> np.ndarray:

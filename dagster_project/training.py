@@ -45,12 +45,12 @@ from dagster_project.scorers import (
     BuyAgain,
     Popularity,
     Scorer,
-    ShrunkSvd,
     SvdBasis,
     item_neighbours,
     popularity_scores,
     shrink,
 )
+from dagster_project.trial_lists import TrialLists
 
 PROFILE_COLUMNS = ["name", "email", "age", "gender", "country", "segment"]
 DEFAULT_MIN_COVERAGE = 0.05
@@ -140,13 +140,16 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     bases = {w: SvdBasis.fit(holdout.train, w, ranks[-1], settings.seed, neighbours) for w in settings.weightings}
     trials: list[Trial] = []
     scores: dict[tuple[ListKind, ModelParams], Trial] = {}
+    prepared: dict[tuple[str, ListKind], TrialLists] = {}
 
     def trial(params: ModelParams, list_kind: ListKind = "new") -> Trial:
         """One setting on one list, each measured once (the same settings score differently per list)."""
         key = (list_kind, params)
         if key not in scores:
-            scorer = ShrunkSvd(params, rebuy=list_kind == "rebuy").fit_basis(bases[params.weighting])
-            metrics = ev.evaluate(scorer, holdout, list_kind, settings.k, users[list_kind])
+            at = (params.weighting, list_kind)
+            if at not in prepared:  # the customers' share of the work, once per basis and list
+                prepared[at] = TrialLists(bases[params.weighting], holdout, list_kind, settings.k, users[list_kind])
+            metrics, _ = ev.measure_lists(prepared[at].lists(params), holdout, list_kind, settings.k, users[list_kind])
             scores[key] = Trial(list_kind, params, metrics.ndcg, metrics.coverage)
             trials.append(scores[key])
         return scores[key]
@@ -187,21 +190,17 @@ def holdout_metrics(
     """
     neighbours = item_neighbours(holdout.train) if params.neighbour_weight > 0 else None
     basis = SvdBasis.fit(holdout.train, params.weighting, params.factors, settings.seed, neighbours)
-    scorers: dict[ListKind, dict[str, Scorer]] = {
-        "new": {"svd": ShrunkSvd(params).fit_basis(basis), "popularity": Popularity().fit(holdout.train)},
-        "rebuy": {
-            "svd": ShrunkSvd(params, rebuy=True).fit_basis(basis),
-            "popularity": Popularity().fit(holdout.train),
-            "buy_again": BuyAgain().fit(holdout.train),
-        },
+    baselines: dict[ListKind, dict[str, Scorer]] = {
+        "new": {"popularity": Popularity().fit(holdout.train)},
+        "rebuy": {"popularity": Popularity().fit(holdout.train), "buy_again": BuyAgain().fit(holdout.train)},
     }
     metrics = {}
-    for kind, models in scorers.items():
+    for kind, models in baselines.items():
         users = ev.sample_users(holdout.users(kind), settings.max_test_users, settings.seed)
         if users.size >= settings.min_eval_users:
-            metrics[kind] = {
-                name: ev.evaluate(scorer, holdout, kind, settings.k, users) for name, scorer in models.items()
-            }
+            svd = TrialLists(basis, holdout, kind, settings.k, users, cache=False).lists(params)
+            metrics[kind] = {"svd": ev.measure_lists(svd, holdout, kind, settings.k, users)[0]}
+            metrics[kind] |= {name: ev.evaluate(m, holdout, kind, settings.k, users) for name, m in models.items()}
     return metrics
 
 
