@@ -96,11 +96,16 @@ def _encode_column(values: pd.Series) -> tuple[str, dict[str, np.ndarray]]:
             return "int", {"values": values.to_numpy(dtype=np.int64)}
         return "float", {"values": values.to_numpy(dtype=np.float64, na_value=np.nan)}
     text = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):  # large tables read from Parquet come in several chunks
+        text = text.combine_chunks()
     _, offsets, data = text.buffers()
     count = len(text)
+    # the array may be a slice of its buffers: keep just its own bytes, with offsets from 0
+    bounds = np.frombuffer(offsets, dtype=np.int64, count=count + 1, offset=text.offset * 8)
+    start, end = int(bounds[0]), int(bounds[-1])
     return "text", {
-        "offsets": np.frombuffer(offsets, dtype=np.int64, count=count + 1).copy(),
-        "data": np.frombuffer(data, dtype=np.uint8).copy() if data is not None else np.zeros(0, np.uint8),
+        "offsets": bounds - start,
+        "data": np.frombuffer(data, dtype=np.uint8)[start:end].copy() if data is not None else np.zeros(0, np.uint8),
         "valid": ~text.is_null().to_numpy(zero_copy_only=False),
     }
 
