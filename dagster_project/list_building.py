@@ -30,7 +30,8 @@ from dagster_project.ranking import top_k, top_k_wide
 from dagster_project.recommender import RecommenderModel
 
 LIST_LENGTH = 10
-BLOCK_USERS = 512
+BLOCK_USERS = 512  # customers per Parquet row group
+SCORE_ROWS = 256  # customers scored at once: their dense float32 scores (256 x items) stay in the CPU cache
 LISTS = ("new", "buy_again")
 CATALOGUE_KEY = b"recomart.catalogue"  # Parquet key-value metadata: the catalogue the lists came from
 SCHEMA = pa.schema(
@@ -137,8 +138,8 @@ def _because(model: RecommenderModel, weighted: sp.csr_matrix, candidates: np.nd
     out = np.full((weighted.shape[0], candidates.shape[1], explanations.MAX_BECAUSE), -1, dtype=np.int64)
     if not bought.size:
         return out
-    targets = model.projection.T[np.maximum(candidates, 0)]  # rows x n x k
-    pair = np.einsum("pk,pck->pc", model.item_factors[bought], targets[owner]) * weighted.data[:, None]
+    targets = model.item_targets[np.maximum(candidates, 0)[owner]]  # pairs x n x k
+    pair = np.einsum("pk,pck->pc", model.item_factors[bought], targets) * weighted.data[:, None]
     spread = np.abs(pair).max(axis=0) + 1e-30
     order = np.argsort(owner[:, None] * 4.0 + (1.0 - pair / spread), axis=0)  # customer, then largest first
     ranked = np.take_along_axis(pair, order, axis=0)
@@ -152,41 +153,68 @@ def _because(model: RecommenderModel, weighted: sp.csr_matrix, candidates: np.nd
 
 @dataclass
 class _Picks:
-    """A block's top-n of one score matrix: item indices (-1 where the list is shorter), their scores, why."""
+    """A block's top-n of one score matrix: item indices (-1 where the list is shorter) and their scores."""
 
     items: np.ndarray  # customers x n
     scores: np.ndarray  # customers x n, float64
-    because: np.ndarray  # customers x n x MAX_BECAUSE item indices, -1 padded
     valid: np.ndarray  # items >= 0
+    because: np.ndarray | None = None  # customers x n x MAX_BECAUSE item indices, -1 padded (set by _explain)
 
 
-def _pick(model: RecommenderModel, weighted: sp.csr_matrix, scores: np.ndarray, largest: np.ndarray, n: int) -> _Picks:
-    """Each customer's top-n of `scores` (bought items already set to -inf), explained on the factor model."""
+def _pick(scores: np.ndarray, n: int) -> _Picks:
+    """Each customer's top-n of a block of scores (bought items already set to -inf)."""
     items = top_k_wide(scores, n)
     values = np.take_along_axis(scores, np.maximum(items, 0), axis=1).astype(np.float64)
-    return _Picks(items, values, _because(model, weighted, items, largest), items >= 0)
+    return _Picks(items, values, items >= 0)
+
+
+def _joined(picks: list[_Picks]) -> _Picks:
+    """The picks of consecutive groups of customers as one."""
+    return _Picks(*(np.concatenate([getattr(p, f) for p in picks]) for f in ("items", "scores", "valid")))
+
+
+def _score(model: RecommenderModel, rows: np.ndarray, n: int) -> tuple[_Picks, _Picks, np.ndarray, np.ndarray]:
+    """Some customers' new-products and buy-again candidates from one dense block of scores; with the factor
+    model's scores of the items they bought and each customer's largest absolute factor-model score.
+
+    The factor model's scores, bought items set to -inf, give the buy-again candidates (re-buys rank on the
+    factor model); then, when the model blends in item neighbours, the same block is blended in place and
+    gives the new-products list (the blend is for variety among new products).
+    """
+    bought = model.counts[rows]
+    owner = np.repeat(np.arange(len(rows)), np.diff(bought.indptr))
+    scores, top = model.factor_scores(rows)
+    own_scores = scores[owner, bought.indices].astype(np.float64)
+    scores[owner, bought.indices] = -np.inf
+    again = new = _pick(scores, n)
+    if model.params.neighbour_weight > 0:
+        new = _pick(model.blend_neighbours_into(scores, top, rows), n)
+    return new, again, own_scores, top
+
+
+def _explain(model: RecommenderModel, weighted: sp.csr_matrix, largest: np.ndarray, *picks: _Picks) -> None:
+    """Set each pick's `because`, for all of them in one pass over the block's purchases."""
+    if len(picks) == 2 and picks[0] is picks[1]:
+        picks = picks[:1]
+    because = _because(model, weighted, np.concatenate([p.items for p in picks], axis=1), largest)
+    for i, p in enumerate(picks):
+        p.because = because[:, i * p.items.shape[1] : (i + 1) * p.items.shape[1]]
 
 
 def _buyer_tables(
     model: RecommenderModel, cat: _Catalogue, positions: np.ndarray, rows: np.ndarray, n: int
 ) -> Iterator[pa.Table]:
-    """Both lists for a block of customers with purchases (`rows` in the purchase matrix).
-
-    One dense block of scores: the factor model's, bought items set to -inf, gives the buy-again candidates
-    (re-buys rank on the factor model); then, when the model blends in item neighbours, the same block is
-    blended in place and gives the new-products list (the blend is for variety among new products).
-    """
+    """Both lists for a block of customers with purchases (`rows` in the purchase matrix), scored SCORE_ROWS at
+    a time (never more than one such dense block of users x items at once)."""
     weighted, counts = model.weighted[rows], model.counts[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
     bought = weighted.indices
-    scores, top = model.factor_scores(rows)
-    largest = top.astype(np.float64)  # the factor model's: explanations and re-buys are measured on it
-    own_scores = scores[owner, bought].astype(np.float64)
-    scores[owner, bought] = -np.inf
-    again = _pick(model, weighted, scores, largest, n)
-    new = again
-    if model.params.neighbour_weight > 0:
-        new = _pick(model, weighted, model.blend_neighbours_into(scores, top, rows), largest, n)
+    parts = [_score(model, rows[start : start + SCORE_ROWS], n) for start in range(0, len(rows), SCORE_ROWS)]
+    new = _joined([part[0] for part in parts])
+    again = _joined([part[1] for part in parts]) if model.params.neighbour_weight > 0 else new
+    own_scores = np.concatenate([part[2] for part in parts])
+    largest = np.concatenate([part[3] for part in parts]).astype(np.float64)  # explanations and re-buys use it
+    _explain(model, weighted, largest, new, again)
     block_rows = np.repeat(np.arange(len(rows)), new.valid.sum(axis=1))
     names = [_take(cat.name, new.because[..., r][new.valid]) for r in range(explanations.MAX_BECAUSE)]
     new_reason = pa.array(np.full(new.valid.sum(), "similar customers", dtype=object), type=pa.string())

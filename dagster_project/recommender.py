@@ -68,6 +68,7 @@ class RecommenderModel:
         debias = debias_weights(self.popularity, self.params.popularity_exponent)
         self._projection = np.ascontiguousarray((self.item_factors * self.factor_weights).T * debias)  # k x items
         self._customers: CustomerDirectory | None = None
+        self._item_targets: np.ndarray | None = None
 
     @property
     def params(self) -> ModelParams:
@@ -90,6 +91,13 @@ class RecommenderModel:
     def projection(self) -> np.ndarray:
         """(V D)^T, k x items: a weighted purchase row times V, times this, gives the scores."""
         return self._projection
+
+    @property
+    def item_targets(self) -> np.ndarray:
+        """`projection` transposed, items x k, one contiguous row per item (gathering candidates' rows is fast)."""
+        if self._item_targets is None:
+            self._item_targets = np.ascontiguousarray(self._projection.T)
+        return self._item_targets
 
     def score_users(self, rows: np.ndarray) -> np.ndarray:
         """Scores of many users at once (len(rows) x items, float32), nothing excluded."""
