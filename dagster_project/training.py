@@ -22,6 +22,7 @@ Tuning falls back to the default settings the same way.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -72,10 +73,17 @@ class TrainingSettings:
     seed: int = 0
 
 
+# Row and column of each transaction in train_model's customer and product indexes, looked up once:
+# every split and matrix of one training run reuses them instead of hashing a million ids again.
+USER_ROW, ITEM_COLUMN = "_user_row", "_item_column"
+
+
 def _sparse(frame: pd.DataFrame, users: pd.Index, items: pd.Index, values: np.ndarray) -> sp.csr_matrix:
     """Users x items matrix of `values`, summed per pair; rows whose user or item is not indexed are ignored."""
-    rows = users.get_indexer(frame["user_id"])
-    cols = items.get_indexer(frame["product_id"])
+    if USER_ROW in frame:  # positions train_model looked up in these same indexes
+        rows, cols = frame[USER_ROW].to_numpy(), frame[ITEM_COLUMN].to_numpy()
+    else:
+        rows, cols = users.get_indexer(frame["user_id"]), items.get_indexer(frame["product_id"])
     keep = (rows >= 0) & (cols >= 0)
     matrix = sp.csr_matrix((values[keep], (rows[keep], cols[keep])), shape=(len(users), len(items)))
     matrix.sum_duplicates()
@@ -136,8 +144,10 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     users = {kind: ev.sample_users(holdout.users(kind), settings.max_eval_users, settings.seed) for kind in LIST_KINDS}
     max_rank = max(1, min(holdout.train.shape) - 1)
     ranks = sorted({min(f, max_rank) for f in settings.factor_grid})
-    neighbours = item_neighbours(holdout.train) if any(settings.neighbour_grid) else None
-    bases = {w: SvdBasis.fit(holdout.train, w, ranks[-1], settings.seed, neighbours) for w in settings.weightings}
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the sparse products release the GIL: fits run side by side
+        fits = {w: pool.submit(SvdBasis.fit, holdout.train, w, ranks[-1], settings.seed) for w in settings.weightings}
+        neighbours = item_neighbours(holdout.train) if any(settings.neighbour_grid) else None
+        bases = {w: replace(fit.result(), neighbours=neighbours) for w, fit in fits.items()}
     trials: list[Trial] = []
     scores: dict[tuple[ListKind, ModelParams], Trial] = {}
     prepared: dict[tuple[str, ListKind], TrialLists] = {}
@@ -188,8 +198,10 @@ def holdout_metrics(
 
     A list with fewer than `settings.min_eval_users` customers to measure is left out.
     """
-    neighbours = item_neighbours(holdout.train) if params.neighbour_weight > 0 else None
-    basis = SvdBasis.fit(holdout.train, params.weighting, params.factors, settings.seed, neighbours)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fit = pool.submit(SvdBasis.fit, holdout.train, params.weighting, params.factors, settings.seed)
+        neighbours = item_neighbours(holdout.train) if params.neighbour_weight > 0 else None
+        basis = replace(fit.result(), neighbours=neighbours)
     baselines: dict[ListKind, dict[str, Scorer]] = {
         "new": {"popularity": Popularity().fit(holdout.train)},
         "rebuy": {"popularity": Popularity().fit(holdout.train), "buy_again": BuyAgain().fit(holdout.train)},
@@ -264,13 +276,33 @@ def train_model(
     """Select, evaluate and fit the recommender on prepared tables (see the module docstring).
 
     `card` sets the card's caller-provided fields (`run_id`, `data_checksum`).
+    One BLAS thread: training runs its own work side by side on threads (customer blocks, the SVDs),
+    and BLAS threads on top of those mostly wait for each other (they tripled the SVDs' CPU time at 1M).
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_model(transactions, products, users, settings, fixed, card, interactions)
+
+
+def _train_model(
+    transactions: pd.DataFrame,
+    products: pd.DataFrame,
+    users: pd.DataFrame,
+    settings: TrainingSettings,
+    fixed: ModelParams | None,
+    card: dict[str, str] | None,
+    interactions: pd.DataFrame | None,
+) -> RecommenderModel:
     started = time.perf_counter()
     if transactions.empty:
         raise ValueError("No valid transactions left after preparation: nothing to train on.")
-    user_index = pd.Index(transactions["user_id"].unique())
+    user_rows, customers = pd.factorize(transactions["user_id"])  # customers in order of first purchase
+    user_index = pd.Index(customers)
     item_index = pd.Index(products["product_id"])
-    split = evaluation_split(transactions, user_index, item_index, settings)
+    item_columns = item_index.get_indexer(transactions["product_id"])
+    coded = transactions.assign(**{USER_ROW: user_rows, ITEM_COLUMN: item_columns})
+    split = evaluation_split(coded, user_index, item_index, settings)
 
     selection = "fixed settings"
     if fixed is not None:
@@ -286,22 +318,23 @@ def train_model(
             f"default settings: the validation slice had {validation.users['new']} customer(s) to "
             f"measure, fewer than {settings.min_eval_users}"
         )
-    metrics = holdout_metrics(split.holdout, params, settings)
-
-    counts = (
-        count_matrix(transactions, user_index, item_index)
-        if interactions is None
-        else interaction_counts(interactions, user_index, item_index)
-    )
-    n_items = counts.shape[1]
-    neighbours = (
-        item_neighbours(counts)
-        if params.neighbour_weight > 0
-        else sp.csr_matrix((n_items, n_items), dtype=np.float32)  # no blend: nothing to keep
-    )
-    basis = SvdBasis.fit(counts, params.weighting, params.factors, settings.seed)
-    params = replace(params, factors=basis.item_factors.shape[1])
-    profiles = customer_profiles(users, transactions)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the test figures are measured while the served model fits
+        measured = pool.submit(holdout_metrics, split.holdout, params, settings)
+        counts = (
+            count_matrix(coded, user_index, item_index)
+            if interactions is None
+            else interaction_counts(interactions, user_index, item_index)
+        )
+        n_items = counts.shape[1]
+        neighbours = (
+            item_neighbours(counts)
+            if params.neighbour_weight > 0
+            else sp.csr_matrix((n_items, n_items), dtype=np.float32)  # no blend: nothing to keep
+        )
+        basis = SvdBasis.fit(counts, params.weighting, params.factors, settings.seed)
+        params = replace(params, factors=basis.item_factors.shape[1])
+        profiles = customer_profiles(users, transactions)
+        metrics = measured.result()
     model_card = ModelCard(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         params=params,

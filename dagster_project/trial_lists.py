@@ -25,6 +25,8 @@ from dagster_project.model_card import ListKind, ModelParams
 from dagster_project.ranking import top_k_wide
 from dagster_project.scorers import SvdBasis, debias_weights, shrink
 
+DENSE_SHARE = 0.05  # a blend denser than this is kept as a dense block (a customers-block x items array)
+
 
 def _rows_scaled(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Each row of a non-negative sparse matrix divided by its largest value (empty rows stay empty)."""
@@ -55,7 +57,7 @@ class TrialLists:
         self._binary = (basis.counts > 0).astype(np.float32).tocsr() if basis.neighbours is not None else None
         self._cached = self._parts(self.users) if cache else None
 
-    def _parts(self, rows: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix | None, sp.csr_matrix | None]:
+    def _parts(self, rows: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix | np.ndarray | None, sp.csr_matrix | None]:
         """Projection (rows x rank), the sparse blend part (rows scaled to 1), the purchases to exclude."""
         projection = np.asarray(self.basis.weighted[rows] @ self.basis.item_factors, dtype=np.float32)
         if self.list_kind == "rebuy":
@@ -64,7 +66,13 @@ class TrialLists:
             return projection, _rows_scaled(own), None
         blend = None
         if self._binary is not None:
-            blend = _rows_scaled(self._binary[rows] @ self.basis.neighbours)
+            product = self._binary[rows] @ self.basis.neighbours
+            if product.nnz > DENSE_SHARE * product.shape[0] * product.shape[1]:  # adding it dense is faster
+                blend = product.toarray()
+                top = blend.max(axis=1, keepdims=True)
+                blend /= np.where(top > 0, top, 1.0)
+            else:
+                blend = _rows_scaled(product)
         return projection, blend, self.holdout.train[rows]
 
     def lists(self, params: ModelParams) -> ListMaker:
@@ -88,14 +96,19 @@ class TrialLists:
                 at = np.minimum(np.searchsorted(self.users, rows), self.users.size - 1)
                 if not np.array_equal(self.users[at], rows):
                     raise ValueError("lists were prepared for other customers")
+                if at[-1] - at[0] == at.size - 1:  # a run of the prepared customers (evaluation's blocks): views
+                    at = slice(at[0], at[-1] + 1)
                 projection, blend, exclude = (part if part is None else part[at] for part in self._cached)
             scores = (projection[:, :rank] * weights) @ targets
-            if blend is not None and blend_weight > 0 and blend.nnz:
+            if blend is not None and blend_weight > 0:
                 # scaled(cf) + w scaled(blend) ranks as cf + w max|cf| scaled(blend); a row of zeros stays unscaled
                 largest = np.maximum(scores.max(axis=1), -scores.min(axis=1))
                 factor = blend_weight * np.where(largest > 0, largest, 1.0).astype(np.float32)
-                at_row = np.repeat(np.arange(blend.shape[0]), np.diff(blend.indptr))
-                scores[at_row, blend.indices] += factor[at_row] * blend.data
+                if isinstance(blend, np.ndarray):
+                    scores += factor[:, None] * blend
+                else:
+                    at_row = np.repeat(np.arange(blend.shape[0]), np.diff(blend.indptr))
+                    scores[at_row, blend.indices] += factor[at_row] * blend.data
             if exclude is not None and exclude.nnz:
                 scores[np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr)), exclude.indices] = -np.inf
             return top_k_wide(scores, self.k)
