@@ -116,7 +116,7 @@ def prepare_products(
 
 def prepare_transactions(frames: Frames, products: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Keep the transactions every rule accepts; amounts use the product price when unit_price is absent."""
-    masks = failure_masks(frames, "transactions")
+    masks = failure_masks(frames, "transactions").copy()  # the shared masks stay the rules' own
     masks["product_excluded"] = (
         frames.transactions["product_id"].notna()
         & ~is_in(frames.transactions["product_id"], products["product_id"])

@@ -42,15 +42,37 @@ DEFAULT_MIN_QUALITY_SCORE = 50.0
 
 @dataclass(frozen=True)
 class Frames:
-    """The three raw tables a rule may look at (referential rules need two), and the contract's limits."""
+    """The three raw tables a rule may look at (referential rules need two), and the contract's limits.
+
+    Each table's rule masks are kept once computed (`failure_masks`), so the report and the preparation
+    that drops what it counts evaluate the rules once; a pipeline step that has them from an earlier
+    step gives them with `with_masks`. They are tied to the table object and the limits they were
+    computed for: `dataclasses.replace` gives a copy without them.
+    """
 
     users: pd.DataFrame
     products: pd.DataFrame
     transactions: pd.DataFrame
     limits: InputLimits = LIMITS
+    _masks: dict[str, tuple[pd.DataFrame, InputLimits, pd.DataFrame]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def of(self, entity: str) -> pd.DataFrame:
         return getattr(self, entity)
+
+    def with_masks(self, masks: dict[str, pd.DataFrame]) -> Frames:
+        """These frames with rule masks computed earlier for the same rows (in order); others are ignored."""
+        for entity, frame in masks.items():
+            table = self.of(entity)
+            if len(frame) == len(table):
+                self._masks[entity] = (table, self.limits, frame.set_axis(table.index))
+        return self
+
+    @property
+    def masks(self) -> dict[str, pd.DataFrame]:
+        """The masks computed so far, by entity (what the ingestion step stores for preparation)."""
+        return {entity: masks for entity, (_, _, masks) in self._masks.items()}
 
 
 @dataclass(frozen=True)
@@ -306,14 +328,24 @@ def rules_for(entity: str) -> list[Rule]:
 
 
 def failure_masks(frames: Frames, entity: str) -> pd.DataFrame:
-    """One boolean column per applicable rule of `entity` (rules whose columns are absent are skipped)."""
+    """One boolean column per applicable rule of `entity` (rules whose columns are absent are skipped).
+
+    Computed once per table and limits (kept in `frames`).
+    """
     table = frames.of(entity)
-    masks = {
-        rule.name: rule.failing(frames).fillna(True).astype(bool)
-        for rule in rules_for(entity)
-        if all(c in table.columns for c in rule.columns)
-    }
-    return pd.DataFrame(masks, index=table.index)
+    known = frames._masks.get(entity)
+    if known is not None and known[0] is table and known[1] == frames.limits:
+        return known[2]
+    masks = pd.DataFrame(
+        {
+            rule.name: rule.failing(frames).fillna(True).astype(bool)
+            for rule in rules_for(entity)
+            if all(c in table.columns for c in rule.columns)
+        },
+        index=table.index,
+    )
+    frames._masks[entity] = (table, frames.limits, masks)
+    return masks
 
 
 def schema_problems(frame: pd.DataFrame, spec: EntitySpec) -> list[str]:

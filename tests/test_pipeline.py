@@ -93,6 +93,7 @@ def test_stage_figures_are_in_the_metadata(completed):
     report = latest_metadata(instance, "validation_report")
     assert 93 <= report["quality_score"] <= 98
     prepared = latest_metadata(instance, "prepared_transactions")
+    assert prepared["rule_masks_reused"] is True  # the rules ran once, in the ingestion step
     assert prepared["records"] + prepared["rows_dropped"] == 3001
     assert set(prepared["dropped_by_reason"]) >= {"user_known", "product_known", "quantity_valid", "timestamp_valid"}
     stored = json.loads((ws.storage / "validation" / "validation_report.json").read_text())

@@ -80,3 +80,23 @@ def test_the_earliest_plausible_date_is_a_setting():
     loose = dataclasses.replace(strict, limits=InputLimits(earliest_timestamp="1980-01-01"))
     assert validation.failure_masks(strict, "transactions")["timestamp_valid"].tolist() == [True, False]
     assert validation.failure_masks(loose, "transactions")["timestamp_valid"].tolist() == [False, False]
+
+
+def test_rule_masks_are_computed_once_per_table_and_limits():
+    import dataclasses
+
+    from dagster_project.contract import InputLimits
+
+    f = frames()
+    first = validation.failure_masks(f, "transactions")
+    assert validation.failure_masks(f, "transactions") is first  # kept: the report and preparation share them
+    assert set(f.masks) == {"transactions"}
+    looser = dataclasses.replace(f, limits=InputLimits(earliest_timestamp="1980-01-01"))
+    assert looser.masks == {} and validation.failure_masks(looser, "transactions") is not first
+    other = dataclasses.replace(f, transactions=f.transactions.copy())
+    assert validation.failure_masks(other, "transactions") is not first  # another table: computed again
+    given = validation.Frames(f.users, f.products, f.transactions.reset_index(drop=True)).with_masks(
+        {"transactions": first, "users": first}  # a users mask of the wrong length is not theirs
+    )
+    assert set(given.masks) == {"transactions"}
+    assert validation.failure_masks(given, "transactions").equals(first.set_axis(given.transactions.index))

@@ -4,7 +4,8 @@ The rules need the raw frames, which the ingestion step has in memory, and `inge
 no validation report) must still show the checks. So the ingestion step runs the rules, emits the
 asset checks and stores the result here; `validation_report` reads it back instead of loading the
 raw tables and running the rules a second time. The run id stored with it ties it to the raw tables
-it describes.
+it describes. The per-row rule masks are stored beside it (Parquet, one file per table, the run id in
+the file's metadata), so preparation drops the rows the report counted without running the rules again.
 """
 
 from __future__ import annotations
@@ -14,16 +15,46 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dagster_project.defs.resources import RecoMartPaths
-from dagster_project.fileio import write_json
+from dagster_project.fileio import atomic_path, write_json
 from dagster_project.validation import ValidationReport
 
 RELATIVE_PATH = "validation/rule_results.json"
+MASKS_FOLDER = "validation/rule_masks"
+RUN_ID_KEY = b"recomart_run_id"
 
 
-def store(paths: RecoMartPaths, report: ValidationReport, run_id: str) -> Path:
+def store(
+    paths: RecoMartPaths, report: ValidationReport, run_id: str, masks: dict[str, pd.DataFrame] | None = None
+) -> Path:
+    for entity, frame in (masks or {}).items():
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), RUN_ID_KEY: run_id.encode()})
+        with atomic_path(paths.storage / MASKS_FOLDER / f"{entity}.parquet") as tmp:
+            pq.write_table(table, tmp)
     return write_json({"run_id": run_id, "report": report.to_dict()}, paths.storage / RELATIVE_PATH)
+
+
+def load_masks(context: dg.AssetExecutionContext, paths: RecoMartPaths, raw_tables: Iterable[dg.AssetKey]) -> dict:
+    """The rule masks of the run that wrote the latest raw tables; none (to be computed again) otherwise."""
+    runs = {
+        event.run_id
+        for key in raw_tables
+        if (event := context.instance.get_latest_materialization_event(key)) is not None
+    }
+    masks = {}
+    for path in sorted((paths.storage / MASKS_FOLDER).glob("*.parquet")):
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException):
+            continue
+        if (table.schema.metadata or {}).get(RUN_ID_KEY, b"").decode() in runs and len(runs) == 1:
+            masks[path.stem] = table.to_pandas()
+    return masks
 
 
 def load(

@@ -67,6 +67,7 @@ def raw_data(
                 "input_fingerprint": fingerprint,
             },
         )
-    report = validation.validate(validation.Frames(**frames, limits=limits))
-    rule_results.store(paths, report, context.run_id)
+    raw = validation.Frames(**frames, limits=limits)
+    report = validation.validate(raw)
+    rule_results.store(paths, report, context.run_id, raw.masks)
     yield from check_results(report, RAW_TABLES)

@@ -6,8 +6,11 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import preparation
+from dagster_project.defs import rule_results
+from dagster_project.defs.assets import ingestion
 from dagster_project.defs.assets.validation import validation_report
 from dagster_project.defs.metadata import counts_table, table_out
+from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import InputLimitsResource, PreparationConfig
 from dagster_project.validation import Frames
 
@@ -32,12 +35,15 @@ def prepared_data(
     context: dg.AssetExecutionContext,
     config: PreparationConfig,
     input_limits: InputLimitsResource,
+    paths: RecoMartPaths,
     raw_users: pd.DataFrame,
     raw_products: pd.DataFrame,
     raw_transactions: pd.DataFrame,
 ) -> Iterator[dg.Output]:
     """Clean, encode and normalize the raw tables; count every dropped row under the rule it failed."""
-    frames = Frames(raw_users, raw_products, raw_transactions, input_limits.limits())
+    # the masks the ingestion step computed for these same tables: the rules do not run a second time
+    masks = rule_results.load_masks(context, paths, ingestion.raw_data.keys)
+    frames = Frames(raw_users, raw_products, raw_transactions, input_limits.limits()).with_masks(masks)
     users, users_dropped = preparation.prepare_users(frames)
     products, products_dropped = preparation.prepare_products(frames, config.non_product_pattern)
     transactions, tx_dropped = preparation.prepare_transactions(frames, products)
@@ -55,5 +61,6 @@ def prepared_data(
                 "rows_dropped": sum(dropped.values()),
                 "dropped_by_reason": dropped,
                 "dropped_table": counts_table(dropped),
+                "rule_masks_reused": sorted(masks) == ["products", "transactions", "users"],
             },
         )
