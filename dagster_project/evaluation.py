@@ -26,7 +26,7 @@ from dagster_project.model_card import ListKind, Metrics
 from dagster_project.ranking import top_k
 from dagster_project.scorers import Scorer
 
-BATCH = 1024
+BATCH = 256  # customers per block: a block of scores (256 x items) stays in the CPU cache; 1024 was 1.5x slower
 ListMaker = Callable[[np.ndarray], np.ndarray]  # a block of users -> their top-k items (-1 pads)
 
 

@@ -22,6 +22,7 @@ from dagster_project.model_card import ModelParams
 
 NEIGHBOURS = 100  # neighbours kept per item for the blend with item-item neighbours
 POWER_STEPS = 5  # subspace iterations of the randomized SVD (fit_factors)
+SVD_BLOCK_VALUES = 1 << 24  # customers x width values per block in fit_factors (64 MB as float32)
 
 
 class Scorer(Protocol):
@@ -69,13 +70,18 @@ def fit_factors(
     k = max(1, min(factors, min(matrix.shape) - 1))
     width = min(k + 10, min(matrix.shape))
     x = matrix.astype(np.float32).tocsr()
+    # customers in blocks, so the customers x width products stay small however many customers there are
+    step = max(1, SVD_BLOCK_VALUES // width)
+    blocks = [x[start : start + step] for start in range(0, x.shape[0], step)] if x.shape[0] > step else [x]
     basis = np.random.default_rng(seed).standard_normal((x.shape[1], width), dtype=np.float32)
     for _ in range(power_steps):
-        product = x.T @ (x @ basis)
-        basis = _orthonormal(product)
+        basis = _orthonormal(sum(block.T @ (block @ basis) for block in blocks))  # X^T X basis
     basis = _orthonormal(basis)  # once more: orthonormal to float32 precision (Cholesky QR2), for the last step
-    projected = x @ basis  # users x width: the customers in the item subspace found
-    eigenvalues, rotation = np.linalg.eigh((projected.T @ projected).astype(np.float64))
+    gram = np.zeros((width, width))
+    for block in blocks:  # X basis: the customers in the item subspace found, and its Gram matrix
+        projected = block @ basis
+        gram += projected.T @ projected
+    eigenvalues, rotation = np.linalg.eigh(gram)
     order = np.argsort(eigenvalues)[::-1][:k]
     v = basis @ rotation[:, order].astype(np.float32)
     s = np.sqrt(np.maximum(eigenvalues[order], 0.0))

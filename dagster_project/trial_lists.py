@@ -11,7 +11,7 @@ Per setting, only a customers-block x items product, a row maximum, a sparse add
 
 The lists are the ones `ShrunkSvd` gives: scaling a row by a positive number does not change its
 ranking, so scaled(cf) + g scaled(nb) is ranked as cf + g max|cf| scaled(nb), without rescaling the dense
-block (tests/test_trial_lists.py checks the two agree). Customers come in blocks (evaluation.BATCH):
+block (tests/test_training_cost.py checks the two agree). Customers come in blocks (evaluation.BATCH):
 nothing dense of customers x items is held beyond one block.
 """
 

@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse as sp
 
 from dagster_project import evaluation as ev
-from dagster_project import ingest, preparation, validation
+from dagster_project import ingest, preparation, scorers, validation
 from dagster_project.model_card import ModelParams
 from dagster_project.sample_data import generate
 from dagster_project.scorers import Popularity, ShrunkSvd, SvdBasis, fit_factors, item_neighbours, weigh
@@ -79,7 +79,7 @@ def test_the_tuner_lists_are_the_lists_of_the_model_it_measures(holdout, params)
         TrialLists(basis, holdout, "new", 10, users).lists(replace(params, weighting="log"))
 
 
-def test_the_svd_finds_the_leading_factors_of_an_exact_svd(holdout) -> None:
+def test_the_svd_finds_the_leading_factors_of_an_exact_svd(holdout, monkeypatch) -> None:
     weighted = weigh(holdout.train, "log")
     v, s = fit_factors(weighted, 20)
     dense = weighted.toarray().astype(np.float64)
@@ -90,6 +90,10 @@ def test_the_svd_finds_the_leading_factors_of_an_exact_svd(holdout) -> None:
     agreement = np.linalg.svd(exact_v[:, :10].T @ v[:, :10], compute_uv=False)  # cosines of the angles between
     assert agreement.min() > 0.99
     np.testing.assert_allclose(v.T @ v, np.eye(20), atol=1e-4)
+    monkeypatch.setattr(scorers, "SVD_BLOCK_VALUES", 300 * 30)  # customers in blocks of 300: the same factors
+    blocked_v, blocked_s = fit_factors(weighted, 20)
+    np.testing.assert_allclose(blocked_s, s, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(blocked_v.T @ v).max(axis=0), 1.0, atol=1e-3)
     tiny = sp.csr_matrix(np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32))  # rank 1 of 3
     v, s = fit_factors(tiny, 2)
     np.testing.assert_allclose(s, [np.sqrt(2), 0.0], atol=1e-5)
