@@ -45,8 +45,10 @@ def run(data: Path, storage: Path, models: Path) -> dict[str, float]:
 
     t = time.perf_counter()
     interactions = features.interaction_table(p_tx)
-    write_parquet(features.user_features(p_tx, p_users, p_products), storage / "features" / "user_features.parquet")
-    write_parquet(features.item_features(p_tx, p_products), storage / "features" / "item_features.parquet")
+    user_features = features.user_features(p_tx, p_users, p_products, interactions)
+    write_parquet(user_features, storage / "features" / "user_features.parquet")
+    item_features = features.item_features(p_tx, p_products, interactions)
+    write_parquet(item_features, storage / "features" / "item_features.parquet")
     write_parquet(interactions, storage / "features" / "interactions.parquet")
     times["features"] = time.perf_counter() - t
 

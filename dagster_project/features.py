@@ -23,29 +23,47 @@ def interaction_table(transactions: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def user_features(transactions: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
-    """Purchase behaviour per known user (zeros for users who bought nothing), joined to their profile."""
+def _favourite_category(transactions: pd.DataFrame, products: pd.DataFrame) -> pd.Series:
+    """Per user, the category they bought most often (ties: the first category by name), on integer codes."""
+    categories = pd.Categorical(products["category"])
+    position = pd.Index(products["product_id"]).get_indexer(transactions["product_id"])
+    known = position >= 0
+    users, user_ids = pd.factorize(transactions["user_id"].to_numpy()[known])
+    category = categories.codes[position[known]]
+    width = max(len(categories.categories), 1) + 1  # codes run from -1 (no category) up
+    counts = pd.Series(users.astype(np.int64) * width + (category + 1)).value_counts(sort=False)
+    keys, n = counts.index.to_numpy(), counts.to_numpy()
+    user, code = keys // width, keys % width - 1
+    order = np.lexsort((code, -n, user))  # per user: most bought first, then the category first by name
+    first = order[np.r_[True, user[order][1:] != user[order][:-1]]] if len(order) else order
+    return pd.Series(
+        categories.categories[code[first]], index=pd.Index(user_ids[user[first]], name="user_id"), dtype="string"
+    )
+
+
+def user_features(
+    transactions: pd.DataFrame,
+    users: pd.DataFrame,
+    products: pd.DataFrame,
+    interactions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Purchase behaviour per known user (zeros for users who bought nothing), joined to their profile.
+
+    `interactions` (the `interaction_table` of the same transactions) saves counting products per user again.
+    """
     as_of = transactions["timestamp"].max()
     grouped = transactions.groupby("user_id", observed=True)
     stats = grouped.agg(
         transactions=("quantity", "size"),
-        products_bought=("product_id", "nunique"),
         total_quantity=("quantity", "sum"),
         total_spend=("amount", "sum"),
         **PURCHASE_SPAN,
     )
+    pairs = interactions if interactions is not None else interaction_table(transactions)
+    stats.insert(1, "products_bought", pairs.groupby("user_id", observed=True).size())
     stats["avg_order_value"] = stats["total_spend"] / stats["transactions"]
     stats["recency_days"] = (as_of - stats["last_purchase"]).dt.total_seconds() / 86400.0
-    with_category = transactions[["user_id", "product_id"]].merge(products[["product_id", "category"]], on="product_id")
-    favourite = (
-        with_category.groupby(["user_id", "category"], observed=True)
-        .size()
-        .reset_index(name="n")
-        .sort_values(["user_id", "n", "category"], ascending=[True, False, True])
-        .drop_duplicates("user_id")
-        .set_index("user_id")["category"]
-    )
-    stats["favourite_category"] = favourite
+    stats["favourite_category"] = _favourite_category(transactions, products)
     profile = users[["user_id", "age", "gender", "country", "gender_code", "country_code", "age_scaled"]]
     out = profile.merge(stats.reset_index(), on="user_id", how="left")
     counts = ["transactions", "products_bought", "total_quantity"]
@@ -54,11 +72,17 @@ def user_features(transactions: pd.DataFrame, users: pd.DataFrame, products: pd.
     return out
 
 
-def item_features(transactions: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
-    """Popularity, buyers, revenue and repeat-buying per product (zeros for products nobody bought)."""
-    per_pair = transactions.groupby(["product_id", "user_id"], observed=True).size()
-    buyers = per_pair.groupby(level="product_id").size()
-    repeat_buyers = (per_pair > 1).groupby(level="product_id").sum()
+def item_features(
+    transactions: pd.DataFrame, products: pd.DataFrame, interactions: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Popularity, buyers, revenue and repeat-buying per product (zeros for products nobody bought).
+
+    `interactions` (the `interaction_table` of the same transactions) saves grouping the pairs again.
+    """
+    pairs = interactions if interactions is not None else interaction_table(transactions)
+    per_product = pairs.groupby("product_id", observed=True)
+    buyers = per_product.size()
+    repeat_buyers = (pairs["purchases"] > 1).groupby(pairs["product_id"], observed=True).sum()
     grouped = transactions.groupby("product_id", observed=True)
     stats = grouped.agg(
         purchases=("quantity", "size"),

@@ -79,6 +79,16 @@ def test_features_sum_to_the_transactions():
     items = features.item_features(tx, products).set_index("product_id")
     assert items.loc["a", "buyers"] == 2 and items.loc["a", "repeat_buyer_share"] == 0.5
     assert items.loc["c", "purchases"] == 0 and items.loc["a", "popularity_rank"] == 1
+    # the pipeline hands in the interaction table it built: the figures are the same
+    pairs = features.interaction_table(tx)
+    pd.testing.assert_frame_equal(features.user_features(tx, users, products, pairs).set_index("user_id"), uf)
+    pd.testing.assert_frame_equal(features.item_features(tx, products, pairs).set_index("product_id"), items)
+    # a tie between categories goes to the first by name; a user who bought nothing has none
+    tied = pd.concat([tx, tx.iloc[[2]].assign(user_id="u2", product_id="b")], ignore_index=True)
+    favourite = features.user_features(tied, users, products).set_index("user_id")["favourite_category"]
+    assert favourite["u2"] == "x" and pd.isna(favourite["u3"])
+    z_first = products.assign(category=["z", "y", "y"])
+    assert features.user_features(tied, users, z_first).set_index("user_id")["favourite_category"]["u2"] == "y"
 
 
 def test_postage_and_fees_are_not_products():

@@ -32,8 +32,8 @@ def feature_tables(
 ) -> Iterator[dg.Output]:
     """Aggregate prepared transactions into user, item and interaction features."""
     interactions = features.interaction_table(prepared_transactions)
-    users = features.user_features(prepared_transactions, prepared_users, prepared_products)
-    items = features.item_features(prepared_transactions, prepared_products)
+    users = features.user_features(prepared_transactions, prepared_users, prepared_products, interactions)
+    items = features.item_features(prepared_transactions, prepared_products, interactions)
     n_users, n_items = interactions["user_id"].nunique(), len(prepared_products)
     density = len(interactions) / (n_users * n_items) if n_users and n_items else 0.0
     yield dg.Output(
