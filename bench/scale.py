@@ -182,9 +182,12 @@ def run_size(name: str, cache: Path, plain: bool = True, increment: bool = False
             run = measured(
                 [*command, "-j", "complete_pipeline_job"], {**env, "RECOMART_DATA_DIR": str(bigger)}, work, "next"
             )
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                raw = instance.get_latest_materialization_event(dg.AssetKey("raw_transactions"))
             row["increment"] = {
                 "file": added[0].name,
                 "rows": sum(1 for _ in added[0].open()) - 1,
+                "read": raw.asset_materialization.metadata["records"].value,  # all purchases the run read
                 "wall_s": run["wall_s"],
                 "peak_rss_mb": run["peak_rss_mb"],
             }
@@ -213,13 +216,16 @@ def table(rows: list[dict]) -> str:
 
 def increment_table(rows: list[dict]) -> str:
     lines = [
-        "| size | next day's file | its rows | Dagster wall (s) | peak RSS (MB) |",
-        "|---|---|---|---|---|",
+        "| size | next day's file | its rows | purchases read | Dagster wall (s) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "increment" in r:
             i = r["increment"]
-            lines.append(f"| {r['size']} | {i['file']} | {i['rows']:,} | {i['wall_s']:.1f} | {i['peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| {r['size']} | {i['file']} | {i['rows']:,} | {i['read']:,} | {i['wall_s']:.1f} | "
+                f"{i['peak_rss_mb']:.0f} |"
+            )
     return "\n".join(lines)
 
 
