@@ -76,7 +76,7 @@ def test_both_channels_deliver_and_login_happens_only_with_a_user():
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 (made by the openssl command line), trusted through SSL_CERT_FILE."""
     if not shutil.which("openssl"):
-        pytest.skip("the openssl command line is not installed")
+        pytest.skip("the openssl command line is not installed (.ci/run installs it)")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
