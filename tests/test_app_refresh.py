@@ -10,22 +10,61 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from dagster_project import uploads
+from streamlit_app.dagster_api import FINISHED_STATUSES, DagsterAPI
+from streamlit_app.run_story import WAITING
 from tests.apptest import open_page, texts
 from tests.servers import free_port, wait_for_run, wait_until
 from tests.workspace import exports, folder_bytes
+
+# What the page says of a run, in the order a run goes through it; each stage's words.
+STAGES = ("waiting", "running", "finished")
+STAGE_WORDS = {
+    "waiting": ("Waiting for the pipeline to start",),
+    "running": ("Running:",),
+    "finished": ("Done in", "The refresh failed"),
+}
 
 
 def open_refresh() -> AppTest:
     return open_page("refresh")
 
 
-def follow_until(at: AppTest, words: str, what: str) -> None:
-    def shown() -> bool:
+def stage(status: str) -> str:
+    return "waiting" if status in WAITING else "finished" if status in FINISHED_STATUSES else "running"
+
+
+def check_words(at: AppTest, api: DagsterAPI, run_id: str, before: str) -> str:
+    """The page's words about the run are those of the status it read. That status lies between `before`
+    (read before the page was drawn) and the one read right after (a run only moves forward), so the words
+    are checked exactly when both agree and against the stages in between when the run moved meanwhile.
+    Returns the stage shown."""
+    after = api.run(run_id).status
+    shown = [name for name, words in STAGE_WORDS.items() if any(w in texts(at) for w in words)]
+    assert len(shown) == 1, (shown, texts(at))
+    assert STAGES.index(stage(before)) <= STAGES.index(shown[0]) <= STAGES.index(stage(after)), (
+        before,
+        shown[0],
+        after,
+    )
+    assert after not in texts(at)  # words, never Dagster's status names
+    return shown[0]
+
+
+def follow_run(at: AppTest, api: DagsterAPI, run_id: str, words: str, what: str) -> list[str]:
+    """Redraw the page until the run has finished with `words` shown, checking each drawing's words against
+    the run's status at that moment; return the stages shown, in order."""
+    seen: list[str] = []
+
+    def finished() -> bool:
+        before = api.run(run_id).status
         at.run()
         assert not at.exception, at.exception
-        return words in texts(at)
+        seen.append(check_words(at, api, run_id, before))
+        return seen[-1] == "finished"
 
-    wait_until(shown, 240, what, interval=1)
+    wait_until(finished, 240, what, interval=1)
+    assert words in texts(at)
+    return seen
 
 
 def test_upload_refused_then_accepted_refreshed_and_put_back(app_env, trained):
@@ -79,7 +118,7 @@ def test_upload_refused_then_accepted_refreshed_and_put_back(app_env, trained):
         assert "These files can be used" in texts(at)
         assert "Customers: replaces users1.csv, users2.csv" in texts(at)
         assert at.radio(key="after_upload").value == "start"
-        at.button(key="accept_upload").click().run()
+        at.button(key="accept_upload").click().run()  # submits the run, then draws it
         assert not at.exception, at.exception
         assert (data / "users2.csv").read_text() == users2 + extra
         (kept,) = [k for k in uploads.kept_sets(data) if k.name not in earlier]
@@ -87,10 +126,9 @@ def test_upload_refused_then_accepted_refreshed_and_put_back(app_env, trained):
         assert hashlib.sha256((kept.path / "users2.csv").read_bytes()).hexdigest() == inputs["users2.csv"]
         run_id = at.session_state["tracked_run"]
         assert "A refresh has started" in texts(at)
-        assert "Waiting for the pipeline to start" in texts(at)  # queued: words, not "QUEUED: 0 of 0 steps"
-        assert "QUEUED" not in texts(at)
-
-        follow_until(at, "Done in", "the refresh after the upload succeeding")
+        check_words(at, app_env.api, run_id, before="QUEUED")  # a new run is queued first
+        seen = follow_run(at, app_env.api, run_id, "Done in", "the refresh after the upload succeeding")
+        assert seen == sorted(seen, key=STAGES.index)
         assert app_env.api.run(run_id).status == "SUCCESS"
         metrics = {m.label: m for m in at.metric}
         assert metrics["Customers"].value == "1,386" and metrics["Customers"].proto.delta == "+3"
@@ -109,7 +147,8 @@ def test_upload_refused_then_accepted_refreshed_and_put_back(app_env, trained):
         at.button(key="start_refresh").click().run()
         failed_run = at.session_state["tracked_run"]
         assert failed_run != run_id
-        follow_until(at, "The refresh failed", "the refresh stopping at the quality gate")
+        check_words(at, app_env.api, failed_run, before="QUEUED")
+        follow_run(at, app_env.api, failed_run, "The refresh failed", "the refresh stopping at the quality gate")
         failure = next(e.value for e in at.error if "The refresh failed" in e.value)
         assert "the current model stays in place" in failure and "below the threshold 99" in failure
         assert "What to do" in texts(at) and not at.get("code")
@@ -126,7 +165,7 @@ def test_upload_refused_then_accepted_refreshed_and_put_back(app_env, trained):
         at.number_input[0].set_value(50.0).run()
         at.button(key="start_refresh").click().run()
         last_run = at.session_state["tracked_run"]
-        follow_until(at, "Done in", "the refresh on the files put back")
+        follow_run(at, app_env.api, last_run, "Done in", "the refresh on the files put back")
         assert app_env.api.run(last_run).status == "SUCCESS"
         assert {m.label: m.value for m in at.metric}["Customers"] == "1,383"
     finally:  # after a failure half-way, the live instance as the other tests expect it
