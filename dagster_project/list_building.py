@@ -161,9 +161,9 @@ class _Picks:
     because: np.ndarray | None = None  # customers x n x MAX_BECAUSE item indices, -1 padded (set by _explain)
 
 
-def _pick(scores: np.ndarray, n: int) -> _Picks:
-    """Each customer's top-n of a block of scores (bought items already set to -inf)."""
-    items = top_k_wide(scores, n)
+def _pick(scores: np.ndarray, n: int, floor: np.ndarray | None = None) -> _Picks:
+    """Each customer's top-n of a block of scores (bought items already set to -inf); `floor` as in top_k_wide."""
+    items = top_k_wide(scores, n, floor)
     values = np.take_along_axis(scores, np.maximum(items, 0), axis=1).astype(np.float64)
     return _Picks(items, values, items >= 0)
 
@@ -188,7 +188,11 @@ def _score(model: RecommenderModel, rows: np.ndarray, n: int) -> tuple[_Picks, _
     scores[owner, bought.indices] = -np.inf
     again = new = _pick(scores, n)
     if model.params.neighbour_weight > 0:
-        new = _pick(model.blend_neighbours_into(scores, top, rows), n)
+        blended = model.blend_neighbours_into(scores, top, rows)
+        # the buy-again candidates are n distinct items: the least of their blended scores is a lower bound of
+        # each row's n-th best blended score (-inf where a row has fewer candidates)
+        known = np.take_along_axis(blended, np.maximum(again.items, 0), axis=1).min(axis=1, initial=np.inf)
+        new = _pick(blended, n, np.where(again.valid.all(axis=1), known, -np.inf))
     return new, again, own_scores, top
 
 

@@ -21,22 +21,25 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.where(np.isneginf(chosen) | np.isnan(chosen), -1, best)
 
 
-def top_k_wide(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k_wide(scores: np.ndarray, k: int, floor: np.ndarray | None = None) -> np.ndarray:
     """`top_k` for a matrix of wide rows (many users x a large catalogue), several times faster.
 
     The k-th largest of the row's block maxima is a lower bound of its k-th largest score, so only
     the few scores at or above it are sorted, instead of partitioning every row. Equal scores are
     ranked by lower index. Scores must not be NaN; -inf means excluded, as in `top_k`.
+    `floor`, when the caller knows one, is such a lower bound per row (say the least of the scores of k
+    distinct items) and saves the pass over the block maxima.
     """
     rows, items = scores.shape
     k = min(k, items)
     blocks = min(items, 16 * k)
-    if k <= 0 or blocks < 2 * k:
+    if k <= 0 or (floor is None and blocks < 2 * k):
         return top_k(scores, k)
-    width = items // blocks
-    # block b holds items b, b + blocks, b + 2 * blocks, ...: the maximum runs along contiguous memory
-    maxima = np.maximum.reduce(scores[:, : blocks * width].reshape(rows, width, blocks), axis=1)
-    floor = np.partition(maxima, blocks - k, axis=1)[:, blocks - k]
+    if floor is None:
+        width = items // blocks
+        # block b holds items b, b + blocks, b + 2 * blocks, ...: the maximum runs along contiguous memory
+        maxima = np.maximum.reduce(scores[:, : blocks * width].reshape(rows, width, blocks), axis=1)
+        floor = np.partition(maxima, blocks - k, axis=1)[:, blocks - k]
     found = np.flatnonzero(scores >= floor[:, None])
     row, col = np.divmod(found, items)
     value = scores[row, col]
