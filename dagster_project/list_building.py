@@ -173,20 +173,26 @@ def _joined(picks: list[_Picks]) -> _Picks:
     return _Picks(*(np.concatenate([getattr(p, f) for p in picks]) for f in ("items", "scores", "valid")))
 
 
-def _score(model: RecommenderModel, rows: np.ndarray, n: int) -> tuple[_Picks, _Picks, np.ndarray, np.ndarray]:
+def _score(
+    model: RecommenderModel, rows: np.ndarray, n: int, likely: np.ndarray | None = None
+) -> tuple[_Picks, _Picks, np.ndarray, np.ndarray]:
     """Some customers' new-products and buy-again candidates from one dense block of scores; with the factor
     model's scores of the items they bought and each customer's largest absolute factor-model score.
 
     The factor model's scores, bought items set to -inf, give the buy-again candidates (re-buys rank on the
     factor model); then, when the model blends in item neighbours, the same block is blended in place and
-    gives the new-products list (the blend is for variety among new products).
+    gives the new-products list (the blend is for variety among new products). `likely` (see _likely_items)
+    only makes the picking cheaper: the n-th best score among those items bounds each row's n-th best.
     """
     bought = model.counts[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(bought.indptr))
     scores, top = model.factor_scores(rows)
     own_scores = scores[owner, bought.indices].astype(np.float64)
     scores[owner, bought.indices] = -np.inf
-    again = new = _pick(scores, n)
+    floor = None
+    if likely is not None and likely.size >= n > 0:
+        floor = np.partition(scores[:, likely], likely.size - n, axis=1)[:, likely.size - n]
+    again = new = _pick(scores, n, floor)
     if model.params.neighbour_weight > 0:
         blended = model.blend_neighbours_into(scores, top, rows)
         # the buy-again candidates are n distinct items: the least of their blended scores is a lower bound of
@@ -194,6 +200,14 @@ def _score(model: RecommenderModel, rows: np.ndarray, n: int) -> tuple[_Picks, _
         known = np.take_along_axis(blended, np.maximum(again.items, 0), axis=1).min(axis=1, initial=np.inf)
         new = _pick(blended, n, np.where(again.valid.all(axis=1), known, -np.inf))
     return new, again, own_scores, top
+
+
+def _likely_items(model: RecommenderModel, rows: np.ndarray, n: int) -> np.ndarray:
+    """The 4n products most often among the factor model's top n for some customers: for the others too, the
+    n-th best score among them is close below their n-th best, so picking their top n looks at few scores."""
+    picked = _score(model, rows, n)[1].items
+    picked = picked[picked >= 0]
+    return np.argsort(-np.bincount(picked, minlength=model.n_items), kind="stable")[: 4 * n]
 
 
 def _explain(model: RecommenderModel, weighted: sp.csr_matrix, largest: np.ndarray, *picks: _Picks) -> None:
@@ -206,14 +220,19 @@ def _explain(model: RecommenderModel, weighted: sp.csr_matrix, largest: np.ndarr
 
 
 def _buyer_tables(
-    model: RecommenderModel, cat: _Catalogue, positions: np.ndarray, rows: np.ndarray, n: int
+    model: RecommenderModel,
+    cat: _Catalogue,
+    positions: np.ndarray,
+    rows: np.ndarray,
+    n: int,
+    likely: np.ndarray | None = None,
 ) -> Iterator[pa.Table]:
     """Both lists for a block of customers with purchases (`rows` in the purchase matrix), scored SCORE_ROWS at
     a time (never more than one such dense block of users x items at once)."""
     weighted, counts = model.weighted[rows], model.counts[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
     bought = weighted.indices
-    parts = [_score(model, rows[start : start + SCORE_ROWS], n) for start in range(0, len(rows), SCORE_ROWS)]
+    parts = [_score(model, rows[start : start + SCORE_ROWS], n, likely) for start in range(0, len(rows), SCORE_ROWS)]
     new = _joined([part[0] for part in parts])
     again = _joined([part[1] for part in parts]) if model.params.neighbour_weight > 0 else new
     own_scores = np.concatenate([part[2] for part in parts])
@@ -305,9 +324,10 @@ def build(model: RecommenderModel, n: int = LIST_LENGTH, block: int = BLOCK_USER
     cat = _Catalogue(model, customers)
     rows = model.user_ids.get_indexer(customers["user_id"])
     buyers = np.flatnonzero(rows >= 0)
+    likely = _likely_items(model, rows[buyers[:SCORE_ROWS]], n) if buyers.size else None
     for start in range(0, buyers.size, block):
         positions = buyers[start : start + block]
-        yield from _buyer_tables(model, cat, positions, rows[positions], n)
+        yield from _buyer_tables(model, cat, positions, rows[positions], n, likely)
     cold = np.flatnonzero(rows < 0)
     for start in range(0, cold.size, block * 4):
         yield from _popular_tables(model, cat, cold[start : start + block * 4], n)
