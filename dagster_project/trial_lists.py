@@ -54,7 +54,6 @@ class TrialLists:
         self.basis, self.holdout, self.list_kind, self.k = basis, holdout, list_kind, k
         self.users = np.sort(users)
         self._item_rows = np.ascontiguousarray(basis.item_factors.T)  # rank x items
-        self._binary = (basis.counts > 0).astype(np.float32).tocsr() if basis.neighbours is not None else None
         self._cached = self._parts(self.users) if cache else None
 
     def _parts(self, rows: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix | np.ndarray | None, sp.csr_matrix | None]:
@@ -65,8 +64,8 @@ class TrialLists:
             own.data = np.log1p(own.data)
             return projection, _rows_scaled(own), None
         blend = None
-        if self._binary is not None:
-            product = self._binary[rows] @ self.basis.neighbours
+        if self.basis.neighbours is not None:
+            product = (self.basis.counts[rows] > 0).astype(np.float32) @ self.basis.neighbours
             if product.nnz > DENSE_SHARE * product.shape[0] * product.shape[1]:  # adding it dense is faster
                 blend = product.toarray()
                 top = blend.max(axis=1, keepdims=True)
@@ -86,7 +85,7 @@ class TrialLists:
             targets = targets * debias_weights(self.basis.popularity, params.popularity_exponent)
         rebuy = self.list_kind == "rebuy"
         blend_weight = params.rebuy_weight if rebuy else params.neighbour_weight
-        if not rebuy and blend_weight > 0 and self._binary is None:
+        if not rebuy and blend_weight > 0 and self.basis.neighbours is None:
             raise ValueError("a blend with item neighbours needs a basis fitted with them")
 
         def make(rows: np.ndarray) -> np.ndarray:
@@ -96,7 +95,7 @@ class TrialLists:
                 at = np.minimum(np.searchsorted(self.users, rows), self.users.size - 1)
                 if not np.array_equal(self.users[at], rows):
                     raise ValueError("lists were prepared for other customers")
-                if at[-1] - at[0] == at.size - 1:  # a run of the prepared customers (evaluation's blocks): views
+                if at.size and at[-1] - at[0] == at.size - 1:  # a run of prepared customers (a block): views
                     at = slice(at[0], at[-1] + 1)
                 projection, blend, exclude = (part if part is None else part[at] for part in self._cached)
             scores = (projection[:, :rank] * weights) @ targets

@@ -77,6 +77,9 @@ def test_the_tuner_lists_are_the_lists_of_the_model_it_measures(holdout, params)
         assert measured[0].coverage == pytest.approx(expected[0].coverage, abs=2e-3)
     with pytest.raises(ValueError, match="log model"):
         TrialLists(basis, holdout, "new", 10, users).lists(replace(params, weighting="log"))
+    others = np.setdiff1d(np.arange(holdout.train.shape[0]), users)[:5]
+    with pytest.raises(ValueError, match="other customers"):
+        TrialLists(basis, holdout, "rebuy", 10, users).lists(params)(others)
 
 
 def test_the_svd_finds_the_leading_factors_of_an_exact_svd(holdout, monkeypatch) -> None:
