@@ -8,6 +8,8 @@ it. Two lists are scored, as the product shows both:
 - "rebuy": every item bought after the cutoff, re-buys included, nothing excluded.
 Metrics at k: precision, recall, NDCG (binary relevance), hit rate, and catalog coverage. Any `Scorer`
 (scorers.py) can be measured: the model and its baselines go through the same code on the same users.
+Training makes the model's lists with `trial_lists.TrialLists` (the lists `ShrunkSvd` gives, made
+faster for many settings) and measures them with the same `measure_lists`.
 """
 
 from __future__ import annotations
