@@ -69,7 +69,7 @@ def fit_factors(
     """
     k = max(1, min(factors, min(matrix.shape) - 1))
     width = min(k + 10, min(matrix.shape))
-    x = matrix.astype(np.float32).tocsr()
+    x = matrix.astype(np.float32, copy=False).tocsr()  # read only: no copy of a float32 CSR matrix
     # customers in blocks, so the customers x width products stay small however many customers there are
     step = max(1, SVD_BLOCK_VALUES // width)
     blocks = [x[start : start + step] for start in range(0, x.shape[0], step)] if x.shape[0] > step else [x]
