@@ -72,6 +72,11 @@ class _Catalogue:
         self.email = _strings(customers["email"]) if "email" in customers else pa.nulls(len(customers), pa.string())
 
 
+def _repeat(text: str, count: int) -> pa.Array:
+    """`count` times the same text, made by Arrow (no array of Python strings)."""
+    return pa.repeat(pa.scalar(text, pa.string()), count)
+
+
 def _take(values: pa.Array, index: np.ndarray) -> pa.Array:
     """values[index], null where index < 0."""
     return values.take(pa.array(np.where(index < 0, 0, index), mask=index < 0))
@@ -112,7 +117,7 @@ def _table(
         _take(cat.user_id, customer),
         _take(cat.customer_name, customer),
         _take(cat.email, customer),
-        pa.array(np.full(len(items), list_name, dtype=object), type=pa.string()),
+        _repeat(list_name, len(items)),
         pa.array(rank.astype(np.int32)),
         cat.product_id.take(pa.array(items)),
         cat.name.take(pa.array(items)),
@@ -240,7 +245,7 @@ def _buyer_tables(
     _explain(model, weighted, largest, new, again)
     block_rows = np.repeat(np.arange(len(rows)), new.valid.sum(axis=1))
     names = [_take(cat.name, new.because[..., r][new.valid]) for r in range(explanations.MAX_BECAUSE)]
-    new_reason = pa.array(np.full(new.valid.sum(), "similar customers", dtype=object), type=pa.string())
+    new_reason = _repeat("similar customers", int(new.valid.sum()))
     yield _table(
         cat,
         positions[block_rows],
@@ -312,9 +317,9 @@ def _popular_tables(model: RecommenderModel, cat: _Catalogue, positions: np.ndar
             tiled,
             np.tile(np.arange(1, len(items) + 1), len(positions)),
             np.tile(best["score"].to_numpy(dtype=np.float64), len(positions)),
-            pa.array(np.full(count, "popular", dtype=object), type=pa.string()),
+            _repeat("popular", count),
             np.full((count, explanations.MAX_BECAUSE), -1, dtype=np.int64),
-            pa.array(np.full(count, explanations.POPULAR_TEXT, dtype=object), type=pa.string()),
+            _repeat(explanations.POPULAR_TEXT, count),
         )
 
 
