@@ -112,21 +112,33 @@ def _parse_problem(exc: Exception) -> str:
     return "it is not well-formed CSV"
 
 
-def _quotes(stream: BinaryIO, chunk: int = 16 << 20) -> int:
-    """How many double quotes the stream holds (read in chunks: memory stays at one chunk)."""
-    count = 0
+# a blank line that is a carriage return alone, followed by another line (the file's start is a line start)
+LONE_CR_LINE = re.compile(rb"[\r\n]\r[^\n]")
+
+
+def _arrow_may_differ(stream: BinaryIO, chunk: int = 16 << 20) -> bool:
+    """Whether the bytes hold what Arrow reads otherwise than pandas: an odd number of double quotes (a
+    quote never closed: Arrow reads to the end, pandas names the row), or a blank line made of a lone
+    carriage return (pandas then drops the next line's leading delimiter). Read in chunks."""
+    quotes, carry = 0, b"\n"
     while data := stream.read(chunk):
-        count += data.count(b'"')
-    return count
+        quotes += data.count(b'"')
+        window = carry + data
+        if (b"\r\r" in window or b"\n\r" in window) and LONE_CR_LINE.search(window):
+            return True
+        carry = window[-2:]  # a carriage return at a chunk's end is judged with the next chunk's first byte
+    return quotes % 2 == 1
 
 
 def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[str]) -> pd.DataFrame | None:
     """The common case fast: UTF-8 text parsed by Arrow's multi-threaded reader into text columns.
 
     It gives what `pd.read_csv` with the reader's options gives, or None so the caller reads the file
-    that way: on anything Arrow does not parse (ragged rows, quotes spanning lines, bytes that are not
-    UTF-8, a quote never closed, a line break inside a field) and when a field starts with a space
-    (which `skipinitialspace` would drop), the slower reader decides, and its messages are the ones users see.
+    that way: on anything Arrow does not parse (ragged rows, bytes that are not UTF-8), on what Arrow
+    reads otherwise (a quote never closed, a line break inside a field, a blank line of a lone carriage
+    return, empty or space-led header names, fields or lines that start with a space or a tab, which
+    `skipinitialspace` and pandas' blank-line rule treat their own way), the slower reader decides, and
+    its messages are the ones users see.
     """
     read = pa_csv.ReadOptions(use_threads=True, block_size=8 << 20)
     parse = pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
@@ -138,14 +150,26 @@ def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[s
     )
     try:
         with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
-            if _quotes(stream) % 2:  # a quote never closed: Arrow reads to the end, pandas names the row
+            if _arrow_may_differ(stream):
                 return None
         with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
             table = pa_csv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-    except (pa.ArrowException, OSError, ValueError, file_formats.ExpandsTooMuch):
+    except (
+        pa.ArrowException,
+        OSError,
+        ValueError,
+        EOFError,
+        file_formats.ExpandsTooMuch,
+        *file_formats.DECOMPRESSION_ERRORS,
+    ):
+        return None
+    # pandas names empty header fields "Unnamed: N", skips initial spaces in the header too, and skips
+    # lines of spaces and tabs: the header must be the one the contract checked, and no field may start
+    # with a space or a tab or hold a line break
+    if table.column_names != header or any(not name.strip() or name[:1] in " \t" for name in header):
         return None
     for column in table.columns:
-        if column.type != pa.string() or pc.any(pc.match_substring_regex(column, r"^ |[\r\n]")).as_py():
+        if column.type != pa.string() or pc.any(pc.match_substring_regex(column, r"^[ \t]|[\r\n]")).as_py():
             return None
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 

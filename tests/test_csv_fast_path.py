@@ -102,10 +102,61 @@ def test_clean_exports_take_the_fast_path_and_match(tmp_path, monkeypatch, conte
         b"user_id,name\n1,Ann,extra\n",
         b"user_id,name\n1,Ann\n2\n",
         b"user_id,name\n1,Z\xe9\n",
+        b"user_id,name,\n1,Ann,\n",  # pandas names an empty header field "Unnamed: 2"
+        b",user_id\n0,1\n",  # the index column DataFrame.to_csv writes
+        b"user_id, ,name\n1,x,Ann\n",
+        b"user_id,,\n1,,\n",  # two empty names: Arrow keeps both as ''
+        b"user_id,name,,,\n1,Ann,,,\n",  # Excel's trailing empty columns
+        b'user_id, "name"\n1,Ann\n',  # skipinitialspace applies to the header too
+        b"user_id\n1\n\t\n",  # pandas skips a line of spaces and tabs
+        b"user_id\n\t\n",
+        b" \nuser_id\n1\n",
+        b" \nuser_id\n",
+        b"user_id\n\t\n" + b"x" * 70_000,
+        b"user_id,name\n\r,b\n",  # a blank line of a lone carriage return: pandas shifts the next line
+        b"user_id,name\r\n1,x\r\n\r,b\r\n",
+        b"\r,user_id\nx,1\n",
+        gzip.compress(b"user_id,name\n\r,b\n"),
     ],
-    ids=["unclosed quote", "line break in a field", "space after the delimiter", "too many", "too few", "cp1252 byte"],
+    ids=[
+        "unclosed quote",
+        "line break in a field",
+        "space after the delimiter",
+        "too many",
+        "too few",
+        "cp1252 byte",
+        "empty header name",
+        "index column",
+        "blank header name",
+        "two empty header names",
+        "trailing empty columns",
+        "space then quoted header name",
+        "tab line, one column",
+        "tab line, only row",
+        "space line before the header",
+        "space line before a header without rows",
+        "tab line then a long value",
+        "lone carriage return line",
+        "stray carriage return in CRLF",
+        "lone carriage return before the header",
+        "gzip of a lone carriage return line",
+    ],
 )
 def test_what_arrow_might_read_differently_goes_to_pandas(tmp_path, monkeypatch, content):
     path = tmp_path / "users.csv"
     path.write_bytes(content)
     assert_same(*both_ways(path, USERS, InputLimits(), monkeypatch))
+
+
+def test_a_lone_carriage_return_line_is_found_across_chunk_boundaries():
+    import io
+
+    def differs(content: bytes, chunk: int) -> bool:
+        return ingest._arrow_may_differ(io.BytesIO(content), chunk)
+
+    clean = b"user_id,name\r\n1,x\r\n2,y\r\n"
+    lone = b"user_id,name\n1,x\n\r,b\n"
+    for chunk in range(1, len(lone) + 2):
+        assert not differs(clean, chunk) and not differs(clean.replace(b"\r\n", b"\r"), chunk)
+        assert differs(lone, chunk) and differs(b"\r,user_id\nx,1\n", chunk)
+        assert differs(b'user_id,name\n1,"x\n', chunk)  # a quote never closed
