@@ -116,18 +116,23 @@ def _parse_problem(exc: Exception) -> str:
 LONE_CR_LINE = re.compile(rb"[\r\n]\r[^\n]")
 
 
-def _arrow_may_differ(stream: BinaryIO, chunk: int = 16 << 20) -> bool:
-    """Whether the bytes hold what Arrow reads otherwise than pandas: an odd number of double quotes (a
-    quote never closed: Arrow reads to the end, pandas names the row), or a blank line made of a lone
-    carriage return (pandas then drops the next line's leading delimiter). Read in chunks."""
-    quotes, carry = 0, b"\n"
+def _scan(stream: BinaryIO, chunk: int = 16 << 20) -> tuple[int, bool]:
+    """How many double quotes the bytes hold, and whether a blank line is a lone carriage return. In chunks."""
+    quotes, lone_cr, carry = 0, False, b"\n"
     while data := stream.read(chunk):
         quotes += data.count(b'"')
         window = carry + data
-        if (b"\r\r" in window or b"\n\r" in window) and LONE_CR_LINE.search(window):
-            return True
+        lone_cr = lone_cr or ((b"\r\r" in window or b"\n\r" in window) and bool(LONE_CR_LINE.search(window)))
         carry = window[-2:]  # a carriage return at a chunk's end is judged with the next chunk's first byte
-    return quotes % 2 == 1
+    return quotes, lone_cr
+
+
+def _arrow_may_differ(stream: BinaryIO, chunk: int = 16 << 20) -> bool:
+    """Whether the bytes hold what Arrow reads otherwise than pandas: an odd number of double quotes (a
+    quote never closed: Arrow reads to the end, pandas names the row), or a blank line made of a lone
+    carriage return (which pandas reads as described in `read_csv`)."""
+    quotes, lone_cr = _scan(stream, chunk)
+    return quotes % 2 == 1 or lone_cr
 
 
 def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[str]) -> pd.DataFrame | None:
@@ -174,6 +179,16 @@ def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[s
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
+def _read_decoded(path: Path, spec: EntitySpec, options: dict, one_line_end: bool = False) -> pd.DataFrame:
+    """The whole file decoded in memory (its encoding found on all of it), then parsed by pandas."""
+    data, _ = read_content(path, spec)
+    text = file_formats.decode(data)
+    refuse_binary_text(path, spec, text)
+    if one_line_end:
+        text = re.sub(r"\r\n?", "\n", text)
+    return pd.read_csv(io.StringIO(text), **options)
+
+
 def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.DataFrame:
     """Read a CSV export as text columns; compression, encoding and delimiter are detected."""
     path = Path(path)
@@ -217,12 +232,14 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
             frame = _read_csv_arrow(path, kind, delimiter, header) if encoding == "utf-8-sig" else None
             if frame is None:
                 with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
-                    frame = pd.read_csv(stream, encoding=encoding, **options)
+                    _, lone_cr = _scan(stream)
+                if lone_cr:  # after such a line pandas drops the next line's leading delimiter: one line end
+                    frame = _read_decoded(path, spec, options, one_line_end=True)
+                else:
+                    with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
+                        frame = pd.read_csv(stream, encoding=encoding, **options)
         except UnicodeError:  # a byte past the sampled head that the detected encoding cannot decode
-            data, _ = read_content(path, spec)
-            text = file_formats.decode(data)
-            refuse_binary_text(path, spec, text)
-            frame = pd.read_csv(io.StringIO(text), **options)
+            frame = _read_decoded(path, spec, options)
     except DataInputError:
         raise
     except file_formats.ExpandsTooMuch as exc:

@@ -160,3 +160,16 @@ def test_a_lone_carriage_return_line_is_found_across_chunk_boundaries():
         assert not differs(clean, chunk) and not differs(clean.replace(b"\r\n", b"\r"), chunk)
         assert differs(lone, chunk) and differs(b"\r,user_id\nx,1\n", chunk)
         assert differs(b'user_id,name\n1,"x\n', chunk)  # a quote never closed
+
+
+@pytest.mark.parametrize("line_end", ["\r", "\r\n", "\n"])
+def test_a_blank_line_of_a_lone_carriage_return_shifts_no_value(tmp_path, line_end):
+    """pandas drops the leading delimiter of the line after a lone carriage return; such files are read
+    with one kind of line end, so an empty first field stays in its column."""
+    rows = ["transaction_id,user_id,product_id,timestamp", ",1,p1,2026-01-01 10:00:00", "\r,2,p2,2026-01-02 10:00:00"]
+    path = tmp_path / "transactions.csv"
+    path.write_bytes(line_end.join(rows).encode() + line_end.encode())
+    frame = ingest.read_csv(path, TRANSACTIONS)
+    assert frame["transaction_id"].isna().all()
+    assert frame["user_id"].tolist() == ["1", "2"] and frame["product_id"].tolist() == ["P1", "P2"]
+    assert frame["timestamp"].tolist() == ["2026-01-01 10:00:00", "2026-01-02 10:00:00"]
