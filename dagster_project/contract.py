@@ -147,18 +147,41 @@ def is_in(values: pd.Series, reference: pd.Series) -> np.ndarray:
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
 
 
-def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
-    """True for every row that repeats an earlier row exactly (all columns)."""
-    if frame.empty:
-        return np.zeros(0, dtype=bool)
-    missing = pa.scalar("\x00", pa.large_string())
-    columns = [pc.fill_null(_arrow_text(frame[c]), missing) for c in frame.columns]
-    joined = pc.binary_join_element_wise(*columns, pa.scalar("\x1f", pa.large_string()))
-    encoded = pc.dictionary_encode(joined)
+def _repeated(values: pd.Series) -> np.ndarray:
+    """Whether each value (missing counts as one value) occurs more than once in the column."""
+    encoded = pc.dictionary_encode(_arrow_text(values))
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
-    codes = pd.Series(encoded.indices.to_numpy(zero_copy_only=False))
-    return codes.duplicated(keep="first").to_numpy()
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+    return np.bincount(codes)[codes] > 1
+
+
+def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
+    """True for every row that repeats an earlier row exactly (all columns).
+
+    Rows that repeat each other share every value, so a row whose value in some column occurs nowhere
+    else cannot be a repeat: each column narrows the candidates (an id column usually leaves almost
+    none), and only the remaining rows are compared whole.
+    """
+    if frame.empty:
+        return np.zeros(0, dtype=bool)
+    candidates = np.arange(len(frame))
+    for column in frame.columns:
+        if candidates.size == 0:
+            break
+        candidates = candidates[_repeated(frame[column].iloc[candidates])]
+    repeated = np.zeros(len(frame), dtype=bool)
+    if candidates.size:
+        rows = frame.iloc[candidates]
+        missing = pa.scalar("\x00", pa.large_string())
+        columns = [pc.fill_null(_arrow_text(rows[c]), missing) for c in rows.columns]
+        joined = pc.binary_join_element_wise(*columns, pa.scalar("\x1f", pa.large_string()))
+        encoded = pc.dictionary_encode(joined)
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        codes = pd.Series(encoded.indices.to_numpy(zero_copy_only=False))
+        repeated[candidates] = codes.duplicated(keep="first").to_numpy()
+    return repeated
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
