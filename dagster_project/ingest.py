@@ -121,18 +121,25 @@ def _scan(stream: BinaryIO, chunk: int = 16 << 20) -> tuple[int, bool]:
     quotes, lone_cr, carry = 0, False, b"\n"
     while data := stream.read(chunk):
         quotes += data.count(b'"')
-        window = carry + data
-        lone_cr = lone_cr or ((b"\r\r" in window or b"\n\r" in window) and bool(LONE_CR_LINE.search(window)))
-        carry = window[-2:]  # a carriage return at a chunk's end is judged with the next chunk's first byte
+        if not lone_cr:
+            # the chunk's first bytes with the last two of the one before (no copy of the whole chunk)
+            seam = carry + data[:2]
+            lone_cr = bool(LONE_CR_LINE.search(seam)) or (
+                (b"\r\r" in data or b"\n\r" in data) and bool(LONE_CR_LINE.search(data))
+            )
+        carry = (carry + data)[-2:] if len(data) < 2 else data[-2:]
     return quotes, lone_cr
 
 
-def _arrow_may_differ(stream: BinaryIO, chunk: int = 16 << 20) -> bool:
+def _arrow_may_differ(stream: BinaryIO, chunk: int = 16 << 20) -> bool | None:
     """Whether the bytes hold what Arrow reads otherwise than pandas: an odd number of double quotes (a
     quote never closed: Arrow reads to the end, pandas names the row), or a blank line made of a lone
-    carriage return (which pandas reads as described in `read_csv`)."""
+    carriage return (which pandas reads as described in `read_csv`). None when the file has no quote at
+    all (then no field can hold a line break)."""
     quotes, lone_cr = _scan(stream, chunk)
-    return quotes % 2 == 1 or lone_cr
+    if quotes % 2 == 1 or lone_cr:
+        return True
+    return None if quotes == 0 else False
 
 
 def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[str]) -> pd.DataFrame | None:
@@ -155,7 +162,8 @@ def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[s
     )
     try:
         with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
-            if _arrow_may_differ(stream):
+            differs = _arrow_may_differ(stream)
+            if differs:
                 return None
         with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
             table = pa_csv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
@@ -173,8 +181,9 @@ def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[s
     # with a space or a tab or hold a line break
     if table.column_names != header or any(not name.strip() or name[:1] in " \t" for name in header):
         return None
+    unfit = r"^[ \t]" if differs is None else r"^[ \t]|[\r\n]"  # without quotes no field holds a line break
     for column in table.columns:
-        if column.type != pa.string() or pc.any(pc.match_substring_regex(column, r"^[ \t]|[\r\n]")).as_py():
+        if column.type != pa.string() or pc.any(pc.match_substring_regex(column, unfit)).as_py():
             return None
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
