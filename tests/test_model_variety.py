@@ -17,7 +17,6 @@ import pydantic
 import pytest
 
 from dagster_project import evaluation as ev
-from dagster_project import ingest, preparation, validation
 from dagster_project.defs.run_config import ModelConfig, check_run_config
 from dagster_project.model_card import ModelParams
 from dagster_project.recommender import load_model, save_model
@@ -25,6 +24,7 @@ from dagster_project.sample_data import generate
 from dagster_project.scorers import ShrunkSvd
 from dagster_project.training import TrainingSettings, count_matrix, train_model
 from streamlit_app.run_requests import RefreshOptions, build_run_config
+from tests.workspace import prepared_tables
 
 QUICK = dict(factor_grid=(8, 16), shrinkage_grid=(1.0, 10.0), weightings=("log",), rebuy_grid=(1.0,))
 
@@ -33,11 +33,7 @@ QUICK = dict(factor_grid=(8, 16), shrinkage_grid=(1.0, 10.0), weightings=("log",
 def shop(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     out = tmp_path_factory.mktemp("variety")
     generate(out, users=3000, products=2000, transactions=30000, seed=7)
-    frames = validation.Frames(ingest.read_users(out), ingest.read_products(out), ingest.read_transactions(out))
-    products, _ = preparation.prepare_products(frames)
-    transactions, _ = preparation.prepare_transactions(frames, products)
-    users, _ = preparation.prepare_users(frames)
-    return transactions, products, users
+    return prepared_tables(out)
 
 
 @pytest.fixture(scope="module")

@@ -17,21 +17,18 @@ import pytest
 import scipy.sparse as sp
 
 from dagster_project import evaluation as ev
-from dagster_project import ingest, preparation, scorers, validation
+from dagster_project import scorers
 from dagster_project.model_card import ModelParams
 from dagster_project.sample_data import generate
 from dagster_project.scorers import Popularity, ShrunkSvd, SvdBasis, fit_factors, item_neighbours, weigh
 from dagster_project.training import TrainingSettings, count_matrix, train_model
 from dagster_project.trial_lists import TrialLists
+from tests.workspace import prepared_tables
 
 
 def _prepared(out, **sizes) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     generate(out, seed=11, **sizes)
-    frames = validation.Frames(ingest.read_users(out), ingest.read_products(out), ingest.read_transactions(out))
-    products, _ = preparation.prepare_products(frames)
-    transactions, _ = preparation.prepare_transactions(frames, products)
-    users, _ = preparation.prepare_users(frames)
-    return transactions, products, users
+    return prepared_tables(out)
 
 
 @pytest.fixture(scope="module")

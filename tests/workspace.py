@@ -130,17 +130,25 @@ def small_frames(**overrides: pd.DataFrame) -> validation.Frames:
     return validation.Frames(**base)
 
 
+def prepared_tables(data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Prepared transactions, products and users of a data folder, by the pipeline's own reading and
+    preparation (no Dagster)."""
+    from dagster_project import ingest, preparation
+
+    frames = validation.Frames(ingest.read_users(data), ingest.read_products(data), ingest.read_transactions(data))
+    products, _ = preparation.prepare_products(frames)
+    transactions, _ = preparation.prepare_transactions(frames, products)
+    users, _ = preparation.prepare_users(frames)
+    return transactions, products, users
+
+
 def train_on(data: Path, params=None, share: float = 1.0):
     """A model trained on a data folder through the pipeline's own reading and preparation (no Dagster).
 
     `params` fixes the settings (quick); `share` < 1 trains on that earliest share of the transactions.
     """
-    from dagster_project import ingest, preparation
     from dagster_project.training import train_model
 
-    frames = validation.Frames(ingest.read_users(data), ingest.read_products(data), ingest.read_transactions(data))
-    users, _ = preparation.prepare_users(frames)
-    products, _ = preparation.prepare_products(frames)
-    transactions, _ = preparation.prepare_transactions(frames, products)
+    transactions, products, users = prepared_tables(data)
     transactions = transactions.iloc[: int(len(transactions) * share)]
     return train_model(transactions, products, users, fixed=params)
