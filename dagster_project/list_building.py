@@ -12,6 +12,7 @@ Imports no Dagster; `customer_lists` is the data product's interface.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from dagster_project.recommender import RecommenderModel
 
 LIST_LENGTH = 10
 BLOCK_USERS = 512  # customers per Parquet row group
+SCORING_WORKERS = 2  # threads scoring blocks side by side (the machine's cores; Parquet is encoded on another)
 SCORE_ROWS = 256  # customers scored at once: their dense float32 scores (256 x items) stay in the CPU cache
 LISTS = ("new", "buy_again")
 CATALOGUE_KEY = b"recomart.catalogue"  # Parquet key-value metadata: the catalogue the lists came from
@@ -323,16 +325,36 @@ def _popular_tables(model: RecommenderModel, cat: _Catalogue, positions: np.ndar
         )
 
 
-def build(model: RecommenderModel, n: int = LIST_LENGTH, block: int = BLOCK_USERS) -> Iterator[pa.Table]:
-    """Both lists for every known customer, as Arrow tables of at most `block` customers each."""
+def build(
+    model: RecommenderModel, n: int = LIST_LENGTH, block: int = BLOCK_USERS, workers: int = SCORING_WORKERS
+) -> Iterator[pa.Table]:
+    """Both lists for every known customer, as Arrow tables of at most `block` customers each, in order."""
     customers = model.customers()
     cat = _Catalogue(model, customers)
     rows = model.user_ids.get_indexer(customers["user_id"])
     buyers = np.flatnonzero(rows >= 0)
     likely = _likely_items(model, rows[buyers[:SCORE_ROWS]], n) if buyers.size else None
-    for start in range(0, buyers.size, block):
+
+    def tables(start: int) -> list[pa.Table]:
         positions = buyers[start : start + block]
-        yield from _buyer_tables(model, cat, positions, rows[positions], n, likely)
+        return list(_buyer_tables(model, cat, positions, rows[positions], n, likely))
+
+    _ = model.item_targets  # made once here, not raced for by the scoring threads
+    starts = range(0, buyers.size, block)
+    if len(starts) <= 1 or workers <= 1:
+        for start in starts:
+            yield from tables(start)
+    else:
+        # blocks are independent (the model is only read): scored on `workers` threads, which numpy and
+        # BLAS let run side by side, and yielded in order; a few blocks ahead at most, so memory stays flat
+        with ThreadPoolExecutor(workers, thread_name_prefix="customer-lists-score") as pool:
+            ahead: deque[Future] = deque()
+            for start in starts:
+                ahead.append(pool.submit(tables, start))
+                if len(ahead) > 2 * workers:
+                    yield from ahead.popleft().result()
+            while ahead:
+                yield from ahead.popleft().result()
     cold = np.flatnonzero(rows < 0)
     for start in range(0, cold.size, block * 4):
         yield from _popular_tables(model, cat, cold[start : start + block * 4], n)

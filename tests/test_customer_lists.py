@@ -183,3 +183,12 @@ def test_lists_longer_than_the_catalogue(sample_model, tmp_path):
         assert len(got) == len(single) and set(got["product_id"]) == set(single["product_id"]), list_name
         assert got["product_id"].tolist()[:10] == single["product_id"].tolist()[:10], list_name  # deep ties may swap
     assert frame.groupby(["user_id", "list"]).size().max() == sample_model.n_items
+
+
+def test_blocks_scored_side_by_side_give_the_same_tables_in_the_same_order(sample_model):
+    from dagster_project import list_building
+
+    one = list(list_building.build(sample_model, block=100, workers=1))
+    two = list(list_building.build(sample_model, block=100, workers=2))
+    assert len(one) == len(two) > 6  # many blocks, more than the threads keep in flight
+    assert all(a.equals(b) for a, b in zip(one, two, strict=True))
