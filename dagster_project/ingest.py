@@ -131,27 +131,20 @@ def _scan(stream: BinaryIO, chunk: int = 16 << 20) -> tuple[int, bool]:
     return quotes, lone_cr
 
 
-def _arrow_may_differ(stream: BinaryIO, chunk: int = 16 << 20) -> bool | None:
-    """Whether the bytes hold what Arrow reads otherwise than pandas: an odd number of double quotes (a
-    quote never closed: Arrow reads to the end, pandas names the row), or a blank line made of a lone
-    carriage return (which pandas reads as described in `read_csv`). None when the file has no quote at
-    all (then no field can hold a line break)."""
-    quotes, lone_cr = _scan(stream, chunk)
-    if quotes % 2 == 1 or lone_cr:
-        return True
-    return None if quotes == 0 else False
-
-
-def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[str]) -> pd.DataFrame | None:
+def _read_csv_arrow(
+    path: Path, kind: str | None, delimiter: str, header: list[str], quotes: int
+) -> pd.DataFrame | None:
     """The common case fast: UTF-8 text parsed by Arrow's multi-threaded reader into text columns.
 
     It gives what `pd.read_csv` with the reader's options gives, or None so the caller reads the file
     that way: on anything Arrow does not parse (ragged rows, bytes that are not UTF-8), on what Arrow
-    reads otherwise (a quote never closed, a line break inside a field, a blank line of a lone carriage
-    return, empty or space-led header names, fields or lines that start with a space or a tab, which
-    `skipinitialspace` and pandas' blank-line rule treat their own way), the slower reader decides, and
-    its messages are the ones users see.
+    reads otherwise (a quote never closed — an odd count of `quotes`, as `_scan` found them — a line
+    break inside a field, empty or space-led header names, fields or lines that start with a space or a
+    tab, which `skipinitialspace` and pandas' blank-line rule treat their own way), the slower reader
+    decides, and its messages are the ones users see.
     """
+    if quotes % 2:  # a quote never closed: Arrow reads to the end, pandas names the row
+        return None
     read = pa_csv.ReadOptions(use_threads=True, block_size=8 << 20)
     parse = pa_csv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     convert = pa_csv.ConvertOptions(
@@ -161,10 +154,6 @@ def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[s
         quoted_strings_can_be_null=True,
     )
     try:
-        with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
-            differs = _arrow_may_differ(stream)
-            if differs:
-                return None
         with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
             table = pa_csv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
     except (
@@ -181,7 +170,7 @@ def _read_csv_arrow(path: Path, kind: str | None, delimiter: str, header: list[s
     # with a space or a tab or hold a line break
     if table.column_names != header or any(not name.strip() or name[:1] in " \t" for name in header):
         return None
-    unfit = r"^[ \t]" if differs is None else r"^[ \t]|[\r\n]"  # without quotes no field holds a line break
+    unfit = r"^[ \t]" if quotes == 0 else r"^[ \t]|[\r\n]"  # without quotes no field holds a line break
     for column in table.columns:
         if column.type != pa.string() or pc.any(pc.match_substring_regex(column, unfit)).as_py():
             return None
@@ -238,15 +227,15 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     }
     try:
         try:
-            frame = _read_csv_arrow(path, kind, delimiter, header) if encoding == "utf-8-sig" else None
+            with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
+                quotes, lone_cr = _scan(stream)
+            if lone_cr:  # after such a line pandas drops the next line's leading delimiter: one line end
+                frame = _read_decoded(path, spec, options, one_line_end=True)
+            else:
+                frame = _read_csv_arrow(path, kind, delimiter, header, quotes) if encoding == "utf-8-sig" else None
             if frame is None:
                 with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
-                    _, lone_cr = _scan(stream)
-                if lone_cr:  # after such a line pandas drops the next line's leading delimiter: one line end
-                    frame = _read_decoded(path, spec, options, one_line_end=True)
-                else:
-                    with open_export(path) as raw, file_formats.open_decompressed(raw, kind) as stream:
-                        frame = pd.read_csv(stream, encoding=encoding, **options)
+                    frame = pd.read_csv(stream, encoding=encoding, **options)
         except UnicodeError:  # a byte past the sampled head that the detected encoding cannot decode
             frame = _read_decoded(path, spec, options)
     except DataInputError:
