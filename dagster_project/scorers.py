@@ -110,7 +110,7 @@ def item_neighbours(counts: sp.csr_matrix, neighbours: int = NEIGHBOURS) -> sp.c
     n = x.shape[1]
     keep = max(0, min(neighbours, n - 1))
     buyers = np.asarray(x.sum(axis=0)).ravel()
-    together = (x.T @ x).tocsc()  # items x items, buyers in common
+    together = sp.csc_matrix(item_gram(x))  # items x items, buyers in common
     together.setdiag(0.0)
     together.eliminate_zeros()
     if keep == 0 or together.nnz == 0:

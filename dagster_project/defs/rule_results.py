@@ -46,13 +46,16 @@ def load_masks(context: dg.AssetExecutionContext, paths: RecoMartPaths, raw_tabl
         for key in raw_tables
         if (event := context.instance.get_latest_materialization_event(key)) is not None
     }
+    if len(runs) != 1:  # raw tables from different runs: no one run's masks describe them all
+        return {}
+    run_id = runs.pop().encode()
     masks = {}
     for path in sorted((paths.storage / MASKS_FOLDER).glob("*.parquet")):
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException):
             continue
-        if (table.schema.metadata or {}).get(RUN_ID_KEY, b"").decode() in runs and len(runs) == 1:
+        if (table.schema.metadata or {}).get(RUN_ID_KEY) == run_id:
             masks[path.stem] = table.to_pandas()
     return masks
 
