@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 
+from dagster_project import repeated_lines
 from dagster_project.contract import (
     EMAIL_PATTERN,
     ENTITIES,
@@ -54,6 +55,10 @@ class Frames:
     products: pd.DataFrame
     transactions: pd.DataFrame
     limits: InputLimits = LIMITS
+    # Row hashes of the files before this one (one file's partition at a time), and of this file's rows:
+    # a line repeated across files is a repeated line too (see `repeated_lines`).
+    earlier_rows: pd.DataFrame | None = None
+    row_hashes: pd.DataFrame | None = None
     _masks: dict[str, tuple[pd.DataFrame, InputLimits, pd.DataFrame]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -156,7 +161,10 @@ def _bad_timestamp(f: Frames) -> pd.Series:
 
 def _duplicate_rows(f: Frames) -> pd.Series:
     data = f.transactions.drop(columns=[SOURCE_COLUMN, ROW_COLUMN], errors="ignore")
-    return pd.Series(duplicated_rows(data), index=data.index)
+    if f.earlier_rows is None:
+        return pd.Series(duplicated_rows(data), index=data.index)
+    hashes = f.row_hashes if f.row_hashes is not None else repeated_lines.row_hashes(data)
+    return pd.Series(repeated_lines.repeated(data, hashes, f.earlier_rows), index=data.index)
 
 
 RULES: tuple[Rule, ...] = (
@@ -412,9 +420,9 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate(frames: Frames) -> ValidationReport:
-    """Run every rule; return per-check results and the quality score."""
-    specs = {spec.name: spec for spec in ENTITIES}
+def validate(frames: Frames, entities: tuple[str, ...] | None = None) -> ValidationReport:
+    """Run every rule (of `entities`, default all); return per-check results and the quality score."""
+    specs = {spec.name: spec for spec in ENTITIES if entities is None or spec.name in entities}
     checks: list[RuleResult] = []
     records, invalid, schema_errors = {}, {}, {}
     for entity, spec in specs.items():
@@ -444,7 +452,48 @@ def validate(frames: Frames) -> ValidationReport:
                 )
             else:
                 checks.append(RuleResult(rule.name, entity, rule.severity, rule.description, True, True, 0, len(table)))
+    return _scored(records, invalid, schema_errors, checks)
+
+
+def _scored(records: dict, invalid: dict, schema_errors: dict, checks: list[RuleResult]) -> ValidationReport:
     total = sum(records.values())
     bad = sum(invalid.values())
     score = 0.0 if schema_errors or total == 0 else round(100.0 * (total - bad) / total, 2)
     return ValidationReport(score, total, bad, records, invalid, schema_errors, checks)
+
+
+def combine(parts: list[ValidationReport], example_limit: int = 5) -> ValidationReport:
+    """One report from reports on parts of the data (users and products; each transactions file, in file order).
+
+    What `validate` gives on the merged tables: counts add up, a rule passes when it passes on every part,
+    is skipped when skipped on every part, and the examples are the first ones in file order.
+    """
+    records: dict[str, int] = {}
+    invalid: dict[str, int] = {}
+    schema_errors: dict[str, list[str]] = {}
+    merged: dict[str, RuleResult] = {}
+    for part in parts:
+        for entity, count in part.records.items():
+            records[entity] = records.get(entity, 0) + count
+        for entity, count in part.invalid.items():
+            invalid[entity] = invalid.get(entity, 0) + count
+        for entity, columns in part.schema_errors.items():
+            schema_errors[entity] = sorted(set(schema_errors.get(entity, [])) | set(columns))
+        for check in part.checks:
+            seen = merged.get(check.name)
+            if seen is None:
+                merged[check.name] = check
+                continue
+            skipped = seen.skipped and check.skipped
+            failing = seen.failing_rows + check.failing_rows
+            merged[check.name] = replace(
+                seen,
+                passed=failing == 0,
+                skipped=skipped,
+                failing_rows=failing,
+                total_rows=seen.total_rows + check.total_rows,
+                examples=(seen.examples + check.examples)[:example_limit],
+            )
+    order = {rule.name: i for i, rule in enumerate(RULES)}
+    checks = sorted(merged.values(), key=lambda c: order.get(c.name, len(order)))
+    return _scored(records, invalid, schema_errors, checks)

@@ -1,0 +1,126 @@
+"""Transactions export files as partitions: which files are new, changed or gone, and what a refresh reads.
+
+Each transactions export file is one partition of the raw and prepared transactions, keyed by its file
+name: a file is what a shop delivers, re-exports to correct, and what an error names. A refresh of "new
+data only" reads the files whose content (sha256) differs from what storage last prepared from them;
+"everything" reads every file. Partition keys are added in file-name order, so daily files named by
+date are the tail of the key list, and one range (first new or changed key .. last key) covers them; a
+changed older file widens the range to the end. Simple and correct: a file inside the range that did
+not change is read again, never skipped wrongly.
+
+Plain logic (no Dagster import): the sensor, the schedule, the pipeline's own steps and the app all plan
+with it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from dagster_project.contract import TRANSACTIONS
+from dagster_project.data_files import REFUSED, FileState
+
+# The dynamic partitions' name in Dagster, and the run tags that give a run its range of partitions.
+PARTITIONS_NAME = "transaction_files"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+# What a partition key may not hold (Dagster's own rule), and the longest name we accept.
+FORBIDDEN_IN_KEYS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0", ",", "[", "]", "/", "\\")
+MAX_KEY_CHARS = 200
+EVERYTHING, NEW_DATA = "everything", "new_data"
+
+
+class FileNameError(ValueError):
+    """A transactions file whose name cannot be a partition key; the message names the file and the fix."""
+
+
+def is_transactions_file(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in TRANSACTIONS.patterns)
+
+
+def check_key(name: str) -> str:
+    """The file name as a partition key, or a `FileNameError` naming the file and what to rename."""
+    bad = [part for part in FORBIDDEN_IN_KEYS if part in name]
+    if bad or len(name) > MAX_KEY_CHARS or name != name.strip():
+        what = (
+            f"holds {', '.join(repr(b) for b in bad)}"
+            if bad
+            else ("is longer than 200 characters" if len(name) > MAX_KEY_CHARS else "starts or ends with a space")
+        )
+        raise FileNameError(
+            f"{name}: this transactions file's name {what}, so it cannot name a part of the purchase history. "
+            f"Rename it (letters, digits, '-', '_' and '.' are safe, e.g. transactions_2026-10-31.csv)."
+        )
+    return name
+
+
+def current_files(state: FileState) -> dict[str, str]:
+    """Transactions files in a data-folder scan (`data_files.scan`), name -> sha256; links leading out too.
+
+    A refused link keeps its place (its read names and refuses it), under a fingerprint of its own.
+    """
+    return {
+        name: (entry[2] if entry[2] != REFUSED else f"{REFUSED}:{entry[0]}:{entry[1]}")
+        for name, entry in state.items()
+        if is_transactions_file(name)
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one refresh does to the partitions, and the range of keys it reads (None: no file to read)."""
+
+    add: list[str]  # new partition keys, in file-name order
+    delete: list[str]  # keys whose file left the data folder
+    keys: list[str]  # every key after the change, in partition order
+    changed: list[str]  # keys whose file is new or differs from what storage holds for it
+    start: str | None
+    end: str | None
+
+    @property
+    def reads_files(self) -> bool:
+        return self.start is not None
+
+    def tags(self) -> dict[str, str]:
+        """The run tags for the range; none when there is nothing to read."""
+        return range_tags(self.start, self.end)
+
+    def describe(self) -> str:
+        """In words, for logs and run tags: how many files the refresh reads."""
+        if not self.reads_files:
+            return "no purchase file to read"
+        count = self.keys.index(self.end) - self.keys.index(self.start) + 1
+        return f"{count} purchase file{'s' if count != 1 else ''} ({self.start} .. {self.end})"
+
+
+def range_tags(start: str | None, end: str | None) -> dict[str, str]:
+    return {RANGE_START_TAG: start, RANGE_END_TAG: end} if start is not None and end is not None else {}
+
+
+def plan(files: Mapping[str, str], stored: Mapping[str, str], keys: Sequence[str], kind: str = NEW_DATA) -> Plan:
+    """The refresh for `files` (name -> sha256 now), `stored` (key -> sha256 storage prepared) and `keys`.
+
+    New files become keys after the existing ones, in file-name order; keys whose file is gone are
+    deleted. "new data only" reads from the first new or changed key to the last key; "everything"
+    reads every key. Raises `FileNameError` for a file whose name cannot be a key.
+    """
+    for name in files:
+        check_key(name)
+    kept = [k for k in keys if k in files]
+    delete = [k for k in keys if k not in files]
+    add = sorted(n for n in files if n not in set(kept))
+    order = kept + add
+    changed = [k for k in order if stored.get(k) != files[k]]
+    if not order:
+        return Plan(add, delete, order, changed, None, None)
+    if kind == EVERYTHING:
+        return Plan(add, delete, order, changed, order[0], order[-1])
+    start = changed[0] if changed else None
+    return Plan(add, delete, order, changed, start, order[-1] if start is not None else None)
+
+
+def keys_in_range(keys: Sequence[str], start: str, end: str) -> list[str]:
+    """The keys from `start` to `end` in partition order (what a run with those tags reads)."""
+    first, last = list(keys).index(start), list(keys).index(end)
+    return list(keys[first : last + 1])

@@ -1,0 +1,147 @@
+"""Transactions files as partitions, without Dagster: what a refresh reads, repeated lines across files,
+and per-file rule results that add up to the merged table's."""
+
+import pandas as pd
+import pytest
+
+from dagster_project import ingest, repeated_lines, transaction_files, transaction_store, validation
+from dagster_project.contract import TRANSACTIONS
+from dagster_project.transaction_files import EVERYTHING, FileNameError, check_key, plan
+from tests.workspace import small_frames
+
+DAYS = [f"transactions_2026-10-{d:02d}.csv" for d in (28, 29, 30)]
+
+
+def test_first_refresh_adds_every_file_in_name_order_and_reads_them_all():
+    files = {name: f"sha-{name}" for name in reversed(DAYS)}
+    first = plan(files, stored={}, keys=[])
+    assert first.add == DAYS and first.delete == [] and first.keys == DAYS
+    assert (first.start, first.end) == (DAYS[0], DAYS[-1])
+    assert first.tags() == {
+        "dagster/asset_partition_range_start": DAYS[0],
+        "dagster/asset_partition_range_end": DAYS[-1],
+    }
+    assert first.describe() == f"3 purchase files ({DAYS[0]} .. {DAYS[-1]})"
+
+
+def test_new_daily_file_is_the_only_one_read():
+    stored = {name: f"sha-{name}" for name in DAYS}
+    new_day = "transactions_2026-10-31.csv"
+    files = {**stored, new_day: "sha-new"}
+    step = plan(files, stored, keys=DAYS)
+    assert step.add == [new_day] and step.changed == [new_day]
+    assert (step.start, step.end) == (new_day, new_day)
+    assert transaction_files.keys_in_range(step.keys, step.start, step.end) == [new_day]
+
+
+def test_nothing_new_reads_no_file_and_everything_reads_all():
+    stored = {name: f"sha-{name}" for name in DAYS}
+    idle = plan(stored, stored, keys=DAYS)
+    assert not idle.reads_files and idle.tags() == {} and idle.describe() == "no purchase file to read"
+    everything = plan(stored, stored, keys=DAYS, kind=EVERYTHING)
+    assert (everything.start, everything.end) == (DAYS[0], DAYS[-1])
+
+
+def test_a_changed_older_file_widens_the_range_to_the_end():
+    stored = {name: f"sha-{name}" for name in DAYS}
+    files = {**stored, DAYS[1]: "corrected"}
+    step = plan(files, stored, keys=DAYS)
+    assert step.changed == [DAYS[1]] and (step.start, step.end) == (DAYS[1], DAYS[2])
+
+
+def test_a_file_that_left_is_deleted_and_a_failed_read_is_read_again():
+    stored = {DAYS[0]: f"sha-{DAYS[0]}", DAYS[1]: f"sha-{DAYS[1]}"}  # DAYS[2] never finished preparing
+    files = {DAYS[1]: f"sha-{DAYS[1]}", DAYS[2]: f"sha-{DAYS[2]}"}
+    step = plan(files, stored, keys=DAYS)
+    assert step.delete == [DAYS[0]] and step.keys == DAYS[1:]
+    assert (step.start, step.end) == (DAYS[2], DAYS[2])
+
+
+def test_a_new_file_named_before_the_others_still_comes_last_in_the_keys():
+    stored = {name: f"sha-{name}" for name in DAYS}
+    files = {**stored, "transactions_archive.csv": "x", "transactions_2026-01-01.csv": "y"}
+    step = plan(files, stored, keys=DAYS)
+    assert step.keys == [*DAYS, "transactions_2026-01-01.csv", "transactions_archive.csv"]
+    assert step.start == "transactions_2026-01-01.csv"
+
+
+@pytest.mark.parametrize("name", ["transactions...csv", "transactions,1.csv", "transactions[1].csv", " x.csv"])
+def test_a_file_name_that_cannot_be_a_key_is_named_with_the_fix(name):
+    with pytest.raises(FileNameError) as info:
+        plan({name: "sha"}, {}, [])
+    assert str(info.value).startswith(f"{name}: this transactions file's name") and "Rename it" in str(info.value)
+    assert check_key("transactions_2026-10-31.csv") == "transactions_2026-10-31.csv"
+
+
+def test_current_files_keeps_only_transactions_exports():
+    state = {"users.csv": [1, 2, "a"], "transactions.csv": [1, 2, "b"], "transactions_1.csv.gz": [1, 2, "c"]}
+    assert transaction_files.current_files(state) == {"transactions.csv": "b", "transactions_1.csv.gz": "c"}
+
+
+def _tx(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["user_id", "product_id", "timestamp"], dtype="string")
+
+
+def test_a_line_repeated_in_a_later_file_counts_once_as_repeated():
+    a = _tx([("1", "A", "2026-01-01"), ("2", "B", "2026-01-02"), ("2", "B", "2026-01-02")])
+    b = _tx([("2", "B", "2026-01-02"), ("3", "C", "2026-01-03")])
+    # b has an extra column that is empty on the repeated line: still the same line, as in the merged table
+    b["quantity"] = pd.array([None, "2"], dtype="string")
+    merged = pd.concat([a, b], ignore_index=True)
+    from dagster_project.contract import duplicated_rows
+
+    expected = duplicated_rows(merged)
+    first = repeated_lines.repeated(a, repeated_lines.row_hashes(a), None)
+    second = repeated_lines.repeated(b, repeated_lines.row_hashes(b), repeated_lines.row_hashes(a))
+    assert list(first) + list(second) == list(expected) == [False, False, True, True, False]
+    # a value moved to another column is another line
+    c = _tx([("B", "2", "2026-01-02")])
+    assert not repeated_lines.repeated(c, repeated_lines.row_hashes(c), repeated_lines.row_hashes(a)).any()
+
+
+def test_per_file_results_add_up_to_the_merged_tables(sample_source, tmp_path):
+    """Split the sample's purchases into three files: the combined report equals the one on the merged table."""
+    whole = small_frames()
+    tx = whole.transactions
+    parts_tx = [tx.iloc[:2], tx.iloc[2:4], tx.iloc[4:]]  # the last line repeats the first
+    merged = validation.validate(whole)
+    base = validation.validate(validation.Frames(whole.users, whole.products, pd.DataFrame()), ("users", "products"))
+    parts, earlier = [], None
+    for part in parts_tx:
+        data = part.drop(columns=[ingest.SOURCE_COLUMN, ingest.ROW_COLUMN], errors="ignore")
+        hashes = repeated_lines.row_hashes(data)
+        frames = validation.Frames(whole.users, whole.products, part, earlier_rows=earlier, row_hashes=hashes)
+        parts.append(validation.validate(frames, ("transactions",)))
+        earlier = hashes if earlier is None else pd.concat([earlier, hashes], ignore_index=True)
+    combined = validation.combine([base, *parts])
+    assert combined.to_dict() == merged.to_dict()
+
+
+def test_prepared_partitions_load_back_in_file_then_time_order(tmp_path):
+    from dagster_project.fileio import write_parquet
+
+    def part(times, ids):
+        return pd.DataFrame({"timestamp": pd.to_datetime(times, utc=True), "user_id": ids})
+
+    write_parquet(part(["2026-01-02", "2026-01-03"], ["b1", "b2"]), transaction_store.prepared_path(tmp_path, "b.csv"))
+    write_parquet(part(["2026-01-01", "2026-01-02"], ["a1", "a2"]), transaction_store.prepared_path(tmp_path, "a.csv"))
+    loaded = transaction_store.load_prepared(tmp_path, ["b.csv", "a.csv"])
+    assert loaded["user_id"].tolist() == ["a1", "a2", "b1", "b2"]  # equal times: the earlier file's line first
+    assert transaction_store.missing_prepared(tmp_path, ["a.csv", "c.csv"]) == ["c.csv"]
+    transaction_store.remove(tmp_path, "a.csv")
+    assert transaction_store.missing_prepared(tmp_path, ["a.csv"]) == ["a.csv"]
+
+
+def test_the_sample_reads_the_same_as_one_file_or_as_daily_files(sample_source, tmp_path):
+    """One export split by day gives the same repeated lines and counts as the single file."""
+    whole = ingest.read_file(sample_source / "transactions.csv", TRANSACTIONS)
+    day = pd.to_datetime(whole["timestamp"], errors="coerce", utc=True, format="mixed").dt.strftime("%Y-%m")
+    data = whole.drop(columns=[ingest.SOURCE_COLUMN, ingest.ROW_COLUMN])
+    expected = repeated_lines.repeated(data, repeated_lines.row_hashes(data), None)
+    found, earlier = pd.Series(False, index=whole.index), None
+    for _, rows in data.groupby(day.fillna("none"), sort=True):
+        hashes = repeated_lines.row_hashes(rows)
+        found.loc[rows.index] = repeated_lines.repeated(rows, hashes, earlier)
+        earlier = hashes if earlier is None else pd.concat([earlier, hashes], ignore_index=True)
+    # the same number of repeated lines (which copy is "the repeat" follows the order of the files)
+    assert int(found.sum()) == int(expected.sum())
