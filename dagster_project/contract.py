@@ -184,16 +184,67 @@ def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
     return repeated
 
 
+# The form almost every export writes: read by Arrow in one pass; anything else is left to pandas.
+PLAIN_TIMESTAMP = r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d$"
+
+
+def _plain_timestamps(text: pd.Series) -> pd.Series:
+    """`YYYY-MM-DD HH:MM:SS` (or with a `T`) as naive UTC times; every other value NaT, for pandas to try.
+
+    Arrow parses these ~10x faster than pandas and without a Python string per row; for text of exactly
+    this form both agree (a test compares them). An impossible date (30 February, year 0) is left to pandas.
+    """
+    arrow = _arrow_text(text)
+    plain = pc.fill_null(pc.match_substring_regex(arrow, PLAIN_TIMESTAMP), False)
+    candidates = pc.if_else(plain, arrow, pa.scalar(None, pa.large_string()))
+    try:  # one cast checks every date too
+        parsed = pc.cast(candidates, pa.timestamp("us"))
+    except pa.ArrowInvalid:  # some impossible date: parse value by value, leaving those out
+        spaced = pc.binary_replace_slice(candidates, 10, 11, " ")
+        parsed = pc.strptime(spaced, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
+        # strptime rolls an impossible day over (30 February -> 2 March): such a value is not plain
+        written_day = pc.cast(pc.utf8_slice_codeunits(candidates, 8, 10), pa.int64())
+        parsed = pc.if_else(pc.fill_null(pc.equal(pc.day(parsed), written_day), False), parsed, None)
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index).dt.tz_localize("UTC")
+
+
+NANOSECOND_RANGE = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+
+
+def _fill(parsed: pd.Series, where: pd.Series, values: pd.Series) -> pd.Series:
+    """`parsed` with `values` at `where`. A column with nanoseconds holds no time outside their range
+    (year 1677 to 2262): such a time is unreadable there, as in pandas' own ISO 8601 parse.
+    """
+    if "ns" in (parsed.dt.unit, values.dt.unit):
+        parsed, values = (s.where(s.between(*NANOSECOND_RANGE)).astype("datetime64[ns, UTC]") for s in (parsed, values))
+    parsed.loc[where] = values
+    return parsed
+
+
+def _parse_any(text: pd.Series) -> pd.Series:
+    """ISO 8601 by pandas, then its mixed-format parser for what ISO 8601 does not read."""
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    retry = parsed.isna() & text.notna() & (text != "")
+    if retry.any():
+        parsed = _fill(
+            parsed, retry, pd.to_datetime(text[retry], format="mixed", errors="coerce", utc=True, dayfirst=False)
+        )
+    return parsed
+
+
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """UTC timestamps from ISO 8601 text (fast path) or other common formats; unparseable -> NaT.
 
-    Naive times are taken as UTC; times with an offset are converted to UTC.
+    Naive times are taken as UTC; times with an offset are converted to UTC. The plain form goes
+    through Arrow; the few other values through pandas, with the column's unit what pandas alone gives.
     """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC")
     text = values.astype("string").str.strip()
-    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-    retry = parsed.isna() & text.notna() & (text != "")
-    if retry.any():
-        parsed.loc[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce", utc=True, dayfirst=False)
+    parsed = _plain_timestamps(text)
+    if parsed.isna().all():
+        return _parse_any(text)
+    rest = parsed.isna() & text.notna() & (text != "")
+    if rest.any():
+        parsed = _fill(parsed, rest, _parse_any(text[rest]))
     return parsed

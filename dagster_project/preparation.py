@@ -28,15 +28,21 @@ from dagster_project.validation import Frames, failure_masks, plausible_times
 GENDERS = {"f": "F", "female": "F", "w": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}
 
 
-def _drop(frame: pd.DataFrame, masks: pd.DataFrame, rules: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop rows failing any of `rules`; count each dropped row once, under the first rule it fails."""
+def _failing(masks: pd.DataFrame, rules: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows failing any of `rules`; each counted once, under the first rule it fails."""
     applicable = [r for r in rules if r in masks]
     if not applicable:
-        return frame, {}
+        return np.zeros(len(masks), dtype=bool), {}
     failing = masks[applicable]
-    dropped = failing.any(axis=1)
+    dropped = failing.any(axis=1).to_numpy()
     first = failing[dropped].idxmax(axis=1).value_counts()
-    return frame.loc[~dropped], {rule: int(n) for rule, n in first.items()}
+    return dropped, {rule: int(n) for rule, n in first.items()}
+
+
+def _drop(frame: pd.DataFrame, masks: pd.DataFrame, rules: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop rows failing any of `rules`; count each dropped row once, under the first rule it fails."""
+    dropped, counts = _failing(masks, rules)
+    return (frame.loc[~dropped] if counts else frame), counts
 
 
 def encode(values: pd.Series) -> pd.Series:
@@ -51,10 +57,15 @@ def min_max(values: pd.Series) -> pd.Series:
     return (values - lo) / (hi - lo)
 
 
+def _clean(values: pd.Series) -> pd.Series:
+    """Text without surrounding blanks; blank -> missing."""
+    return values.astype("string").str.strip().mask(lambda s: s == "")
+
+
 def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame:
         return pd.Series(pd.NA, index=frame.index, dtype="string")
-    return frame[column].astype("string").str.strip().mask(lambda s: s == "")
+    return _clean(frame[column])
 
 
 def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -122,19 +133,31 @@ def prepare_transactions(frames: Frames, products: pd.DataFrame) -> tuple[pd.Dat
         & ~is_in(frames.transactions["product_id"], products["product_id"])
         & ~masks.get("product_known", False)
     )
-    tx, dropped = _drop(frames.transactions, masks, list(masks.columns))
+    dropped, counts = _failing(masks, list(masks.columns))
+    raw = frames.transactions
+    # Rows are picked once, already in time order: no copy of the raw rows kept, no sorted second copy.
+    kept = np.flatnonzero(~dropped)
+    timestamp = parse_timestamps(raw["timestamp"].iloc[kept])
+    order = np.argsort(timestamp.to_numpy(dtype="datetime64[ns]"), kind="stable")
+    rows = kept[order]
+
+    def column(name: str) -> pd.Series:
+        return raw[name].iloc[rows].reset_index(drop=True)
+
     out = pd.DataFrame(
         {
-            "transaction_id": _text(tx, "transaction_id"),
-            "user_id": tx["user_id"].astype("string"),
-            "product_id": tx["product_id"].astype("string"),
-            "timestamp": parse_timestamps(tx["timestamp"]),
+            "transaction_id": _clean(column("transaction_id"))
+            if "transaction_id" in raw
+            else pd.Series(pd.NA, index=range(len(rows)), dtype="string"),
+            "user_id": column("user_id").astype("string"),
+            "product_id": column("product_id").astype("string"),
+            "timestamp": timestamp.iloc[order].reset_index(drop=True),
         }
     )
-    quantity = to_number(tx["quantity"]).fillna(1) if "quantity" in tx else pd.Series(1, index=tx.index)
+    quantity = to_number(column("quantity")).fillna(1) if "quantity" in raw else pd.Series(1, index=out.index)
     out["quantity"] = quantity.astype("int64")
     list_price = out["product_id"].map(products.set_index("product_id")["price"])
-    unit_price = to_number(tx["unit_price"]) if "unit_price" in tx else pd.Series(np.nan, index=tx.index)
+    unit_price = to_number(column("unit_price")) if "unit_price" in raw else pd.Series(np.nan, index=out.index)
     out["unit_price"] = unit_price.fillna(list_price.astype("float64"))
     out["amount"] = out["quantity"] * out["unit_price"]
-    return out.sort_values("timestamp", kind="stable").reset_index(drop=True), dropped
+    return out, counts
