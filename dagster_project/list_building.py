@@ -1,6 +1,8 @@
 """Building every customer's lists in batches: scoring, choosing, explaining, and writing row groups.
 
-Customers are scored in blocks with matrix products (never one `recommend()` call per customer), and
+Customers are scored in blocks (never one `recommend()` call per customer) on their candidates only
+(list_candidates: the products that can still reach their top n, with a bound that proves it; the rare
+customer it does not settle is scored densely with matrix products), and
 the buy-again list reuses the new list's candidates: a blended score only adds the customer's own
 counts to items they bought, so its top-N lies within the new list's top-N plus their purchases. The
 rows come out exactly as `RecommenderModel.recommend` gives them (tests/test_customer_lists.py).
@@ -25,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from dagster_project import explanations
+from dagster_project import explanations, list_candidates
 from dagster_project.fileio import atomic_path
 from dagster_project.ranking import top_k, top_k_wide
 from dagster_project.recommender import RecommenderModel
@@ -175,11 +177,6 @@ def _pick(scores: np.ndarray, n: int, floor: np.ndarray | None = None) -> _Picks
     return _Picks(items, values, items >= 0)
 
 
-def _joined(picks: list[_Picks]) -> _Picks:
-    """The picks of consecutive groups of customers as one."""
-    return _Picks(*(np.concatenate([getattr(p, f) for p in picks]) for f in ("items", "scores", "valid")))
-
-
 def _score(
     model: RecommenderModel, rows: np.ndarray, n: int, likely: np.ndarray | None = None
 ) -> tuple[_Picks, _Picks, np.ndarray, np.ndarray]:
@@ -209,6 +206,32 @@ def _score(
     return new, again, own_scores, top
 
 
+def _candidates(
+    model: RecommenderModel, ranked: list_candidates.RankedItems, rows: np.ndarray, n: int, likely: np.ndarray | None
+) -> tuple[_Picks, _Picks, np.ndarray, np.ndarray]:
+    """`_score`'s answer for a block of customers, from list_candidates' exact candidates; the few customers
+    whose bounds do not settle their lists are scored densely, SCORE_ROWS at a time (never more than one such
+    dense block of users x items at once)."""
+    found = list_candidates.score(model, ranked, rows, n)
+    new = _Picks(found.new_items, found.new_scores.astype(np.float64), found.new_items >= 0)
+    again = new
+    if model.params.neighbour_weight > 0:
+        # a copy: the candidates may hand over one array for both lists, and the dense rows below differ
+        again = _Picks(found.again_items.copy(), found.again_scores.astype(np.float64), found.again_items >= 0)
+    own_scores, largest = found.own_scores.astype(np.float64), found.largest
+    unsettled = np.flatnonzero(~found.settled)
+    if unsettled.size:
+        owner = np.repeat(np.arange(len(rows)), np.diff(model.counts[rows].indptr))
+        for start in range(0, unsettled.size, SCORE_ROWS):
+            some = unsettled[start : start + SCORE_ROWS]
+            dense_new, dense_again, dense_own, dense_largest = _score(model, rows[some], n, likely)
+            for picks, dense in ((new, dense_new), (again, dense_again)) if again is not new else ((new, dense_new),):
+                picks.items[some], picks.scores[some], picks.valid[some] = dense.items, dense.scores, dense.valid
+            own_scores[np.isin(owner, some)] = dense_own
+            largest[some] = dense_largest
+    return new, again, own_scores, largest
+
+
 def _likely_items(model: RecommenderModel, rows: np.ndarray, n: int) -> np.ndarray:
     """The 4n products most often among the factor model's top n for some customers: for the others too, the
     n-th best score among them is close below their n-th best, so picking their top n looks at few scores."""
@@ -232,18 +255,16 @@ def _buyer_tables(
     positions: np.ndarray,
     rows: np.ndarray,
     n: int,
+    ranked: list_candidates.RankedItems,
     likely: np.ndarray | None = None,
 ) -> Iterator[pa.Table]:
-    """Both lists for a block of customers with purchases (`rows` in the purchase matrix), scored SCORE_ROWS at
-    a time (never more than one such dense block of users x items at once)."""
+    """Both lists for a block of customers with purchases (`rows` in the purchase matrix), from their candidates
+    (see `_candidates`)."""
     weighted, counts = model.weighted[rows], model.counts[rows]
     owner = np.repeat(np.arange(len(rows)), np.diff(weighted.indptr))
     bought = weighted.indices
-    parts = [_score(model, rows[start : start + SCORE_ROWS], n, likely) for start in range(0, len(rows), SCORE_ROWS)]
-    new = _joined([part[0] for part in parts])
-    again = _joined([part[1] for part in parts]) if model.params.neighbour_weight > 0 else new
-    own_scores = np.concatenate([part[2] for part in parts])
-    largest = np.concatenate([part[3] for part in parts]).astype(np.float64)  # explanations and re-buys use it
+    new, again, own_scores, largest = _candidates(model, ranked, rows, n, likely)
+    largest = largest.astype(np.float64)  # explanations and re-buys use it
     _explain(model, weighted, largest, new, again)
     block_rows = np.repeat(np.arange(len(rows)), new.valid.sum(axis=1))
     names = [_take(cat.name, new.because[..., r][new.valid]) for r in range(explanations.MAX_BECAUSE)]
@@ -326,18 +347,29 @@ def _popular_tables(model: RecommenderModel, cat: _Catalogue, positions: np.ndar
 
 
 def build(
-    model: RecommenderModel, n: int = LIST_LENGTH, block: int = BLOCK_USERS, workers: int = SCORING_WORKERS
+    model: RecommenderModel,
+    n: int = LIST_LENGTH,
+    block: int = BLOCK_USERS,
+    workers: int = SCORING_WORKERS,
+    head: int = list_candidates.HEAD,
 ) -> Iterator[pa.Table]:
-    """Both lists for every known customer, as Arrow tables of at most `block` customers each, in order."""
+    """Both lists for every known customer, as Arrow tables of at most `block` customers each, in order.
+
+    `head`: the items every customer is scored on (list_candidates); 0 scores every customer densely, the
+    reference the candidates are tested against.
+    """
     customers = model.customers()
     cat = _Catalogue(model, customers)
     rows = model.user_ids.get_indexer(customers["user_id"])
     buyers = np.flatnonzero(rows >= 0)
     likely = _likely_items(model, rows[buyers[:SCORE_ROWS]], n) if buyers.size else None
+    ranked = list_candidates.RankedItems.of(model, head)
+    if head and not list_candidates.pays_off(model, ranked, rows[buyers], n):
+        ranked = list_candidates.RankedItems.of(model, 0)  # every customer scored densely, without the attempt
 
     def tables(start: int) -> list[pa.Table]:
         positions = buyers[start : start + block]
-        return list(_buyer_tables(model, cat, positions, rows[positions], n, likely))
+        return list(_buyer_tables(model, cat, positions, rows[positions], n, ranked, likely))
 
     _ = model.item_targets  # made once here, not raced for by the scoring threads
     starts = range(0, buyers.size, block)
