@@ -35,6 +35,7 @@ from dagster_project.recommender import RecommenderModel
 LIST_LENGTH = 10
 BLOCK_USERS = 512  # customers per Parquet row group
 SCORING_WORKERS = 2  # threads scoring blocks side by side (the machine's cores; Parquet is encoded on another)
+BECAUSE_PAIRS = 1 << 14  # padded (customer, bought item) rows explained at once (x n x k floats)
 SCORE_ROWS = 256  # customers scored at once: their dense float32 scores (256 x items) stay in the CPU cache
 LISTS = ("new", "buy_again")
 CATALOGUE_KEY = b"recomart.catalogue"  # Parquet key-value metadata: the catalogue the lists came from
@@ -138,25 +139,38 @@ def _because(model: RecommenderModel, weighted: sp.csr_matrix, candidates: np.nd
     """For each (customer, candidate): the up-to-3 bought items contributing most, len(rows) x n x 3, -1 padded.
 
     `weighted` holds the block's weighted purchase rows. Contribution of bought item j to candidate i is
-    w_j (V D V^T)_{j,i} (see explanations), computed for every (customer, bought item) pair of the block
-    against that customer's n candidates only; one sort per candidate column orders the pairs by customer,
-    then by contribution.
+    w_j (V D V^T)_{j,i} (see explanations): for each customer, their bought items' factors times their
+    candidates' targets, one small matrix product each (their histories padded to the longest of a few
+    customers at a time), then a stable sort per candidate: largest first, equal ones in purchase-row order.
     """
-    owner = np.repeat(np.arange(weighted.shape[0]), np.diff(weighted.indptr))
-    bought = weighted.indices
-    out = np.full((weighted.shape[0], candidates.shape[1], explanations.MAX_BECAUSE), -1, dtype=np.int64)
-    if not bought.size:
+    rows, n = candidates.shape
+    out = np.full((rows, n, explanations.MAX_BECAUSE), -1, dtype=np.int64)
+    lengths = np.diff(weighted.indptr)
+    longest = int(lengths.max()) if rows else 0
+    if not longest:
         return out
-    targets = model.item_targets[np.maximum(candidates, 0)[owner]]  # pairs x n x k
-    pair = np.einsum("pk,pck->pc", model.item_factors[bought], targets) * weighted.data[:, None]
-    spread = np.abs(pair).max(axis=0) + 1e-30
-    order = np.argsort(owner[:, None] * 4.0 + (1.0 - pair / spread), axis=0)  # customer, then largest first
-    ranked = np.take_along_axis(pair, order, axis=0)
-    who = owner[order]
-    rank = np.arange(owner.size)[:, None] - weighted.indptr[:-1][who]
-    keep = (rank < explanations.MAX_BECAUSE) & (ranked > (explanations.NOISE * scale)[who])
-    column = np.broadcast_to(np.arange(candidates.shape[1]), order.shape)
-    out[who[keep], column[keep], rank[keep]] = bought[order[keep]]
+    step = max(1, BECAUSE_PAIRS // longest)  # customers at once: their padded histories stay small
+    for start in range(0, rows, step):
+        part = weighted[start : start + step]
+        size, width = part.shape[0], int(lengths[start : start + step].max())
+        owner = np.repeat(np.arange(size), np.diff(part.indptr))
+        slot = np.arange(owner.size) - part.indptr[:-1][owner]
+        factors = np.zeros((size, width, model.item_factors.shape[1]), dtype=model.item_factors.dtype)
+        factors[owner, slot] = model.item_factors[part.indices]
+        weights = np.zeros((size, width), dtype=np.float32)
+        weights[owner, slot] = part.data
+        items = np.full((size, width), -1, dtype=np.int64)
+        items[owner, slot] = part.indices
+        targets = model.item_targets[np.maximum(candidates[start : start + step], 0)]  # size x n x k
+        pair = np.matmul(factors, targets.transpose(0, 2, 1))  # size x width x n
+        pair *= weights[:, :, None]
+        pair[items < 0] = -np.inf
+        top = min(explanations.MAX_BECAUSE, width)
+        order = np.argsort(-pair, axis=1, kind="stable")[:, :top]  # size x top x n
+        chosen = np.take_along_axis(pair, order, axis=1)
+        picked = items[np.arange(size)[:, None, None], order]
+        picked[~(chosen > (explanations.NOISE * scale[start : start + step])[:, None, None])] = -1
+        out[start : start + size, :, :top] = picked.transpose(0, 2, 1)
     return out
 
 
