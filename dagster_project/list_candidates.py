@@ -42,6 +42,7 @@ class RankedItems:
     binary: sp.csr_matrix  # the purchases as 0/1 float32 (the neighbour sums add rows of the neighbour matrix)
     near: sp.csr_matrix  # the model's item neighbours in the head's columns (items x head, rank order)
     far: sp.csr_matrix  # and in the other columns (items x the rest, rank order)
+    far_max: np.ndarray  # each item's largest neighbour entry in those other columns (0 if none)
 
     @classmethod
     def of(cls, model: RecommenderModel, head: int = HEAD) -> RankedItems:
@@ -57,7 +58,11 @@ class RankedItems:
         near = neighbours[:, order[:size]].tocsr()
         far = neighbours[:, order[size:]].tocsr()  # column c: the item of rank size + c
         head_columns = np.ascontiguousarray(projection[:, order[:size]])
-        return cls(order, rank, norms, head_columns, beyond, binary, near, far)
+        far_max = np.zeros(order.size, dtype=np.float32)
+        filled = np.diff(far.indptr) > 0
+        if filled.any():
+            far_max[filled] = np.maximum.reduceat(far.data, far.indptr[:-1][filled])
+        return cls(order, rank, norms, head_columns, beyond, binary, near, far, far_max)
 
 
 @dataclass
@@ -95,13 +100,17 @@ def best(values: np.ndarray, items: np.ndarray, width: int) -> tuple[np.ndarray,
     return out_items, out_values
 
 
-def _row_max(matrix: sp.csr_matrix) -> np.ndarray:
-    """Each row's largest stored value, 0 for empty rows (the stored values are never negative)."""
-    out = np.zeros(matrix.shape[0], dtype=matrix.dtype)
-    filled = np.diff(matrix.indptr) > 0
+def _sums(bought: sp.csr_matrix, neighbours: sp.csr_matrix, some: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """The neighbour sums (bought @ neighbours) of some rows of `bought`: (row, column, sum) of each entry, and
+    each of the `count` rows' largest sum (0 for the others: the sums are never negative)."""
+    largest = np.zeros(count, dtype=np.float32)
+    if not some.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), largest
+    sums = bought[some] @ neighbours
+    filled = np.diff(sums.indptr) > 0
     if filled.any():
-        out[filled] = np.maximum.reduceat(matrix.data, matrix.indptr[:-1][filled])
-    return np.maximum(out, 0)
+        largest[some[filled]] = np.maximum.reduceat(sums.data, sums.indptr[:-1][filled])
+    return np.repeat(some, np.diff(sums.indptr)), sums.indices, sums.data, largest
 
 
 def _dot(q: np.ndarray, targets: np.ndarray, customer: np.ndarray, item: np.ndarray) -> np.ndarray:
@@ -153,22 +162,38 @@ def score(model: RecommenderModel, ranked: RankedItems, rows: np.ndarray, n: int
     size = head.shape[1]
     bought_binary = ranked.binary[rows]
     near = (bought_binary @ ranked.near).toarray()  # the neighbour sums of the head's items, dense like the head
-    far = bought_binary @ ranked.far  # and of the other items (sparse)
-    top = np.maximum(near.max(axis=1, initial=0), _row_max(far))
+    top = near.max(axis=1, initial=0)
+    # no neighbour sum outside the head exceeds the sum of the largest entries of the bought items' rows there:
+    # where that is below the head's largest sum, the head's is the largest (most customers), and the sums
+    # outside the head are added up only for the others, and below for those they could still give a product
+    history = np.diff(bought_binary.indptr)
+    ceiling = np.bincount(
+        np.repeat(np.arange(count), history), weights=ranked.far_max[bought_binary.indices], minlength=count
+    ) * (1 + RELATIVE_MARGIN + 1e-7 * history)  # float32 sums of |history| terms err by less
+    loud = np.flatnonzero(ceiling >= top)
+    far = [_sums(bought_binary, ranked.far, loud, count)]
+    top = np.maximum(top, far[0][3])
     top = np.where(top > 0, top, np.float32(1.0))
     near /= top[:, None]
     near *= weight
     blended = head / scale[:, None]
     blended += near
-    _, found = best(blended, head_items, width)
-    floor = found[:, -1] if width else np.full(count, np.inf)
+    floor = np.full(count, np.inf if not width else -np.inf, dtype=np.float32)  # the n-th best found so far
+    if 0 < width <= size:
+        floor = np.partition(blended, size - width, axis=1)[:, size - width]
     # neighbours outside the head: scored exactly only when their bound reaches the n-th best found so far;
     # first a cheap cut on the raw sums (every norm out there is at most the head's last), then each its own
     least = (floor - outside / scale - ABSOLUTE_MARGIN) * top / weight * (1 - RELATIVE_MARGIN)
-    pick = np.flatnonzero(far.data >= np.repeat(least.astype(np.float32), np.diff(far.indptr)))
-    who = np.searchsorted(far.indptr, pick, side="right") - 1
-    item = ranked.order[far.indices[pick] + size]
-    nb = far.data[pick] / top[who]
+    quiet = np.ones(count, dtype=bool)
+    quiet[loud] = False
+    far.append(_sums(bought_binary, ranked.far, np.flatnonzero(quiet & (ceiling >= least)), count))
+    who = np.concatenate([part[0] for part in far])
+    columns = np.concatenate([part[1] for part in far])
+    data = np.concatenate([part[2] for part in far])
+    pick = np.flatnonzero(data >= least.astype(np.float32)[who])
+    pick = pick[np.argsort(who[pick], kind="stable")]  # customer by customer
+    who, item = who[pick], ranked.order[columns[pick] + size]
+    nb = data[pick] / top[who]
     nb *= weight
     bound = reach[who] * ranked.norms[item] * (1 + RELATIVE_MARGIN) / scale[who] + nb + ABSOLUTE_MARGIN
     keep = bound >= floor[who]
