@@ -100,7 +100,8 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 def normalize_ids(values: pd.Series) -> pd.Series:
     """Trimmed text ids; '17850.0' becomes '17850'; blanks become missing."""
     text = values.astype("string").str.strip()
-    text = text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
+    if text.str.contains(".", regex=False).any():  # most exports have no point in any id: no regex pass
+        text = text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
     return text.mask(text == "")
 
 

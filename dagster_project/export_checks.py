@@ -9,12 +9,15 @@ secret included, so column names are listed only when the header is recognisably
 from __future__ import annotations
 
 import difflib
+import math
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from dagster_project import file_formats
 from dagster_project.contract import EntitySpec, InputLimits, normalize_ids
@@ -154,10 +157,21 @@ def clean_names(names: Iterable[object]) -> list[str]:
     return [str(c).strip().lstrip("\ufeff").strip() for c in names]
 
 
+def _longest_bytes(values: pd.Series) -> float:
+    """The longest value's length in bytes for Arrow text (no per-row count); infinity for other columns."""
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+        return math.inf
+    longest = pc.max(pc.binary_length(pa.array(values))).as_py()
+    return 0 if longest is None else longest
+
+
 def check_fields(frame: pd.DataFrame, path: Path, limits: InputLimits) -> None:
     """No field over the limit: such a field is a broken export (typically a quote never closed)."""
     for column in frame.columns:
-        lengths = frame[column].str.len()
+        values = frame[column]
+        if _longest_bytes(values) <= limits.max_field_chars:  # every character is at least one byte
+            continue
+        lengths = values.str.len()
         longest = lengths.max()
         if pd.notna(longest) and longest > limits.max_field_chars:
             row = int(lengths.to_numpy(dtype="float64", na_value=0).argmax()) + 1

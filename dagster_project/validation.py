@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
 from dagster_project import repeated_lines
@@ -361,7 +362,7 @@ def schema_problems(frame: pd.DataFrame, spec: EntitySpec) -> list[str]:
 
 
 def _examples(table: pd.DataFrame, mask: pd.Series, rule: Rule, limit: int = 5) -> list[dict]:
-    rows = table.loc[mask].head(limit)
+    rows = table.iloc[np.flatnonzero(np.asarray(mask))[:limit]]  # the first few, without copying every failing row
     columns = [c for c in (SOURCE_COLUMN, ROW_COLUMN, *rule.columns) if c in rows.columns]
     if len(columns) <= 2:
         columns += [c for c in rows.columns[:4] if c not in columns]
