@@ -32,11 +32,21 @@ BATCH = 256  # customers per block: a block of scores (256 x items) stays in the
 ListMaker = Callable[[np.ndarray], np.ndarray]  # a block of users -> their top-k items (-1 pads)
 
 
+def time_cutoff(timestamps: pd.Series | pd.api.extensions.ExtensionArray, test_share: float = 0.2) -> pd.Timestamp:
+    """The timestamp below which (1 - test_share) of the transactions fall."""
+    return pd.Series(timestamps, copy=False).quantile(1.0 - test_share)
+
+
 def time_split(transactions: pd.DataFrame, test_share: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """Split at the timestamp below which (1 - test_share) of the transactions fall."""
-    cutoff = transactions["timestamp"].quantile(1.0 - test_share)
+    cutoff = time_cutoff(transactions["timestamp"], test_share)
     before = transactions["timestamp"] < cutoff
     return transactions.loc[before], transactions.loc[~before], cutoff
+
+
+def random_test_rows(n_rows: int, test_share: float = 0.2, seed: int = 0) -> np.ndarray:
+    """Which of `n_rows` transactions a seeded random cut puts in the test set (see `random_split`)."""
+    return np.random.default_rng(seed).random(n_rows) < test_share
 
 
 def random_split(
@@ -47,7 +57,7 @@ def random_split(
     The fallback when time cannot separate past from future (every timestamp equal, a single day of
     data): it measures how well held-out purchases are predicted, not how well the future is.
     """
-    test = np.random.default_rng(seed).random(len(transactions)) < test_share
+    test = random_test_rows(len(transactions), test_share, seed)
     return transactions.loc[~test], transactions.loc[test]
 
 

@@ -73,21 +73,40 @@ class TrainingSettings:
     seed: int = 0
 
 
-# Row and column of each transaction in train_model's customer and product indexes, looked up once:
-# every split and matrix of one training run reuses them instead of hashing a million ids again.
-USER_ROW, ITEM_COLUMN = "_user_row", "_item_column"
+@dataclass(frozen=True)
+class Purchases:
+    """The transactions as training cuts and counts them: customer row, product column (int32) and time.
+
+    Looked up once per training run: every split and matrix reuses these codes instead of hashing a
+    million ids again, and a cut copies 16 bytes a transaction instead of the whole table's columns.
+    """
+
+    rows: np.ndarray  # int32: the customer's row in the model
+    columns: np.ndarray  # int32: the product's column, -1 when it is not in the catalogue
+    times: pd.api.extensions.ExtensionArray | np.ndarray  # the transactions' timestamps
+
+    def __len__(self) -> int:
+        return self.rows.size
+
+    def take(self, keep: np.ndarray) -> Purchases:
+        return Purchases(self.rows[keep], self.columns[keep], self.times[keep])
+
+    def counts(self, shape: tuple[int, int]) -> sp.csr_matrix:
+        """Users x items purchase counts; purchases of products outside the catalogue are left out."""
+        return _counts(self.rows, self.columns, np.ones(len(self), dtype=np.float32), shape)
+
+
+def _counts(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    keep = (rows >= 0) & (cols >= 0)
+    matrix = sp.csr_matrix((values[keep], (rows[keep], cols[keep])), shape=shape)
+    matrix.sum_duplicates()
+    return matrix
 
 
 def _sparse(frame: pd.DataFrame, users: pd.Index, items: pd.Index, values: np.ndarray) -> sp.csr_matrix:
     """Users x items matrix of `values`, summed per pair; rows whose user or item is not indexed are ignored."""
-    if USER_ROW in frame:  # positions train_model looked up in these same indexes
-        rows, cols = frame[USER_ROW].to_numpy(), frame[ITEM_COLUMN].to_numpy()
-    else:
-        rows, cols = users.get_indexer(frame["user_id"]), items.get_indexer(frame["product_id"])
-    keep = (rows >= 0) & (cols >= 0)
-    matrix = sp.csr_matrix((values[keep], (rows[keep], cols[keep])), shape=(len(users), len(items)))
-    matrix.sum_duplicates()
-    return matrix
+    rows, cols = users.get_indexer(frame["user_id"]), items.get_indexer(frame["product_id"])
+    return _counts(rows, cols, values, (len(users), len(items)))
 
 
 def count_matrix(transactions: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
@@ -220,7 +239,7 @@ def holdout_metrics(
 class Split:
     """A train/test cut of the transactions, its holdout, and how many customers each list can measure."""
 
-    train: pd.DataFrame  # the training part's transactions (cut again for validation)
+    train: Purchases  # the training part's transactions (cut again for validation)
     holdout: ev.Holdout
     protocol: str  # "time split" or "random split"
     cutoff: pd.Timestamp | None  # time splits only
@@ -228,26 +247,22 @@ class Split:
 
 
 def _split(
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    protocol: str,
-    cutoff: pd.Timestamp | None,
-    users: pd.Index,
-    items: pd.Index,
+    purchases: Purchases, test: np.ndarray, protocol: str, cutoff: pd.Timestamp | None, shape: tuple[int, int]
 ) -> Split:
-    holdout = ev.make_holdout(count_matrix(train, users, items), count_matrix(test, users, items))
+    train = purchases.take(~test)
+    holdout = ev.make_holdout(train.counts(shape), purchases.take(test).counts(shape))
     measurable = {kind: int(holdout.users(kind).size) for kind in LIST_KINDS}
     return Split(train, holdout, protocol, cutoff, measurable)
 
 
-def evaluation_split(transactions: pd.DataFrame, users: pd.Index, items: pd.Index, settings: TrainingSettings) -> Split:
+def evaluation_split(purchases: Purchases, shape: tuple[int, int], settings: TrainingSettings) -> Split:
     """The time split; a seeded random split when time leaves too few customers on the new-products list."""
-    train, test, cutoff = ev.time_split(transactions, settings.test_share)
-    by_time = _split(train, test, "time split", cutoff, users, items)
+    cutoff = ev.time_cutoff(purchases.times, settings.test_share)
+    by_time = _split(purchases, ~np.asarray(purchases.times < cutoff), "time split", cutoff, shape)
     if by_time.users["new"] >= settings.min_eval_users:
         return by_time
-    train, test = ev.random_split(transactions, settings.test_share, settings.seed)
-    at_random = _split(train, test, "random split", None, users, items)
+    test = ev.random_test_rows(len(purchases), settings.test_share, settings.seed)
+    at_random = _split(purchases, test, "random split", None, shape)
     return at_random if at_random.users["new"] > by_time.users["new"] else by_time
 
 
@@ -262,6 +277,28 @@ def _not_measured(split: Split, metrics: dict, settings: TrainingSettings) -> di
         for kind in LIST_KINDS
         if kind not in metrics
     }
+
+
+def served_counts(
+    purchases: Purchases,
+    shape: tuple[int, int],
+    interactions: pd.DataFrame | None,
+    users: pd.Index,
+    items: pd.Index,
+) -> sp.csr_matrix:
+    """The served model's purchase counts, from the codes training already holds.
+
+    The interaction table (features.interaction_table) counts the same transactions per customer and
+    product; it is read only when its totals disagree with the codes (then it is what the pipeline
+    published, and the model follows it).
+    """
+    counts = purchases.counts(shape)
+    if interactions is None:
+        return counts
+    same = len(interactions) == counts.nnz and int(interactions["purchases"].sum()) == int(
+        counts.data.sum(dtype=np.float64)
+    )
+    return counts if same else interaction_counts(interactions, users, items)
 
 
 def train_model(
@@ -301,15 +338,15 @@ def _train_model(
     user_index = pd.Index(customers)
     item_index = pd.Index(products["product_id"])
     item_columns = item_index.get_indexer(transactions["product_id"])
-    coded = transactions.assign(**{USER_ROW: user_rows, ITEM_COLUMN: item_columns})
-    split = evaluation_split(coded, user_index, item_index, settings)
+    purchases = Purchases(user_rows.astype(np.int32), item_columns.astype(np.int32), transactions["timestamp"].array)
+    del user_rows, item_columns
+    shape = (len(user_index), len(item_index))
+    split = evaluation_split(purchases, shape, settings)
 
     selection = "fixed settings"
     if fixed is not None:
         params, trials = fixed, []
-    elif (validation := evaluation_split(split.train, user_index, item_index, settings)).users[
-        "new"
-    ] >= settings.min_eval_users:
+    elif (validation := evaluation_split(split.train, shape, settings)).users["new"] >= settings.min_eval_users:
         params, trials = select_params(validation.holdout, settings)
         selection = f"chosen on a validation slice ({validation.protocol})"
     else:
@@ -320,11 +357,7 @@ def _train_model(
         )
     with ThreadPoolExecutor(max_workers=1) as pool:  # the test figures are measured while the served model fits
         measured = pool.submit(holdout_metrics, split.holdout, params, settings)
-        counts = (
-            count_matrix(coded, user_index, item_index)
-            if interactions is None
-            else interaction_counts(interactions, user_index, item_index)
-        )
+        counts = served_counts(purchases, shape, interactions, user_index, item_index)
         n_items = counts.shape[1]
         neighbours = (
             item_neighbours(counts)
