@@ -11,7 +11,7 @@ Imports nothing heavy: the app reads cards without numpy or scikit-learn.
 from __future__ import annotations
 
 import types
-from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass, replace
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -72,6 +72,19 @@ class Trial:
 
 
 @dataclass(frozen=True)
+class TuningSample:
+    """Whom the tuner measured every setting on: at most `cap` customers per list, a seeded sample beyond that.
+
+    The cap bounds tuning's cost whatever the shop's size; the served model still trains on everyone.
+    """
+
+    users: dict[ListKind, int]  # customers each setting was measured on, per list
+    available: dict[ListKind, int]  # customers the validation slice could measure, per list
+    cap: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything the pipeline and the app say about a trained model."""
 
@@ -91,6 +104,7 @@ class ModelCard:
     run_id: str | None = None
     data_checksum: str | None = None
     version: str | None = None  # set when the model is published
+    tuning: TuningSample | None = None  # settings chosen on a validation slice: whom they were measured on
 
     @property
     def curve(self) -> list[Trial]:
@@ -122,14 +136,22 @@ def _field_types(kind: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in fields(kind)}
 
 
+@cache
+def _optional(kind: type) -> set[str]:
+    return {f.name for f in fields(kind) if f.default is not MISSING or f.default_factory is not MISSING}
+
+
 def _build(kind: Any, value: object, where: str) -> Any:
     """`value` as an instance of the type `kind` (dataclasses, dicts, lists, unions, literals, scalars)."""
     origin = get_origin(kind)
     if is_dataclass(kind):
         hints = _field_types(kind)
-        if not isinstance(value, dict) or set(value) != set(hints):
+        if not isinstance(value, dict) or not set(hints) - _optional(kind) <= set(value) <= set(hints):
             raise ValueError(f"{where}: expected the fields {sorted(hints)}")
-        return kind(**{name: _build(hint, value[name], f"{where}.{name}") for name, hint in hints.items()})
+        # a field added later with a default may be missing from older files: it takes its default
+        return kind(
+            **{name: _build(hint, value[name], f"{where}.{name}") for name, hint in hints.items() if name in value}
+        )
     if origin is dict:
         key_kind, item = get_args(kind)
         if not isinstance(value, dict):

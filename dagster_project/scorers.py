@@ -23,6 +23,7 @@ from dagster_project.model_card import ModelParams
 NEIGHBOURS = 100  # neighbours kept per item for the blend with item-item neighbours
 POWER_ITERATIONS = 2  # power iterations of the randomized SVD of X^T X (fit_factors): (X^T X)^5
 GRAM_BLOCK_ROWS = 1 << 18  # customers per block when summing X^T X (item_gram)
+PRODUCT_BLOCK_ROWS = 1 << 14  # customers per block when applying X^T X to the SVD's item blocks (cache-sized)
 DENSE_GRAM_SHARE = 0.25  # X^T X is kept dense above this share of non-zeros
 
 
@@ -61,24 +62,59 @@ def item_gram(matrix: sp.csr_matrix) -> sp.csr_matrix | np.ndarray:
     return gram.tocsr() if sp.issparse(gram) else np.asarray(gram)
 
 
+class _ItemGram:
+    """X^T X as an operator on items x r blocks, applied as X^T (X Q) over blocks of customers.
+
+    The SVD only multiplies X^T X by thin blocks, so X^T X is never formed: each product costs two passes
+    over X's non-zeros (at 10M transactions a fifth of X^T X's) and holds one customers-block x r array.
+    """
+
+    def __init__(self, x: sp.csr_matrix) -> None:
+        from scipy.sparse.linalg import LinearOperator
+
+        step = max(1, PRODUCT_BLOCK_ROWS)
+        blocks = [x[start : start + step] for start in range(0, x.shape[0], step)]
+        n = x.shape[1]
+
+        def apply(q: np.ndarray) -> np.ndarray:
+            q = np.ascontiguousarray(q, dtype=np.float32)
+            out = np.zeros((n, q.shape[1]), dtype=np.float32)
+            for block in blocks:
+                out += block.T @ (block @ q)
+            return out
+
+        self.operator = LinearOperator(
+            (n, n), matvec=lambda v: apply(v.reshape(-1, 1)).ravel(), matmat=apply, rmatmat=apply, dtype=np.float32
+        )
+
+
 def fit_factors(
     matrix: sp.csr_matrix, factors: int, seed: int = 0, power_iterations: int = POWER_ITERATIONS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Item factors V (items x k) and singular values s of a sparse matrix X, with scikit-learn.
 
     X^T X = V diag(s^2) V^T, so scikit-learn's randomized SVD (Halko et al. 2011) of the item Gram matrix
-    gives V and s^2. Past the one pass over the customers that sums X^T X, nothing grows with the
-    customers: the SVD works on items x items and items x (k + 10) blocks only. `power_iterations` q
-    reaches the accuracy of (X^T X)^(2q + 1) times a random block: q = 2 is five passes of subspace
-    iteration on X.
+    gives V and s^2. X^T X is applied, never formed (`_ItemGram`): nothing grows with the customers
+    beyond X itself and one block of them, and the SVD works on items x (k + 10) blocks only. The
+    routine is scikit-learn's own randomized SVD (the pinned release's body behind `randomized_svd`,
+    whose input check only takes arrays). `power_iterations` q reaches the accuracy of (X^T X)^(2q + 1)
+    times a random block: q = 2 is five passes of subspace iteration on X, each block re-orthonormalized
+    (QR): unnormalized, (X^T X)^5 spans a range float32 cannot hold, and the trailing factors were noise.
     """
-    from sklearn.utils.extmath import randomized_svd
+    from sklearn.utils.extmath import _randomized_svd
 
-    k = max(1, min(factors, min(matrix.shape) - 1))
-    gram = item_gram(matrix)
-    oversamples = max(0, min(10, matrix.shape[1] - k))
-    v, s2, _ = randomized_svd(
-        gram, k, n_oversamples=oversamples, n_iter=power_iterations, random_state=seed, flip_sign=False
+    x = matrix.astype(np.float32, copy=False).tocsr()
+    k = max(1, min(factors, min(x.shape) - 1))
+    oversamples = max(0, min(10, x.shape[1] - k))
+    v, s2, _ = _randomized_svd(
+        _ItemGram(x).operator,
+        k,
+        n_oversamples=oversamples,
+        n_iter=power_iterations,
+        transpose=False,
+        power_iteration_normalizer="QR",
+        random_state=seed,
+        flip_sign=False,
     )
     order = np.argsort(s2)[::-1]
     s2 = s2[order].astype(np.float64)
@@ -110,20 +146,29 @@ def item_neighbours(counts: sp.csr_matrix, neighbours: int = NEIGHBOURS) -> sp.c
     n = x.shape[1]
     keep = max(0, min(neighbours, n - 1))
     buyers = np.asarray(x.sum(axis=0)).ravel()
-    together = sp.csc_matrix(item_gram(x))  # items x items, buyers in common
+    # buyers in common; X^T X is symmetric, so row j holds column j: each item's candidates, in place
+    together = sp.csr_matrix(item_gram(x), dtype=np.float32)
+    del x
     together.setdiag(0.0)
     together.eliminate_zeros()
     if keep == 0 or together.nnz == 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    rows = together.indices
-    cols = np.repeat(np.arange(n), np.diff(together.indptr))
-    cosine = (together.data / np.sqrt(buyers[rows] * buyers[cols])).astype(np.float32)
+    indptr, candidates, cosine = together.indptr, together.indices, together.data
+    step = max(1, n // 16)  # the cosines in a few slices of items: no temporary as large as all the pairs
+    for first in range(0, n, step):
+        start, end = indptr[first], indptr[min(first + step, n)]
+        items = np.repeat(np.arange(first, min(first + step, n)), np.diff(indptr[first : first + step + 1]))
+        cosine[start:end] /= np.sqrt(buyers[candidates[start:end]] * buyers[items])
     kept = np.ones(cosine.size, dtype=bool)
-    for j in np.flatnonzero(np.diff(together.indptr) > keep):  # only items with more candidates than kept
-        start, end = together.indptr[j], together.indptr[j + 1]
+    for j in np.flatnonzero(np.diff(indptr) > keep):  # only items with more candidates than kept
+        start, end = indptr[j], indptr[j + 1]
         drop = np.argpartition(-cosine[start:end], keep - 1)[keep:]
         kept[start + drop] = False
-    return sp.csr_matrix((cosine[kept], (rows[kept], cols[kept])), shape=(n, n), dtype=np.float32)
+    kept_per_item = np.add.reduceat(kept, indptr[:-1]) * (np.diff(indptr) > 0)
+    chosen = sp.csr_matrix(
+        (cosine[kept], candidates[kept], np.r_[0, np.cumsum(kept_per_item)]), shape=(n, n), dtype=np.float32
+    )  # row j: item j's nearest items
+    return chosen.T.tocsr()
 
 
 def blend_neighbours(cf_scores: np.ndarray, neighbour_scores: np.ndarray, weight: float) -> np.ndarray:

@@ -25,10 +25,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from dagster_project import evaluation as ev
 from dagster_project.model_card import (
@@ -40,6 +44,7 @@ from dagster_project.model_card import (
     ModelCard,
     ModelParams,
     Trial,
+    TuningSample,
 )
 from dagster_project.recommender import ITEM_COLUMNS, RecommenderModel
 from dagster_project.scorers import (
@@ -55,6 +60,7 @@ from dagster_project.trial_lists import TrialLists
 
 PROFILE_COLUMNS = ["name", "email", "age", "gender", "country", "segment"]
 DEFAULT_MIN_COVERAGE = 0.05
+CHECKSUM_ROWS = 1 << 20  # transactions per slice of data_checksum
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,43 @@ def _sparse(frame: pd.DataFrame, users: pd.Index, items: pd.Index, values: np.nd
     return _counts(rows, cols, values, (len(users), len(items)))
 
 
+def _arrow_strings(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    """The column as one Arrow array (no copy when it is one chunk already)."""
+    import pyarrow as pa
+
+    array = pa.array(values)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def factorize(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """`pd.factorize`: int32 codes (-1 for missing) and the distinct values in order of first appearance.
+
+    Arrow-backed text is encoded by Arrow: pandas would hash a Python string per row (a gigabyte at 10M).
+    """
+    if not _arrow_strings(values):
+        codes, uniques = pd.factorize(values)
+        return codes.astype(np.int32), pd.Index(uniques)
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(_arrow(values))
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return codes, pd.Index(pd.array(encoded.dictionary, dtype=values.dtype))
+
+
+def positions(values: pd.Series, index: pd.Series) -> np.ndarray:
+    """Where each of `values` is in `index` (unique), -1 when it is not there: `Index.get_indexer`, as int32."""
+    if not (_arrow_strings(values) and _arrow_strings(index)):
+        return pd.Index(index).get_indexer(values).astype(np.int32)
+    import pyarrow.compute as pc
+
+    found = pc.index_in(_arrow(values), value_set=_arrow(index))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+
+
 def count_matrix(transactions: pd.DataFrame, users: pd.Index, items: pd.Index) -> sp.csr_matrix:
     """Users x items purchase counts from transactions."""
     return _sparse(transactions, users, items, np.ones(len(transactions), dtype=np.float32))
@@ -123,22 +166,42 @@ def data_checksum(transactions: pd.DataFrame) -> str:
     """A fingerprint of the training data (order-independent hash of the rows)."""
     import hashlib
 
-    row_hashes = pd.util.hash_pandas_object(transactions, index=False).to_numpy()
+    step = CHECKSUM_ROWS  # rows hashed a slice at a time: hashing text makes a Python string of every value
+    row_hashes = np.concatenate(
+        [np.empty(0, dtype=np.uint64)]
+        + [
+            pd.util.hash_pandas_object(transactions.iloc[start : start + step], index=False).to_numpy()
+            for start in range(0, len(transactions), step)
+        ]
+    )
     return hashlib.sha256(np.sort(row_hashes).tobytes()).hexdigest()
 
 
-def customer_profiles(users: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFrame:
+def customer_profiles(
+    users: pd.DataFrame, transactions: pd.DataFrame, codes: tuple[np.ndarray, pd.Index] | None = None
+) -> pd.DataFrame:
     """Every known customer (in the users table or buying), indexed by id: profile, purchases, spend, last purchase.
 
     The model carries these so the app can list and search customers from the model file alone.
+    `codes` are `factorize(transactions["user_id"])`, when the caller has them already.
     """
     columns = [c for c in PROFILE_COLUMNS if c in users]
     profiles = users.drop_duplicates("user_id").set_index("user_id")[columns]
-    grouped = transactions.groupby("user_id", observed=True, sort=False)
-    stats = pd.DataFrame({"purchases": grouped.size()})
-    stats["spend"] = grouped["amount"].sum() if "amount" in transactions else np.nan
+    if codes is None:
+        codes = factorize(transactions["user_id"])
+    rows, customers = codes  # grouped on the customers' int codes, not their ids (text hashed per row)
+    known = rows >= 0
+    stats = pd.DataFrame({"purchases": np.bincount(rows[known], minlength=len(customers))}, index=customers)
+
+    def per_customer(column: str) -> pd.core.groupby.SeriesGroupBy:
+        return pd.Series(transactions[column].array[known]).groupby(rows[known])
+
+    stats["spend"] = (
+        per_customer("amount").sum().reindex(range(len(customers))).to_numpy() if "amount" in transactions else np.nan
+    )
     if "timestamp" in transactions:
-        stats["last_purchase"] = pd.to_datetime(grouped["timestamp"].max(), utc=True).astype("datetime64[ns, UTC]")
+        last = per_customer("timestamp").max().reindex(range(len(customers)))
+        stats["last_purchase"] = pd.to_datetime(last, utc=True).astype("datetime64[ns, UTC]").to_numpy()
     buyers_only = stats.index.difference(profiles.index)
     profiles = pd.concat([profiles, pd.DataFrame(index=buyers_only)]).join(stats)
     profiles["purchases"] = profiles["purchases"].fillna(0).astype("int64")
@@ -147,6 +210,22 @@ def customer_profiles(users: pd.DataFrame, transactions: pd.DataFrame) -> pd.Dat
         profiles["last_purchase"] = pd.Series(pd.NaT, index=profiles.index, dtype="datetime64[ns, UTC]")
     profiles.index = pd.Index(profiles.index.astype("string"), name="user_id")
     return profiles
+
+
+def tuning_users(holdout: ev.Holdout, settings: TrainingSettings) -> dict[ListKind, np.ndarray]:
+    """The validation customers every setting is measured on: at most `max_eval_users` per list (seeded)."""
+    return {kind: ev.sample_users(holdout.users(kind), settings.max_eval_users, settings.seed) for kind in LIST_KINDS}
+
+
+def tuning_sample(holdout: ev.Holdout, settings: TrainingSettings) -> TuningSample:
+    """`tuning_users` as the model card states them."""
+    users = tuning_users(holdout, settings)
+    return TuningSample(
+        users={kind: int(users[kind].size) for kind in LIST_KINDS},
+        available={kind: int(holdout.users(kind).size) for kind in LIST_KINDS},
+        cap=settings.max_eval_users,
+        seed=settings.seed,
+    )
 
 
 def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[ModelParams, list[Trial]]:
@@ -160,7 +239,7 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
     catalogue (the most-covering one when none does). Then the re-buy weight.
     One SVD per weighting at the highest rank serves every trial (lower ranks are its leading factors).
     """
-    users = {kind: ev.sample_users(holdout.users(kind), settings.max_eval_users, settings.seed) for kind in LIST_KINDS}
+    users = tuning_users(holdout, settings)
     max_rank = max(1, min(holdout.train.shape) - 1)
     ranks = sorted({min(f, max_rank) for f in settings.factor_grid})
     with ThreadPoolExecutor(max_workers=2) as pool:  # the sparse products release the GIL: fits run side by side
@@ -334,21 +413,27 @@ def _train_model(
     started = time.perf_counter()
     if transactions.empty:
         raise ValueError("No valid transactions left after preparation: nothing to train on.")
-    user_rows, customers = pd.factorize(transactions["user_id"])  # customers in order of first purchase
-    user_index = pd.Index(customers)
+    user_rows, user_index = factorize(transactions["user_id"])  # customers in order of first purchase
     item_index = pd.Index(products["product_id"])
-    item_columns = item_index.get_indexer(transactions["product_id"])
-    purchases = Purchases(user_rows.astype(np.int32), item_columns.astype(np.int32), transactions["timestamp"].array)
+    item_columns = positions(transactions["product_id"], products["product_id"])
+    purchases = Purchases(user_rows, item_columns, transactions["timestamp"].array)
     del user_rows, item_columns
     shape = (len(user_index), len(item_index))
     split = evaluation_split(purchases, shape, settings)
 
     selection = "fixed settings"
+    tuning = None
     if fixed is not None:
         params, trials = fixed, []
     elif (validation := evaluation_split(split.train, shape, settings)).users["new"] >= settings.min_eval_users:
         params, trials = select_params(validation.holdout, settings)
+        tuning = tuning_sample(validation.holdout, settings)
         selection = f"chosen on a validation slice ({validation.protocol})"
+        if tuning.users["new"] < tuning.available["new"]:
+            selection += (
+                f"; each setting measured on {tuning.users['new']:,} of its {tuning.available['new']:,} "
+                f"customers, a fixed random sample"
+            )
     else:
         params, trials = ModelParams(), []
         selection = (
@@ -366,7 +451,7 @@ def _train_model(
         )
         basis = SvdBasis.fit(counts, params.weighting, params.factors, settings.seed)
         params = replace(params, factors=basis.item_factors.shape[1])
-        profiles = customer_profiles(users, transactions)
+        profiles = customer_profiles(users, transactions, (purchases.rows, user_index))
         metrics = measured.result()
     model_card = ModelCard(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -390,6 +475,7 @@ def _train_model(
         interactions=int(counts.nnz),
         transactions=len(transactions),
         train_seconds=round(time.perf_counter() - started, 3),
+        tuning=tuning,
         **(card or {}),
     )
     return RecommenderModel(

@@ -90,7 +90,7 @@ def test_the_svd_finds_the_leading_factors_of_an_exact_svd(holdout, monkeypatch)
     agreement = np.linalg.svd(exact_v[:, :10].T @ v[:, :10], compute_uv=False)  # cosines of the angles between
     assert agreement.min() > 0.99
     np.testing.assert_allclose(v.T @ v, np.eye(20), atol=1e-4)
-    monkeypatch.setattr(scorers, "GRAM_BLOCK_ROWS", 300)  # customers in blocks of 300: the same factors
+    monkeypatch.setattr(scorers, "PRODUCT_BLOCK_ROWS", 300)  # customers in blocks of 300: the same factors
     blocked_v, blocked_s = fit_factors(weighted, 20)
     # the same up to float32 rounding of X^T X: the leading (converged) factors agree
     np.testing.assert_allclose(blocked_s[:10], s[:10], rtol=1e-4)

@@ -96,6 +96,10 @@ def collaborative_filtering_model(
         context.log.warning(f"Model saved to {path}, {reason}.")
     if card.not_measured:
         measured["evaluation"] = "; ".join(card.not_measured.values())
+    if card.tuning is not None:  # whom each setting was measured on while tuning (a capped, seeded sample)
+        measured["tuning_customers"] = int(card.tuning.users["new"])
+        measured["tuning_customers_available"] = int(card.tuning.available["new"])
+        measured["tuning_sample_seed"] = int(card.tuning.seed)
     return dg.MaterializeResult(
         metadata={
             **file_metadata(path, records=model.n_users),
