@@ -6,12 +6,14 @@ load on the leading factors), so the items are ranked by |p_i| once, and each bl
 the first `HEAD` of them only (one small matrix product): every other item scores at most |q| |p_HEAD|.
 The item-neighbour part of the blended score is sparse (only products bought together with the customer's
 own have one), so an item outside the head reaches at most |q| |p_i| / L + w nb_i / N; the few that can
-still beat the n-th best score found are scored exactly, one by one.
+still beat the n-th best score found are scored exactly, one by one. The neighbour sums outside the head
+are added up only for customers where they could matter: no such sum exceeds the sum of the bought items'
+largest neighbour entries out there, which for most customers is below what would count.
 
 A customer is settled when nothing left out can reach their n-th best new product or n-th best factor score
 (the buy-again candidates) and their largest absolute score L is found; the lists are then the ones the dense
-scores give. The rare customer who is not settled (on the generated 10M shop about one in a thousand) is
-scored densely by the caller, as before. Float32 rounding is covered by a margin on every bound.
+scores give. The rare customer who is not settled (2 in 10,000 on a sample of the generated 1M shop, none
+of 51,200 at 10M) is scored densely by the caller, as before. Float32 rounding is covered by a margin on every bound.
 
 Imports no Dagster; list_building uses it.
 """
