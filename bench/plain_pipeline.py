@@ -44,10 +44,8 @@ def run(data: Path, storage: Path, models: Path) -> dict[str, float]:
     times["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    interactions = features.interaction_table(p_tx)
-    user_features = features.user_features(p_tx, p_users, p_products, interactions)
+    user_features, item_features, interactions = features.build(p_tx, p_users, p_products)
     write_parquet(user_features, storage / "features" / "user_features.parquet")
-    item_features = features.item_features(p_tx, p_products, interactions)
     write_parquet(item_features, storage / "features" / "item_features.parquet")
     write_parquet(interactions, storage / "features" / "interactions.parquet")
     times["features"] = time.perf_counter() - t

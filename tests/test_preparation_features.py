@@ -79,10 +79,11 @@ def test_features_sum_to_the_transactions():
     items = features.item_features(tx, products).set_index("product_id")
     assert items.loc["a", "buyers"] == 2 and items.loc["a", "repeat_buyer_share"] == 0.5
     assert items.loc["c", "purchases"] == 0 and items.loc["a", "popularity_rank"] == 1
-    # the pipeline hands in the interaction table it built: the figures are the same
-    pairs = features.interaction_table(tx)
-    pd.testing.assert_frame_equal(features.user_features(tx, users, products, pairs).set_index("user_id"), uf)
-    pd.testing.assert_frame_equal(features.item_features(tx, products, pairs).set_index("product_id"), items)
+    # the pipeline builds the three tables at once (ids coded once): the figures are the same
+    built = features.build(tx, users, products)
+    pd.testing.assert_frame_equal(built[0].set_index("user_id"), uf)
+    pd.testing.assert_frame_equal(built[1].set_index("product_id"), items)
+    pd.testing.assert_frame_equal(built[2].set_index(["user_id", "product_id"]), inter)
     # a tie between categories goes to the first by name; a user who bought nothing has none
     tied = pd.concat([tx, tx.iloc[[2]].assign(user_id="u2", product_id="b")], ignore_index=True)
     favourite = features.user_features(tied, users, products).set_index("user_id")["favourite_category"]

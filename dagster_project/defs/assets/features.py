@@ -31,9 +31,7 @@ def feature_tables(
     prepared_transactions: pd.DataFrame,
 ) -> Iterator[dg.Output]:
     """Aggregate prepared transactions into user, item and interaction features."""
-    interactions = features.interaction_table(prepared_transactions)
-    users = features.user_features(prepared_transactions, prepared_users, prepared_products, interactions)
-    items = features.item_features(prepared_transactions, prepared_products, interactions)
+    users, items, interactions = features.build(prepared_transactions, prepared_users, prepared_products)
     n_users, n_items = interactions["user_id"].nunique(), len(prepared_products)
     density = len(interactions) / (n_users * n_items) if n_users and n_items else 0.0
     yield dg.Output(
