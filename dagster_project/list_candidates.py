@@ -80,16 +80,20 @@ class Candidates:
     settled: np.ndarray  # bool per customer
 
 
-def best(values: np.ndarray, items: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+def best(
+    values: np.ndarray, items: np.ndarray, width: int, floor: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Each row's `width` best values (-inf excluded), best first, equal values by lower item index (as
-    ranking.top_k_wide ranks them): their items (-1 where fewer) and values (-inf there)."""
+    ranking.top_k_wide ranks them): their items (-1 where fewer) and values (-inf there). `floor`, when known,
+    is at most each row's width-th best value (it saves finding it)."""
     rows, columns = values.shape
     out_items = np.full((rows, width), -1, dtype=np.int64)
     out_values = np.full((rows, width), -np.inf, dtype=values.dtype)
     m = min(width, columns)
     if m <= 0 or rows == 0:
         return out_items, out_values
-    floor = np.partition(values, columns - m, axis=1)[:, columns - m]  # each row's m-th best
+    if floor is None:
+        floor = np.partition(values, columns - m, axis=1)[:, columns - m]  # each row's m-th best
     row, column = np.nonzero((values >= floor[:, None]) & ~np.isneginf(values))
     value = values[row, column]
     item = items[row, column] if items.ndim == 2 else items[column]
@@ -215,7 +219,7 @@ def score(model: RecommenderModel, ranked: RankedItems, rows: np.ndarray, n: int
     pad_values[who, slot], pad_items[who, slot] = extra, item
     values = np.concatenate([blended, pad_values], axis=1)
     items = np.concatenate([np.broadcast_to(head_items, blended.shape), pad_items], axis=1)
-    new_items, new_scores = best(values, items, width)
+    new_items, new_scores = best(values, items, width, floor)  # the head's n-th best bounds the n-th best of all
     if width:  # no item outside the head and without neighbours reaches the n-th best
         settled &= outside / scale + ABSOLUTE_MARGIN < new_scores[:, -1]
     return Candidates(new_items, new_scores, again_items, again_scores, own, largest, settled)
