@@ -91,9 +91,14 @@ def _explain_text(names: list[pa.Array]) -> pa.Array:
     """'because you bought A, B and C' from up to three name columns (null where fewer products)."""
     prefix = "because you bought "
     three = pc.binary_join_element_wise(prefix, names[0], ", ", names[1], " and ", names[2], "")
+    fewer = three.is_null()  # most rows name three products: the shorter texts are made for the others only
+    if not pc.any(fewer).as_py():
+        return three
+    names = [name.filter(fewer) for name in names]
     two = pc.binary_join_element_wise(prefix, names[0], " and ", names[1], "")
     one = pc.binary_join_element_wise(prefix, names[0], "")
-    return pc.coalesce(three, two, one, pa.scalar(explanations.FALLBACK_TEXT))
+    shorter = pc.coalesce(two, one, pa.scalar(explanations.FALLBACK_TEXT))
+    return pc.replace_with_mask(three, fewer, shorter)
 
 
 def _rebuy_text(counts: np.ndarray) -> pa.Array:
