@@ -94,9 +94,15 @@ def best(
         return out_items, out_values
     if floor is None:
         floor = np.partition(values, columns - m, axis=1)[:, columns - m]  # each row's m-th best
-    row, column = np.nonzero((values >= floor[:, None]) & ~np.isneginf(values))
-    value = values[row, column]
-    item = items[row, column] if items.ndim == 2 else items[column]
+    found = np.flatnonzero((values >= floor[:, None]) & ~np.isneginf(values))
+    row, column = np.divmod(found, columns)
+    value = values.reshape(-1)[found]
+    item = items.reshape(-1)[found] if items.ndim == 2 else items[column]
+    if found.size == rows * m and (np.bincount(row, minlength=rows) == m).all():  # no ties at the m-th: by row
+        order = np.lexsort((item.reshape(rows, m), -value.reshape(rows, m)))
+        out_items[:, :m] = np.take_along_axis(item.reshape(rows, m), order, axis=1)
+        out_values[:, :m] = np.take_along_axis(value.reshape(rows, m), order, axis=1)
+        return out_items, out_values
     order = np.lexsort((item, -value, row))
     row, item, value = row[order], item[order], value[order]
     place = np.arange(row.size) - np.searchsorted(row, row)

@@ -107,3 +107,28 @@ def test_the_written_lists_are_the_dense_lists(model) -> None:
             np.testing.assert_allclose(candidates[column].to_numpy(), dense[column].to_numpy(), atol=2e-6)
         else:
             assert candidates[column].equals(dense[column]), column
+
+
+def test_best_ranks_as_the_wide_top_k_with_ties_and_short_rows() -> None:
+    """The candidates' top-n picking ranks like ranking.top_k_wide: best first, equal values by lower item, -inf
+    never, -1 where a row has fewer; with a known floor or without, rows untied and tied alike."""
+    from dagster_project.ranking import top_k_wide
+
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((300, 700)).astype(np.float32)
+    values[rng.random(values.shape) < 0.02] = -np.inf  # bought
+    values[3, :695] = -np.inf  # fewer than 10 left
+    values[4] = -np.inf  # nothing left
+    values[6, 100:140] = 9.0  # ties across the 10th place
+    items = np.arange(700)
+    expected = top_k_wide(values, 10)
+    floor = np.sort(values, axis=1)[:, -10]
+    for known in (None, floor, floor - 1.0):
+        got, scores = list_candidates.best(values, items, 10, known)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(scores[got >= 0], np.take_along_axis(values, np.maximum(got, 0), 1)[got >= 0])
+    untied = np.delete(values, [3, 4, 6], axis=0)  # every row has exactly 10 at or above its 10th best
+    np.testing.assert_array_equal(list_candidates.best(untied, items, 10)[0], top_k_wide(untied, 10))
+    shuffled = rng.permutation(700)  # items other than the column: ties go to the lower item
+    tied = np.zeros((1, 700), dtype=np.float32)
+    assert list_candidates.best(tied, shuffled, 3)[0].tolist() == [[0, 1, 2]]
