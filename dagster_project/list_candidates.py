@@ -29,6 +29,7 @@ from dagster_project.recommender import RecommenderModel
 
 HEAD = 512  # items scored for every customer, the largest norms first (10M: 99 % of customers need < 400)
 RELATIVE_MARGIN = 1e-4  # float32 scores of k terms err by far less than this share of |q| |p_i|
+DENSE_NEAR = 1 << 24  # items x head neighbour entries kept dense up to this many (64 MB of float32)
 ABSOLUTE_MARGIN = 1e-6  # and a blended score (at most 1 + w) by less than a few float32 steps
 
 
@@ -42,7 +43,7 @@ class RankedItems:
     head: np.ndarray  # k x HEAD projection columns of order[:HEAD]
     beyond: float  # the largest norm outside the head (-inf when the head is the whole catalogue)
     binary: sp.csr_matrix  # the purchases as 0/1 float32 (the neighbour sums add rows of the neighbour matrix)
-    near: sp.csr_matrix  # the model's item neighbours in the head's columns (items x head, rank order)
+    near: sp.csr_matrix | np.ndarray  # the model's item neighbours in the head's columns (items x head, rank order)
     far: sp.csr_matrix  # and in the other columns (items x the rest, rank order)
     far_max: np.ndarray  # each item's largest neighbour entry in those other columns (0 if none)
 
@@ -58,6 +59,8 @@ class RankedItems:
         binary = model.counts.astype(bool).astype(np.float32)
         neighbours = model.neighbours.tocsc()  # split by column: the head's (columns in rank order) and the rest
         near = neighbours[:, order[:size]].tocsr()
+        if near.shape[0] * near.shape[1] <= DENSE_NEAR:  # dense, the block's head sums are one sparse x dense product
+            near = near.toarray()
         far = neighbours[:, order[size:]].tocsr()  # column c: the item of rank size + c
         head_columns = np.ascontiguousarray(projection[:, order[:size]])
         far_max = np.zeros(order.size, dtype=np.float32)
@@ -173,7 +176,8 @@ def score(model: RecommenderModel, ranked: RankedItems, rows: np.ndarray, n: int
     scale = np.where(largest > 0, largest, np.float32(1.0))
     size = head.shape[1]
     bought_binary = ranked.binary[rows]
-    near = (bought_binary @ ranked.near).toarray()  # the neighbour sums of the head's items, dense like the head
+    near = bought_binary @ ranked.near  # the neighbour sums of the head's items, dense like the head
+    near = near.toarray() if sp.issparse(near) else np.asarray(near)  # (the same float32 sums, in the same order)
     top = near.max(axis=1, initial=0)
     # no neighbour sum outside the head exceeds the sum of the largest entries of the bought items' rows there:
     # where that is below the head's largest sum, the head's is the largest (most customers), and the sums

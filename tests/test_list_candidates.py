@@ -132,3 +132,15 @@ def test_best_ranks_as_the_wide_top_k_with_ties_and_short_rows() -> None:
     shuffled = rng.permutation(700)  # items other than the column: ties go to the lower item
     tied = np.zeros((1, 700), dtype=np.float32)
     assert list_candidates.best(tied, shuffled, 3)[0].tolist() == [[0, 1, 2]]
+
+
+def test_the_head_neighbours_give_the_same_lists_dense_or_sparse(model, monkeypatch) -> None:
+    """Small catalogues keep the head's neighbour columns dense, large ones sparse: the same sums, bit for bit."""
+    dense = list_candidates.RankedItems.of(model, 256)
+    monkeypatch.setattr(list_candidates, "DENSE_NEAR", 0)
+    sparse = list_candidates.RankedItems.of(model, 256)
+    assert isinstance(dense.near, np.ndarray) and not isinstance(sparse.near, np.ndarray)
+    for rows in blocks(model):
+        one, other = (list_candidates.score(model, ranked, rows, 10) for ranked in (dense, sparse))
+        for field in dataclasses.fields(one):
+            np.testing.assert_array_equal(getattr(one, field.name), getattr(other, field.name), field.name)
