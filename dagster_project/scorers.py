@@ -22,8 +22,9 @@ from dagster_project.model_card import ModelParams
 
 NEIGHBOURS = 100  # neighbours kept per item for the blend with item-item neighbours
 POWER_ITERATIONS = 2  # power iterations of the randomized SVD of X^T X (fit_factors): (X^T X)^5
-GRAM_BLOCK_ROWS = 1 << 18  # customers per block when summing X^T X (item_gram)
+GRAM_BLOCK_ROWS = 1 << 20  # customers per block when summing X^T X (item_gram)
 PRODUCT_BLOCK_ROWS = 1 << 14  # customers per block when applying X^T X to the SVD's item blocks (cache-sized)
+NEIGHBOUR_SLABS = 32  # item_neighbours makes X^T X in this many slabs of items
 DENSE_GRAM_SHARE = 0.25  # X^T X is kept dense above this share of non-zeros
 
 
@@ -47,18 +48,24 @@ def weigh(counts: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
 
 
 def item_gram(matrix: sp.csr_matrix) -> sp.csr_matrix | np.ndarray:
-    """X^T X (items x items), summed over blocks of customers so no temporary grows with the customers.
+    """X^T X (items x items), summed over large blocks of customers (one block up to a million of them).
 
     Dense once it is dense enough that a sparse layout would cost more (a small catalogue bought widely).
     """
     x = matrix.astype(np.float32, copy=False).tocsr()  # read only: no copy of a float32 CSR matrix
     step = max(1, GRAM_BLOCK_ROWS)
-    gram: sp.csr_matrix | np.ndarray = sp.csr_matrix((x.shape[1], x.shape[1]), dtype=np.float32)
+    gram: sp.csr_matrix | np.ndarray | None = None
     for start in range(0, x.shape[0], step):
-        block = x[start : start + step]
-        gram = gram + (block.T @ block).tocsr()
+        block = x if step >= x.shape[0] else x[start : start + step]
+        product = block.T @ block
+        # symmetric: its arrays read as CSR are the same matrix (no conversion, no second copy)
+        product = sp.csr_matrix((product.data, product.indices, product.indptr), shape=product.shape)
+        product.sort_indices()
+        gram = product if gram is None else gram + product
         if sp.issparse(gram) and gram.nnz > DENSE_GRAM_SHARE * x.shape[1] ** 2:
             gram = gram.toarray()
+    if gram is None:
+        return sp.csr_matrix((x.shape[1], x.shape[1]), dtype=np.float32)
     return gram.tocsr() if sp.issparse(gram) else np.asarray(gram)
 
 
@@ -141,34 +148,41 @@ def item_neighbours(counts: sp.csr_matrix, neighbours: int = NEIGHBOURS) -> sp.c
     Cosine of the items' buyer sets (Sarwar et al. 2001), from the sparse co-purchase counts: purchase
     data is sparse, so only pairs bought together by someone are ever touched. A customer's neighbour
     scores are the sum of the rows of the items they bought.
+    The co-purchase counts X^T X are made a slab of items at a time and only each item's nearest are
+    kept, so no more than a slab of X^T X is ever held (all of it is 260 MB at 10M transactions and
+    grows with the data; a slab is a few percent of it).
     """
     x = (counts > 0).astype(np.float32).tocsr()
     n = x.shape[1]
     keep = max(0, min(neighbours, n - 1))
-    buyers = np.asarray(x.sum(axis=0)).ravel()
-    # buyers in common; X^T X is symmetric, so row j holds column j: each item's candidates, in place
-    together = sp.csr_matrix(item_gram(x), dtype=np.float32)
-    del x
-    together.setdiag(0.0)
-    together.eliminate_zeros()
-    if keep == 0 or together.nnz == 0:
+    if keep == 0 or x.nnz == 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    indptr, candidates, cosine = together.indptr, together.indices, together.data
-    step = max(1, n // 16)  # the cosines in a few slices of items: no temporary as large as all the pairs
+    by_item = x.tocsc()  # columns: each item's buyers, sliced a slab at a time
+    buyers = np.diff(by_item.indptr).astype(np.float32)
+    step = max(1, -(-n // NEIGHBOUR_SLABS))
+    nearest, candidates, cosines = [], [], []
     for first in range(0, n, step):
-        start, end = indptr[first], indptr[min(first + step, n)]
-        items = np.repeat(np.arange(first, min(first + step, n)), np.diff(indptr[first : first + step + 1]))
-        cosine[start:end] /= np.sqrt(buyers[candidates[start:end]] * buyers[items])
-    kept = np.ones(cosine.size, dtype=bool)
-    for j in np.flatnonzero(np.diff(indptr) > keep):  # only items with more candidates than kept
-        start, end = indptr[j], indptr[j + 1]
-        drop = np.argpartition(-cosine[start:end], keep - 1)[keep:]
-        kept[start + drop] = False
-    kept_per_item = np.add.reduceat(kept, indptr[:-1]) * (np.diff(indptr) > 0)
-    chosen = sp.csr_matrix(
-        (cosine[kept], candidates[kept], np.r_[0, np.cumsum(kept_per_item)]), shape=(n, n), dtype=np.float32
-    )  # row j: item j's nearest items
-    return chosen.T.tocsr()
+        last = min(first + step, n)
+        together = (by_item[:, first:last].T @ x).tocsr()  # slab items x items: buyers in common
+        together.sort_indices()
+        item = np.repeat(np.arange(first, last), np.diff(together.indptr))
+        other = together.indices
+        pair = (other != item) & (together.data != 0)  # an item is not its own neighbour
+        cosine = together.data / np.sqrt(buyers[other] * buyers[item])
+        kept = pair.copy()
+        per_row = np.diff(np.r_[0, np.cumsum(pair)][together.indptr])
+        for row in np.flatnonzero(per_row > keep):  # only items with more candidates than kept
+            start, end = together.indptr[row], together.indptr[row + 1]
+            drop = np.flatnonzero(pair[start:end])
+            drop = drop[np.argpartition(-cosine[start:end][drop], keep - 1)[keep:]]
+            kept[start + drop] = False
+        nearest.append(item[kept])
+        candidates.append(other[kept])
+        cosines.append(cosine[kept].astype(np.float32))
+    # row j of the pairs kept: item j's nearest items; transposed, row i holds the items i is nearest to
+    return sp.csr_matrix(
+        (np.concatenate(cosines), (np.concatenate(candidates), np.concatenate(nearest))), shape=(n, n), dtype=np.float32
+    )
 
 
 def blend_neighbours(cf_scores: np.ndarray, neighbour_scores: np.ndarray, weight: float) -> np.ndarray:

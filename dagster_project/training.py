@@ -191,23 +191,35 @@ def customer_profiles(
         codes = factorize(transactions["user_id"])
     rows, customers = codes  # grouped on the customers' int codes, not their ids (text hashed per row)
     known = rows >= 0
-    stats = pd.DataFrame({"purchases": np.bincount(rows[known], minlength=len(customers))}, index=customers)
+    listed = positions(profiles.index.to_series(), customers.to_series())  # each profile's customer code
+    bought = np.zeros(len(customers), dtype=bool)
+    bought[listed[listed >= 0]] = True
+    # buyers missing from the users table, by id (in order of first purchase when the table is empty)
+    missing = np.flatnonzero(~bought)
+    if len(profiles):
+        missing = missing[customers[missing].argsort(kind="stable")]
+    profiles = pd.concat([profiles, pd.DataFrame(index=customers[missing])])
+    code = np.concatenate([listed, missing])
+    found = code >= 0
+    code = np.where(found, code, 0)
+    # each customer's figures gathered by code (a join on the text ids would hash a million strings again)
+    purchases = np.bincount(rows[known], minlength=len(customers))
+    profiles["purchases"] = np.where(found, purchases[code] if purchases.size else 0, 0).astype("int64")
 
     def per_customer(column: str) -> pd.core.groupby.SeriesGroupBy:
         return pd.Series(transactions[column].array[known]).groupby(rows[known])
 
-    stats["spend"] = (
-        per_customer("amount").sum().reindex(range(len(customers))).to_numpy() if "amount" in transactions else np.nan
-    )
+    spend = np.zeros(len(profiles))
+    if "amount" in transactions:
+        totals = per_customer("amount").sum().reindex(range(len(customers)), fill_value=0.0).to_numpy(dtype="float64")
+        spend = np.where(found, totals[code] if totals.size else 0.0, 0.0)
+    profiles["spend"] = np.nan_to_num(spend, nan=0.0)
+    last = pd.Series(pd.NaT, index=range(len(profiles)), dtype="datetime64[ns, UTC]")
     if "timestamp" in transactions:
-        last = per_customer("timestamp").max().reindex(range(len(customers)))
-        stats["last_purchase"] = pd.to_datetime(last, utc=True).astype("datetime64[ns, UTC]").to_numpy()
-    buyers_only = stats.index.difference(profiles.index)
-    profiles = pd.concat([profiles, pd.DataFrame(index=buyers_only)]).join(stats)
-    profiles["purchases"] = profiles["purchases"].fillna(0).astype("int64")
-    profiles["spend"] = profiles["spend"].astype("float64").fillna(0.0)
-    if "last_purchase" not in profiles:
-        profiles["last_purchase"] = pd.Series(pd.NaT, index=profiles.index, dtype="datetime64[ns, UTC]")
+        latest = pd.to_datetime(per_customer("timestamp").max(), utc=True).astype("datetime64[ns, UTC]")
+        latest = latest.reindex(range(len(customers)))
+        last = latest.iloc[code].where(found) if len(customers) else last
+    profiles["last_purchase"] = last.array
     profiles.index = pd.Index(profiles.index.astype("string"), name="user_id")
     return profiles
 
@@ -440,6 +452,7 @@ def _train_model(
             f"default settings: the validation slice had {validation.users['new']} customer(s) to "
             f"measure, fewer than {settings.min_eval_users}"
         )
+    validation = None  # the validation slice's matrices are not needed past the choice
     with ThreadPoolExecutor(max_workers=1) as pool:  # the test figures are measured while the served model fits
         measured = pool.submit(holdout_metrics, split.holdout, params, settings)
         counts = served_counts(purchases, shape, interactions, user_index, item_index)

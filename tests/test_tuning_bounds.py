@@ -195,3 +195,39 @@ def test_the_model_asset_states_its_tuning_sample(tmp_path, sample_source) -> No
     assert metadata["tuning_customers"] == card.tuning.users["new"] > 0
     assert metadata["tuning_customers_available"] == card.tuning.available["new"] >= card.tuning.users["new"]
     assert metadata["tuning_sample_seed"] == card.tuning.seed
+
+
+def test_items_without_co_buyers_have_no_neighbours() -> None:
+    """Products bought alone or never (also the catalogue's last ones) are nobody's neighbour and have none."""
+    counts = sp.csr_matrix(
+        np.array([[1, 1, 0, 0, 0], [1, 0, 0, 0, 0], [0, 1, 0, 1, 0], [0, 0, 1, 0, 0]], dtype=np.float32)
+    )
+    for keep, nearest in ((1, {(1, 0), (3, 1), (1, 3)}), (5, {(1, 0), (0, 1), (3, 1), (1, 3)})):
+        got = item_neighbours(counts, keep)
+        assert set(zip(*got.nonzero())) == nearest
+    np.testing.assert_allclose(item_neighbours(counts).toarray()[1], [0.5, 0, 0, np.sqrt(0.5), 0], rtol=1e-6)
+    assert item_neighbours(sp.csr_matrix((3, 4), dtype=np.float32)).nnz == 0
+
+
+def test_customer_profiles_are_the_plain_group_by(shop) -> None:
+    """The profiles gathered by int codes are the ones a group-by on the ids and a join give."""
+    from dagster_project.training import customer_profiles
+
+    transactions, _, users = shop
+    users = users.iloc[::2]  # every other customer is missing from the users table: a buyer-only profile
+    got = customer_profiles(users, transactions)
+    stats = transactions.groupby("user_id").agg(
+        purchases=("user_id", "size"), spend=("amount", "sum"), last_purchase=("timestamp", "max")
+    )
+    listed = users.drop_duplicates("user_id")["user_id"]
+    assert got.index[: len(listed)].tolist() == listed.tolist()
+    assert got.index[len(listed) :].tolist() == sorted(set(stats.index) - set(listed))
+    for user in [*listed[:20], *got.index[-20:]]:
+        row = got.loc[user]
+        if user in stats.index:
+            want = stats.loc[user]
+            assert (row["purchases"], row["last_purchase"]) == (want["purchases"], want["last_purchase"])
+            assert row["spend"] == pytest.approx(want["spend"])
+        else:
+            assert (row["purchases"], row["spend"]) == (0, 0.0) and pd.isna(row["last_purchase"])
+    assert str(got["last_purchase"].dtype) == "datetime64[ns, UTC]" and got["purchases"].dtype == "int64"
