@@ -115,17 +115,24 @@ def best(
     return out_items, out_values
 
 
-def _sums(bought: sp.csr_matrix, neighbours: sp.csr_matrix, some: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
-    """The neighbour sums (bought @ neighbours) of some rows of `bought`: (row, column, sum) of each entry, and
-    each of the `count` rows' largest sum (0 for the others: the sums are never negative)."""
+def _sums(bought: sp.csr_matrix, neighbours: sp.csr_matrix, some: np.ndarray) -> sp.csr_matrix:
+    """The neighbour sums (bought @ neighbours) of some rows of `bought`, one row each."""
+    return bought[some] @ neighbours
+
+
+def _largest(sums: sp.csr_matrix, some: np.ndarray, count: int) -> np.ndarray:
+    """Each of `count` rows' largest sum (rows `some` in `sums`; 0 for the others: sums are never negative)."""
     largest = np.zeros(count, dtype=np.float32)
-    if not some.size:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), largest
-    sums = bought[some] @ neighbours
     filled = np.diff(sums.indptr) > 0
     if filled.any():
         largest[some[filled]] = np.maximum.reduceat(sums.data, sums.indptr[:-1][filled])
-    return np.repeat(some, np.diff(sums.indptr)), sums.indices, sums.data, largest
+    return largest
+
+
+def _at_least(sums: sp.csr_matrix, some: np.ndarray, least: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(row, column, sum) of the entries of `sums` (rows `some`) at or above their row's `least`."""
+    pick = np.flatnonzero(sums.data >= np.repeat(least[some], np.diff(sums.indptr)))
+    return some[np.searchsorted(sums.indptr, pick, side="right") - 1], sums.indices[pick], sums.data[pick]
 
 
 def _dot(q: np.ndarray, targets: np.ndarray, customer: np.ndarray, item: np.ndarray) -> np.ndarray:
@@ -187,8 +194,8 @@ def score(model: RecommenderModel, ranked: RankedItems, rows: np.ndarray, n: int
         np.repeat(np.arange(count), history), weights=ranked.far_max[bought_binary.indices], minlength=count
     ) * (1 + RELATIVE_MARGIN + 1e-7 * history)  # float32 sums of |history| terms err by less
     loud = np.flatnonzero(ceiling >= top)
-    far = [_sums(bought_binary, ranked.far, loud, count)]
-    top = np.maximum(top, far[0][3])
+    loud_sums = _sums(bought_binary, ranked.far, loud)
+    top = np.maximum(top, _largest(loud_sums, loud, count))
     top = np.where(top > 0, top, np.float32(1.0))
     near /= top[:, None]
     near *= weight
@@ -202,14 +209,13 @@ def score(model: RecommenderModel, ranked: RankedItems, rows: np.ndarray, n: int
     least = (floor - outside / scale - ABSOLUTE_MARGIN) * top / weight * (1 - RELATIVE_MARGIN)
     quiet = np.ones(count, dtype=bool)
     quiet[loud] = False
-    far.append(_sums(bought_binary, ranked.far, np.flatnonzero(quiet & (ceiling >= least)), count))
-    who = np.concatenate([part[0] for part in far])
-    columns = np.concatenate([part[1] for part in far])
-    data = np.concatenate([part[2] for part in far])
-    pick = np.flatnonzero(data >= least.astype(np.float32)[who])
-    pick = pick[np.argsort(who[pick], kind="stable")]  # customer by customer
-    who, item = who[pick], ranked.order[columns[pick] + size]
-    nb = data[pick] / top[who]
+    reaching = np.flatnonzero(quiet & (ceiling >= least))
+    cut = least.astype(np.float32)
+    found = [_at_least(loud_sums, loud, cut), _at_least(_sums(bought_binary, ranked.far, reaching), reaching, cut)]
+    who, columns, data = (np.concatenate(part) for part in zip(*found))
+    order = np.argsort(who, kind="stable")  # customer by customer
+    who, item, data = who[order], ranked.order[columns[order] + size], data[order]
+    nb = data / top[who]
     nb *= weight
     bound = reach[who] * ranked.norms[item] * (1 + RELATIVE_MARGIN) / scale[who] + nb + ABSOLUTE_MARGIN
     keep = bound >= floor[who]
