@@ -405,8 +405,11 @@ def train_model(
 
     `card` sets the card's caller-provided fields (`run_id`, `data_checksum`).
     One BLAS thread: training runs its own work side by side on threads (customer blocks, the SVDs),
-    and BLAS threads on top of those mostly wait for each other (they tripled the SVDs' CPU time at 1M).
+    and BLAS threads on top of those mostly wait for each other (they tripled the SVDs' CPU time at 1M;
+    scipy's QR, which the SVD calls, took ten times the CPU on two threads under load).
     """
+    import scipy.linalg  # noqa: F401 - loads scipy's own BLAS, which a limit set before its import would miss
+    import sklearn.utils.extmath  # noqa: F401 - the SVD's module, loaded before the limit for the same reason
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
