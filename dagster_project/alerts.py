@@ -35,9 +35,11 @@ JOB_LABELS = {
 }
 STEP_LABELS = {
     "raw_data": "reading the exports",
+    "raw_transactions": "reading the purchase files",
     "validation_report": "the data-quality report",
     "validation_report_quality_gate": "the data-quality gate",
     "prepared_data": "preparing the data",
+    "prepared_transactions": "preparing the purchases",
     "feature_tables": "building the features",
     "collaborative_filtering_model": "training the model",
 }

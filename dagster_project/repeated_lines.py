@@ -50,17 +50,53 @@ def row_hashes(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(dict(zip(HASH_COLUMNS, totals, strict=True)))
 
 
-def repeated(frame: pd.DataFrame, hashes: pd.DataFrame, earlier: pd.DataFrame | None) -> np.ndarray:
-    """True for each row that repeats a row earlier in `frame` or any row of `earlier` (hashes of older files)."""
+def repeated(frame: pd.DataFrame, hashes: pd.DataFrame, earlier: EarlierLines | pd.DataFrame | None) -> np.ndarray:
+    """True for each row that repeats a row earlier in `frame` or a line of `earlier` (older files' lines)."""
     within = duplicated_rows(frame)
-    if earlier is None or earlier.empty or hashes.empty:
+    if earlier is None or len(earlier) == 0 or hashes.empty:
         return within
-    # first narrow by one hash (a sorted search), then compare both
-    first = np.isin(hashes["h1"].to_numpy(), earlier["h1"].to_numpy())
-    if not first.any():
-        return within
-    seen = pd.MultiIndex.from_frame(earlier.loc[np.isin(earlier["h1"].to_numpy(), hashes["h1"].to_numpy()[first])])
-    candidates = pd.MultiIndex.from_frame(hashes.loc[first])
-    across = np.zeros(len(frame), dtype=bool)
-    across[np.flatnonzero(first)] = candidates.isin(seen)
-    return within | across
+    lines = earlier if isinstance(earlier, EarlierLines) else EarlierLines.of(earlier)
+    return within | lines.contains(hashes)
+
+
+class EarlierLines:
+    """The hashes of every line of the files before the one being read, kept sorted: a file's lines are
+    looked up in O(log n) each, and adding a file costs one merge, so reading many files stays linear-ish
+    instead of comparing each file with all the files before it again."""
+
+    def __init__(self) -> None:
+        self.h1 = np.empty(0, dtype=np.uint64)
+        self.h2 = np.empty(0, dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self.h1)
+
+    @classmethod
+    def of(cls, hashes: pd.DataFrame | None) -> EarlierLines:
+        found = cls()
+        if hashes is not None:
+            found.add(hashes)
+        return found
+
+    def add(self, hashes: pd.DataFrame) -> None:
+        """Keep these lines (each distinct line once: a repeat adds nothing to look up)."""
+        if hashes.empty:
+            return
+        distinct = hashes.drop_duplicates()
+        distinct = distinct.loc[~self.contains(distinct)]
+        a, b = distinct["h1"].to_numpy(np.uint64), distinct["h2"].to_numpy(np.uint64)
+        order = np.argsort(a, kind="stable")
+        a, b = a[order], b[order]
+        at = np.searchsorted(self.h1, a)
+        self.h1, self.h2 = np.insert(self.h1, at, a), np.insert(self.h2, at, b)
+
+    def contains(self, hashes: pd.DataFrame) -> np.ndarray:
+        """Whether each line (its two hashes) is one of the kept lines."""
+        a, b = hashes["h1"].to_numpy(np.uint64), hashes["h2"].to_numpy(np.uint64)
+        left, right = np.searchsorted(self.h1, a, "left"), np.searchsorted(self.h1, a, "right")
+        found = np.zeros(len(a), dtype=bool)
+        one = right - left == 1
+        found[one] = self.h2[left[one]] == b[one]
+        for i in np.flatnonzero(right - left > 1):  # two lines share a first hash: compare the second of each
+            found[i] = bool((self.h2[left[i] : right[i]] == b[i]).any())
+        return found

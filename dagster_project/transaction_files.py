@@ -29,6 +29,24 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 FORBIDDEN_IN_KEYS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0", ",", "[", "]", "/", "\\")
 MAX_KEY_CHARS = 200
 EVERYTHING, NEW_DATA = "everything", "new_data"
+# The assets with one partition per file, and those a refresh of no new file still runs (read whole):
+# a refresh with nothing new to read runs these only (tests/test_new_data_requests.py keeps the list true).
+PARTITIONED_ASSETS = ("raw_transactions", "prepared_transactions")
+WHOLE_DATA_ASSETS = {
+    "complete_pipeline_job": (
+        "raw_users",
+        "raw_products",
+        "validation_report",
+        "prepared_users",
+        "prepared_products",
+        "user_features",
+        "item_features",
+        "interaction_matrix",
+        "collaborative_filtering_model",
+        "user_recommendations",
+    ),
+    "ingestion_job": ("raw_users", "raw_products"),
+}
 
 
 class FileNameError(ValueError):
@@ -89,7 +107,7 @@ class Plan:
     def describe(self) -> str:
         """In words, for logs and run tags: how many files the refresh reads."""
         if not self.reads_files:
-            return "no purchase file to read"
+            return "no purchase file: none is new or changed"
         count = self.keys.index(self.end) - self.keys.index(self.start) + 1
         return f"{count} purchase file{'s' if count != 1 else ''} ({self.start} .. {self.end})"
 

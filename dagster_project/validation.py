@@ -58,7 +58,7 @@ class Frames:
     limits: InputLimits = LIMITS
     # Row hashes of the files before this one (one file's partition at a time), and of this file's rows:
     # a line repeated across files is a repeated line too (see `repeated_lines`).
-    earlier_rows: pd.DataFrame | None = None
+    earlier_rows: repeated_lines.EarlierLines | pd.DataFrame | None = None
     row_hashes: pd.DataFrame | None = None
     _masks: dict[str, tuple[pd.DataFrame, InputLimits, pd.DataFrame]] = field(
         default_factory=dict, init=False, compare=False, repr=False

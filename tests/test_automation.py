@@ -25,10 +25,14 @@ def settle(instance, data_dir, cursor):
     return tick(instance, data_dir, cursor)
 
 
-def test_schedule_runs_the_complete_pipeline_at_two():
+def test_schedule_runs_the_complete_pipeline_at_two(workspace, instance):
     assert daily_pipeline.cron_schedule == "0 2 * * *"
     assert daily_pipeline.job_name == "complete_pipeline_job"
-    context = dg.build_schedule_context(scheduled_execution_time=None)
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=None,
+        resources={"paths": RecoMartPaths(**workspace.run_config()["resources"]["paths"]["config"])},
+    )
     requests = daily_pipeline.evaluate_tick(context).run_requests
     assert len(requests) == 1
 

@@ -530,7 +530,8 @@ def baseline(tmp_path_factory, sample_source) -> Workspace:
 
 
 def fingerprints(ws: Workspace) -> dict[str, str]:
-    files = [ws.model_file, *sorted((ws.storage / "prepared").glob("*")), *sorted((ws.storage / "features").glob("*"))]
+    stored = [*sorted((ws.storage / "prepared").rglob("*")), *sorted((ws.storage / "features").glob("*"))]
+    files = [ws.model_file, *(f for f in stored if f.is_file())]
     return {str(f.relative_to(ws.root)): sha256_of(f) for f in files}
 
 

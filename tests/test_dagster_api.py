@@ -19,7 +19,7 @@ def test_ingestion_job_runs_to_success(live):
     run = live.api.run(run_id)
     assert run.job_name == "ingestion_job" and run.duration > 0
     assert run.launched_by.startswith("RecoMart app")
-    assert {s.key for s in run.steps} == {"raw_data"}
+    assert {s.key for s in run.steps} == {"raw_data", "raw_transactions"}
 
 
 def test_complete_pipeline_and_what_it_left(live, trained):

@@ -37,7 +37,7 @@ def test_new_daily_file_is_the_only_one_read():
 def test_nothing_new_reads_no_file_and_everything_reads_all():
     stored = {name: f"sha-{name}" for name in DAYS}
     idle = plan(stored, stored, keys=DAYS)
-    assert not idle.reads_files and idle.tags() == {} and idle.describe() == "no purchase file to read"
+    assert not idle.reads_files and idle.tags() == {} and idle.describe() == "no purchase file: none is new or changed"
     everything = plan(stored, stored, keys=DAYS, kind=EVERYTHING)
     assert (everything.start, everything.end) == (DAYS[0], DAYS[-1])
 
@@ -145,3 +145,20 @@ def test_the_sample_reads_the_same_as_one_file_or_as_daily_files(sample_source, 
         earlier = hashes if earlier is None else pd.concat([earlier, hashes], ignore_index=True)
     # the same number of repeated lines (which copy is "the repeat" follows the order of the files)
     assert int(found.sum()) == int(expected.sum())
+
+
+def test_earlier_lines_are_found_whatever_the_order_files_are_added_in():
+    a = _tx([("1", "A", "t1"), ("2", "B", "t2"), ("2", "B", "t2")])
+    b = _tx([("3", "C", "t3"), ("1", "A", "t1")])
+    lines = repeated_lines.EarlierLines()
+    lines.add(repeated_lines.row_hashes(a))
+    assert len(lines) == 2  # each distinct line once
+    lines.add(repeated_lines.row_hashes(b))
+    assert len(lines) == 3
+    probe = _tx([("1", "A", "t1"), ("3", "C", "t3"), ("4", "D", "t4"), ("2", "B", "t9")])
+    assert lines.contains(repeated_lines.row_hashes(probe)).tolist() == [True, True, False, False]
+    # two kept lines sharing a first hash are told apart by the second
+    shared = pd.DataFrame({"h1": [5, 5], "h2": [1, 2]}, dtype="uint64")
+    lines.add(shared)
+    probe = pd.DataFrame({"h1": [5, 5, 5], "h2": [2, 1, 3]}, dtype="uint64")
+    assert lines.contains(probe).tolist() == [True, True, False]

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from dagster_project import transaction_store
 from dagster_project.definitions import defs
 from dagster_project.defs.jobs import INGESTION_ASSETS
 from dagster_project.fileio import sha256_of
@@ -126,7 +127,7 @@ def test_model_beats_popularity_and_carries_its_card(completed):
 def test_low_quality_stops_before_training_and_keeps_the_model(completed, tmp_path, instance):
     ws, _, _ = completed
     before = sha256_of(ws.model_file)
-    prepared_before = sha256_of(ws.storage / "prepared" / "transactions.parquet")
+    prepared_before = sha256_of(transaction_store.prepared_path(ws.storage, "transactions.csv"))
     # A stricter gate than the sample can meet.
     result = run_job(
         "complete_pipeline_job", ws, instance, {"ops": {"validation_report": {"config": {"min_quality_score": 99.5}}}}
@@ -137,7 +138,7 @@ def test_low_quality_stops_before_training_and_keeps_the_model(completed, tmp_pa
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "collaborative_filtering_model" not in materialized and "prepared_transactions" not in materialized
     assert sha256_of(ws.model_file) == before
-    assert sha256_of(ws.storage / "prepared" / "transactions.parquet") == prepared_before
+    assert sha256_of(transaction_store.prepared_path(ws.storage, "transactions.csv")) == prepared_before
 
 
 def test_broken_data_fails_the_checks_and_keeps_the_model(completed, instance):
@@ -181,9 +182,15 @@ def test_the_rules_run_once_per_run(workspace, instance, monkeypatch):
 
     calls = []
     validate = validation.validate
-    monkeypatch.setattr(validation, "validate", lambda frames: calls.append(frames) or validate(frames))
+
+    def counted(frames, entities=None):
+        calls.extend(entities or ("users", "products", "transactions"))
+        return validate(frames, entities)
+
+    monkeypatch.setattr(validation, "validate", counted)
     result = run_job("complete_pipeline_job", workspace, instance)
-    assert result.success and len(calls) == 1
+    # each table's rules once: users and products in their step, the one transactions file in its own
+    assert result.success and sorted(calls) == ["products", "transactions", "users"]
     report = latest_metadata(instance, "validation_report")
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     failing = sum(e.metadata["failing_rows"].value > 0 for name, e in checks.items() if name != "quality_gate")

@@ -24,11 +24,14 @@ def rule_check_specs(tables: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec(rule.name, asset=tables[rule.entity], description=rule.description)
         for rule in validation.RULES
+        if rule.entity in tables
     ]
 
 
 def check_results(report: ValidationReport, tables: Mapping[str, str]) -> Iterator[dg.AssetCheckResult]:
     for check in report.checks:
+        if check.entity not in tables:
+            continue
         yield dg.AssetCheckResult(
             asset_key=tables[check.entity],
             check_name=check.name,

@@ -6,6 +6,10 @@ asset checks and stores the result here; `validation_report` reads it back inste
 raw tables and running the rules a second time. The run id stored with it ties it to the raw tables
 it describes. The per-row rule masks are stored beside it (Parquet, one file per table, the run id in
 the file's metadata), so preparation drops the rows the report counted without running the rules again.
+
+Users and products are read whole every run (one result above); each transactions file is a partition
+with a result and masks of its own (`store_partition`, under validation/partitions/), and
+`validation_report` combines them into the whole data's score.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dagster_project import transaction_store
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.fileio import atomic_path, write_json
 from dagster_project.validation import ValidationReport
@@ -28,15 +33,42 @@ MASKS_FOLDER = "validation/rule_masks"
 RUN_ID_KEY = b"recomart_run_id"
 
 
+def _write_masks(frame: pd.DataFrame, run_id: str, path: Path) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), RUN_ID_KEY: run_id.encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
 def store(
     paths: RecoMartPaths, report: ValidationReport, run_id: str, masks: dict[str, pd.DataFrame] | None = None
 ) -> Path:
     for entity, frame in (masks or {}).items():
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), RUN_ID_KEY: run_id.encode()})
-        with atomic_path(paths.storage / MASKS_FOLDER / f"{entity}.parquet") as tmp:
-            pq.write_table(table, tmp)
+        _write_masks(frame, run_id, paths.storage / MASKS_FOLDER / f"{entity}.parquet")
     return write_json({"run_id": run_id, "report": report.to_dict()}, paths.storage / RELATIVE_PATH)
+
+
+def store_partition(paths: RecoMartPaths, key: str, report: ValidationReport, run_id: str, masks: pd.DataFrame) -> None:
+    """One transactions file's result and masks (the masks first: a result always has its masks)."""
+    _write_masks(masks, run_id, transaction_store.masks_path(paths.storage, key))
+    write_json({"run_id": run_id, "report": report.to_dict()}, transaction_store.result_path(paths.storage, key))
+
+
+def load_partition(paths: RecoMartPaths, key: str) -> tuple[ValidationReport, str] | None:
+    """One transactions file's stored result and the run that wrote it; None when it has none."""
+    stored = transaction_store.read_json(transaction_store.result_path(paths.storage, key))
+    if not stored:
+        return None
+    return ValidationReport.from_dict(stored["report"]), stored["run_id"]
+
+
+def load_partition_masks(paths: RecoMartPaths, key: str, run_id: str) -> pd.DataFrame | None:
+    """One file's masks when the run that read the file wrote them; None otherwise."""
+    try:
+        table = pq.read_table(transaction_store.masks_path(paths.storage, key))
+    except (OSError, pa.ArrowException):
+        return None
+    return table.to_pandas() if (table.schema.metadata or {}).get(RUN_ID_KEY) == run_id.encode() else None
 
 
 def load_masks(context: dg.AssetExecutionContext, paths: RecoMartPaths, raw_tables: Iterable[dg.AssetKey]) -> dict:

@@ -5,6 +5,10 @@ refresh started by hand right after the change is found. While any refresh is qu
 sensor waits for it; afterwards, files the newest complete refresh already read (its run carries their
 fingerprint, INPUT_FINGERPRINT_TAG) start nothing. The run key names the change (these files after the
 ones the newest refresh read), so Dagster never requests one change twice.
+
+The run is a refresh of new data only (`new_data`): the new transactions files become partitions in the
+same tick, and the run reads from the first new or changed file to the last; files that left the folder
+lose their partition.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import dagster as dg
 
 from dagster_project import data_files
+from dagster_project.defs import new_data
 from dagster_project.defs.automation import INPUT_FINGERPRINT_TAG, SENSOR_INTERVAL_SECONDS, default_status
 from dagster_project.defs.jobs import complete_pipeline_job, ingestion_job
 from dagster_project.defs.resources import RecoMartPaths
@@ -81,9 +86,12 @@ def data_files_sensor(context: dg.SensorEvaluationContext, paths: RecoMartPaths)
     consumed = last_consumed_fingerprint(context.instance)
     if consumed == fingerprint:
         return dg.SkipReason("The newest refresh already read these files.")
-    return dg.RunRequest(
+    found = new_data.plan(context.instance, paths, state)
+    request = new_data.run_request(
+        found,
         # One key per change (these files after those): Dagster never requests it twice, yet going back to
         # earlier files (a restored export) is a new change and is refreshed.
         run_key=f"{fingerprint}:after:{consumed or 'none'}",
         tags={"recomart/trigger": "data_files_sensor", "recomart/changed": ",".join(pending)[:200]},
     )
+    return dg.SensorResult(run_requests=[request], dynamic_partitions_requests=new_data.partition_requests(found))

@@ -7,6 +7,8 @@ import pandas as pd
 
 from dagster_project import features
 from dagster_project.defs.metadata import table_out
+from dagster_project.defs.partitions import all_prepared
+from dagster_project.defs.resources import RecoMartPaths
 
 
 @dg.multi_asset(
@@ -22,15 +24,17 @@ from dagster_project.defs.metadata import table_out
             "User x product interactions (long form): purchases, quantity, confidence.", "features/interactions.parquet"
         ),
     },
+    deps=["prepared_transactions"],
     group_name="features",
 )
 def feature_tables(
     context: dg.AssetExecutionContext,
+    paths: RecoMartPaths,
     prepared_users: pd.DataFrame,
     prepared_products: pd.DataFrame,
-    prepared_transactions: pd.DataFrame,
 ) -> Iterator[dg.Output]:
-    """Aggregate prepared transactions into user, item and interaction features."""
+    """Aggregate every file's prepared transactions (the whole history) into user, item and interaction features."""
+    prepared_transactions = all_prepared(context, paths)
     users, items, interactions = features.build(prepared_transactions, prepared_users, prepared_products)
     n_users, n_items = interactions["user_id"].nunique(), len(prepared_products)
     density = len(interactions) / (n_users * n_items) if n_users and n_items else 0.0

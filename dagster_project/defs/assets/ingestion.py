@@ -1,34 +1,41 @@
-"""Ingestion: users (every users*.csv, merged), products and transactions, read concurrently.
+"""Ingestion: users and products read whole every run; each transactions file read as its own partition.
 
-The three readers run on threads inside one step: pyarrow and file I/O release the GIL, and one step
-avoids the ~4 s process start the multiprocess executor pays per step. The data-quality rules run
-here, once, while the frames are in memory: the step emits their asset checks on the three raw tables
-and stores their result for `validation_report` (see `rule_results`).
+Users and products are small and re-read every run (`raw_data`: one step, both on threads, their
+rules run while the frames are in memory). Transactions are what grows: `raw_transactions` has one
+partition per export file (see dagster_project/transaction_files.py) and a run reads only the files in
+its range, in one step (`BackfillPolicy.single_run`). The transactions rules run per file, against the
+current users and products; a line repeated across files is found from the row hashes kept beside each
+file. Each file's table, hashes, rule result and masks are stored per partition (transaction_store).
 """
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
+import pandas as pd
 
-from dagster_project import data_files, ingest, validation
-from dagster_project.contract import ENTITIES
+from dagster_project import data_files, ingest, repeated_lines, transaction_store, validation
+from dagster_project.contract import PRODUCTS, TRANSACTIONS, USERS
 from dagster_project.defs import rule_results
 from dagster_project.defs.automation import INPUT_FINGERPRINT_TAG
 from dagster_project.defs.checks import check_results, rule_check_specs
 from dagster_project.defs.freshness import FRESHNESS_POLICY
-from dagster_project.defs.metadata import table_out
+from dagster_project.defs.metadata import file_metadata, table_out
+from dagster_project.defs.partitions import SINGLE_RUN, TRANSACTION_FILES, current_keys, step_keys, sync
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import InputLimitsResource
+from dagster_project.fileio import sha256_of, write_json, write_parquet
 from dagster_project.freshness import WATCHED_ASSETS
 
-# Entity -> its raw table's asset name, description and file under the storage folder (kept per day).
-RAW_TABLES = {spec.name: f"raw_{spec.name}" for spec in ENTITIES}
+# Entity -> its raw table's asset name.
+RAW_TABLES = {spec.name: f"raw_{spec.name}" for spec in (USERS, PRODUCTS, TRANSACTIONS)}
+WHOLE_TABLES = {entity: RAW_TABLES[entity] for entity in ("users", "products")}
 OUTS = {
     "users": ("Users from every users*.csv, merged (duplicates kept).", "raw/users/{date}/users_merged.parquet"),
     "products": ("Products from products*.json.", "raw/products/{date}/products.parquet"),
-    "transactions": ("Transactions from transactions*.csv.", "raw/transactions/{date}/transactions.parquet"),
 }
+# The list of files the last complete read stored (the unpartitioned materialization's file).
+FILES_MANIFEST = "raw/transactions/files.json"
 
 
 @dg.multi_asset(
@@ -38,26 +45,33 @@ OUTS = {
         )
         for entity, (description, path) in OUTS.items()
     },
-    check_specs=rule_check_specs(RAW_TABLES),
+    check_specs=rule_check_specs(WHOLE_TABLES),
     group_name="ingestion",
+    name="raw_data",
 )
 def raw_data(
     context: dg.AssetExecutionContext, paths: RecoMartPaths, input_limits: InputLimitsResource
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Read the shop's exports from the data folder and store them as Parquet; run the data-quality rules."""
+    """Read the users and products exports and store them as Parquet; run their data-quality rules.
+
+    Also keeps the transactions files' partitions in step with the data folder (new files added, gone
+    ones dropped with their stored tables), so every run, however started, sees the folder as it is.
+    """
     data_dir, limits = paths.data, input_limits.limits()
     context.log.info(f"Reading exports from {data_dir}")
     # Recorded on the run before reading: the data-folder sensor starts no second run for files a refresh read.
     fingerprint = data_files.fingerprint(data_files.scan(data_dir))
     context.instance.add_run_tags(context.run_id, {INPUT_FINGERPRINT_TAG: fingerprint})
-    with ThreadPoolExecutor(max_workers=len(ENTITIES)) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {
-            spec.name: pool.submit(ingest.read_entity, data_dir, spec, context.log.info, limits) for spec in ENTITIES
+            spec.name: pool.submit(ingest.read_entity, data_dir, spec, context.log.info, limits)
+            for spec in (USERS, PRODUCTS)
         }
         try:
             frames = {entity: future.result() for entity, future in futures.items()}
         except ingest.DataInputError as exc:  # the message names the file and the fix: show it, not a traceback
             raise dg.Failure(description=str(exc), allow_retries=False) from None
+    sync(context, paths)
     for entity, frame in frames.items():
         yield dg.Output(
             frame,
@@ -67,7 +81,117 @@ def raw_data(
                 "input_fingerprint": fingerprint,
             },
         )
-    raw = validation.Frames(**frames, limits=limits)
-    report = validation.validate(raw)
+    raw = validation.Frames(frames["users"], frames["products"], pd.DataFrame(), limits=limits)
+    report = validation.validate(raw, ("users", "products"))
     rule_results.store(paths, report, context.run_id, raw.masks)
-    yield from check_results(report, RAW_TABLES)
+    yield from check_results(report, WHOLE_TABLES)
+
+
+@dg.asset(
+    partitions_def=TRANSACTION_FILES,
+    backfill_policy=SINGLE_RUN,
+    check_specs=rule_check_specs({"transactions": RAW_TABLES["transactions"]}),
+    group_name="ingestion",
+    kinds={"pandas", "parquet"},
+    freshness_policy=FRESHNESS_POLICY if "raw_transactions" in WATCHED_ASSETS else None,
+)
+def raw_transactions(
+    context: dg.AssetExecutionContext,
+    paths: RecoMartPaths,
+    input_limits: InputLimitsResource,
+    raw_users: pd.DataFrame,
+    raw_products: pd.DataFrame,
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckResult]:
+    """Transactions from transactions*.csv, one partition per file: read, checked by the rules, stored.
+
+    The referential rules (customer and product known) judge each file against the users and products
+    read in this run; a line repeated in an earlier file (by name) counts as repeated. The checks on this
+    asset describe the files this run read; each file's quality score is in its partition's metadata.
+    """
+    keys, partitioned = step_keys(context)
+    if not keys:
+        raise dg.Failure(description=f"No transactions file to read in {paths.data}.", allow_retries=False)
+    data_dir, storage, limits = paths.data, paths.storage, input_limits.limits()
+    try:
+        files = {p.name: p for p in ingest.discover(data_dir, TRANSACTIONS)}
+    except ingest.DataInputError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    in_run = set(keys)
+    # Every file before the last one read, in name order: a line of an earlier file makes a line repeated.
+    # Files this run does not read give their stored hashes; files it reads, the hashes computed below.
+    others = [k for k in current_keys(context.instance) if k not in in_run and k < keys[-1]]
+    earlier, stored_before = repeated_lines.EarlierLines(), sorted(others)
+    context.log.info(f"Reading {len(keys)} purchase file(s): {', '.join(keys)[:300]}")
+    parts, per_file = [], {}
+    for key in keys:
+        while stored_before and stored_before[0] < key:
+            for hashes in transaction_store.earlier_hashes(storage, [stored_before.pop(0)]):
+                earlier.add(hashes)
+        path = files.get(key)
+        if path is None:
+            raise dg.Failure(
+                description=f"{key}: this purchase file is no longer in the data folder {data_dir}. Put it "
+                "back, or refresh again: the next refresh drops it.",
+                allow_retries=False,
+            )
+        sha256 = sha256_of(path)
+        try:
+            frame = ingest.read_file(path, TRANSACTIONS, limits)
+        except ingest.DataInputError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        hashes = repeated_lines.row_hashes(frame.drop(columns=[ingest.SOURCE_COLUMN, ingest.ROW_COLUMN]))
+        frames = validation.Frames(
+            raw_users, raw_products, frame, limits, earlier_rows=earlier if len(earlier) else None, row_hashes=hashes
+        )
+        part = validation.validate(frames, ("transactions",))
+        write_parquet(frame, transaction_store.raw_path(storage, key))
+        write_parquet(hashes, transaction_store.hashes_path(storage, key))
+        rule_results.store_partition(paths, key, part, context.run_id, frames.masks["transactions"])
+        write_json(
+            {"file": key, "sha256": sha256, "rows": len(frame), "run_id": context.run_id},
+            transaction_store.raw_manifest(storage, key),
+        )
+        earlier.add(hashes)
+        parts.append(part)
+        per_file[key] = {
+            **file_metadata(transaction_store.raw_path(storage, key), records=len(frame), frame=frame),
+            "source_file": key,
+            "file_sha256": sha256,
+            "quality_score": float(part.quality_score),
+            "invalid_records": int(part.invalid_records),
+        }
+        context.log.info(f"Read {len(frame)} records from {key}: quality score {part.quality_score}")
+        del frame, frames
+    summary = validation.combine(parts)
+    # on every file's record too: the newest record of the asset tells what its run read, and how many
+    # purchase lines all current files hold now (the files not read: as their stored manifests say)
+    not_read = [k for k in current_keys(context.instance) if k not in in_run]
+    held = sum(
+        (transaction_store.read_json(transaction_store.raw_manifest(storage, k)) or {}).get("rows", 0) for k in not_read
+    )
+    run_records = int(summary.records.get("transactions", 0))
+    run_figures = {"run_records": run_records, "run_files": len(per_file), "all_records": run_records + held}
+    for metadata in per_file.values():
+        metadata.update(run_figures)
+    if partitioned:
+        for key, metadata in per_file.items():
+            context.add_asset_metadata(metadata, partition_key=key)
+        yield dg.MaterializeResult()
+    else:
+        # A run without partition tags read every file: each file's partition is recorded as materialized,
+        # and the run's own record names the list of files it stored.
+        for key, metadata in per_file.items():
+            yield dg.AssetMaterialization(asset_key=RAW_TABLES["transactions"], partition=key, metadata=metadata)
+        manifest = write_json(
+            {k: {"rows": m["records"], "sha256": m["file_sha256"]} for k, m in per_file.items()},
+            storage / FILES_MANIFEST,
+        )
+        yield dg.MaterializeResult(
+            metadata={
+                **file_metadata(manifest, records=summary.records.get("transactions", 0)),
+                "source_files": list(per_file),
+                "quality_score": float(summary.quality_score),
+                **run_figures,
+            }
+        )
+    yield from check_results(summary, {"transactions": RAW_TABLES["transactions"]})

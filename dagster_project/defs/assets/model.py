@@ -8,17 +8,17 @@ import pandas as pd
 from dagster_project import model_store, training
 from dagster_project.defs.freshness import FRESHNESS_POLICY
 from dagster_project.defs.metadata import file_metadata
+from dagster_project.defs.partitions import all_prepared
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import ModelConfig
 from dagster_project.recommender import ModelParams
 
 
-@dg.asset(group_name="model", kinds={"scikitlearn"}, freshness_policy=FRESHNESS_POLICY)
+@dg.asset(group_name="model", kinds={"scikitlearn"}, freshness_policy=FRESHNESS_POLICY, deps=["prepared_transactions"])
 def collaborative_filtering_model(
     context: dg.AssetExecutionContext,
     config: ModelConfig,
     paths: RecoMartPaths,
-    prepared_transactions: pd.DataFrame,
     prepared_products: pd.DataFrame,
     prepared_users: pd.DataFrame,
     interaction_matrix: pd.DataFrame,
@@ -26,7 +26,9 @@ def collaborative_filtering_model(
     """SVD collaborative filtering (shrunk PureSVD) on the user x product matrix.
 
     Published to models/collaborative_filtering.pkl (the last versions kept beside it), not through the IO manager.
+    Trained on every file's prepared purchases: a refresh of new data only retrains on the whole history.
     """
+    prepared_transactions = all_prepared(context, paths)
     fixed = (
         None
         if config.auto_tune

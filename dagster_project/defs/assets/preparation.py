@@ -1,19 +1,27 @@
-"""Preparation: deduplicated, typed, encoded and normalized tables, with the rows dropped and why."""
+"""Preparation: deduplicated, typed, encoded and normalized tables, with the rows dropped and why.
+
+Users and products are prepared whole every run; transactions per file (the partitions the run read),
+each from its stored raw table and the rule masks stored with it.
+"""
 
 from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 
-from dagster_project import preparation
-from dagster_project.contract import ENTITIES
+from dagster_project import preparation, transaction_store
 from dagster_project.defs import rule_results
 from dagster_project.defs.assets import ingestion
 from dagster_project.defs.assets.validation import validation_report
-from dagster_project.defs.metadata import counts_table, table_out
+from dagster_project.defs.metadata import counts_table, file_metadata, table_out
+from dagster_project.defs.partitions import SINGLE_RUN, TRANSACTION_FILES, step_keys
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import InputLimitsResource, PreparationConfig
+from dagster_project.fileio import write_json, write_parquet
 from dagster_project.validation import Frames
+
+# The list of files the last complete preparation stored (the unpartitioned materialization's file).
+FILES_MANIFEST = "prepared/transactions_files.json"
 
 
 @dg.multi_asset(
@@ -23,9 +31,6 @@ from dagster_project.validation import Frames
         ),
         "prepared_products": table_out(
             "Unique products; invalid prices cleared; category and brand encoded.", "prepared/products.parquet"
-        ),
-        "prepared_transactions": table_out(
-            "Transactions every rule accepts, typed, with amounts, by time.", "prepared/transactions.parquet"
         ),
     },
     # Not read here: the edge puts preparation behind the blocking quality_gate on the report.
@@ -39,19 +44,16 @@ def prepared_data(
     paths: RecoMartPaths,
     raw_users: pd.DataFrame,
     raw_products: pd.DataFrame,
-    raw_transactions: pd.DataFrame,
 ) -> Iterator[dg.Output]:
-    """Clean, encode and normalize the raw tables; count every dropped row under the rule it failed."""
+    """Clean, encode and normalize users and products; count every dropped row under the rule it failed."""
     # the masks the ingestion step computed for these same tables: the rules do not run a second time
     masks = rule_results.load_masks(context, paths, ingestion.raw_data.keys)
-    frames = Frames(raw_users, raw_products, raw_transactions, input_limits.limits()).with_masks(masks)
+    frames = Frames(raw_users, raw_products, pd.DataFrame(), input_limits.limits()).with_masks(masks)
     users, users_dropped = preparation.prepare_users(frames)
     products, products_dropped = preparation.prepare_products(frames, config.non_product_pattern)
-    transactions, tx_dropped = preparation.prepare_transactions(frames, products)
     for name, frame, raw, dropped in (
         ("prepared_users", users, raw_users, users_dropped),
         ("prepared_products", products, raw_products, products_dropped),
-        ("prepared_transactions", transactions, raw_transactions, tx_dropped),
     ):
         context.log.info(f"{name}: {len(frame)} of {len(raw)} rows kept; dropped {dropped or 'none'}")
         yield dg.Output(
@@ -62,6 +64,88 @@ def prepared_data(
                 "rows_dropped": sum(dropped.values()),
                 "dropped_by_reason": dropped,
                 "dropped_table": counts_table(dropped),
-                "rule_masks_reused": set(masks) == {spec.name for spec in ENTITIES},
+                "rule_masks_reused": set(masks) == {"users", "products"},
             },
         )
+
+
+def _prepare_file(paths: RecoMartPaths, key: str, products: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
+    """One file's prepared purchases, the rows dropped by rule, and the raw manifest it was made from."""
+    storage = paths.storage
+    manifest = transaction_store.read_json(transaction_store.raw_manifest(storage, key))
+    masks = rule_results.load_partition_masks(paths, key, manifest["run_id"]) if manifest else None
+    if manifest is None or masks is None:
+        raise dg.Failure(
+            description=f"{key}: this purchase file has no complete checked read in storage (the refresh that "
+            "read it stopped early). Refresh with 'everything' to read it again.",
+            allow_retries=False,
+        )
+    raw = pd.read_parquet(transaction_store.raw_path(storage, key))
+    frames = Frames(pd.DataFrame(), pd.DataFrame(), raw).with_masks({"transactions": masks})
+    prepared, dropped = preparation.prepare_transactions(frames, products)
+    return prepared, dropped, {**manifest, "input_records": len(raw)}
+
+
+@dg.asset(
+    partitions_def=TRANSACTION_FILES,
+    backfill_policy=SINGLE_RUN,
+    deps=[validation_report],
+    group_name="preparation",
+    kinds={"pandas", "parquet"},
+)
+def prepared_transactions(
+    context: dg.AssetExecutionContext, paths: RecoMartPaths, prepared_products: pd.DataFrame
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+    """Transactions every rule accepts, typed, with amounts, by time: one table per purchase file.
+
+    Amounts use the product's price when a line has no unit price, so a file is prepared against the
+    products prepared in the same run.
+    """
+    keys, partitioned = step_keys(context)
+    storage = paths.storage
+    per_file, totals, dropped_total, first = {}, 0, {}, None
+    for key in keys:
+        prepared, dropped, manifest = _prepare_file(paths, key, prepared_products)
+        path = write_parquet(prepared, transaction_store.prepared_path(storage, key))
+        write_json(
+            {"file": key, "sha256": manifest["sha256"], "rows": len(prepared), "dropped": dropped},
+            transaction_store.prepared_manifest(storage, key),
+        )
+        context.log.info(
+            f"{key}: {len(prepared)} of {manifest['input_records']} rows kept; dropped {dropped or 'none'}"
+        )
+        per_file[key] = {
+            **file_metadata(path, records=len(prepared), frame=prepared),
+            "input_records": manifest["input_records"],
+            "rows_dropped": sum(dropped.values()),
+            "dropped_by_reason": dropped,
+            "dropped_table": counts_table(dropped),
+            "rule_masks_reused": True,
+        }
+        totals += manifest["input_records"]
+        for reason, count in dropped.items():
+            dropped_total[reason] = dropped_total.get(reason, 0) + count
+        first = prepared.head(5) if first is None else first
+    if partitioned:
+        for key, metadata in per_file.items():
+            context.add_asset_metadata(metadata, partition_key=key)
+        yield dg.MaterializeResult()
+        return
+    for key, metadata in per_file.items():
+        yield dg.AssetMaterialization(asset_key="prepared_transactions", partition=key, metadata=metadata)
+    manifest_path = write_json(
+        {k: {"rows": m["records"], "rows_dropped": m["rows_dropped"]} for k, m in per_file.items()},
+        storage / FILES_MANIFEST,
+    )
+    kept = sum(m["records"] for m in per_file.values())
+    yield dg.MaterializeResult(
+        metadata={
+            **file_metadata(manifest_path, records=kept, frame=first),
+            "input_records": totals,
+            "rows_dropped": sum(dropped_total.values()),
+            "dropped_by_reason": dropped_total,
+            "dropped_table": counts_table(dropped_total),
+            "rule_masks_reused": True,
+            "source_files": list(per_file),
+        }
+    )

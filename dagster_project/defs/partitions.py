@@ -1,0 +1,70 @@
+"""The transactions files as Dagster dynamic partitions: the definition, a step's keys, keeping them in step.
+
+See dagster_project/transaction_files.py for what a refresh reads and why one partition per file.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from dagster_project import ingest, transaction_files, transaction_store
+from dagster_project.contract import TRANSACTIONS
+from dagster_project.defs.resources import RecoMartPaths
+
+TRANSACTION_FILES = dg.DynamicPartitionsDefinition(name=transaction_files.PARTITIONS_NAME)
+# Both partitioned assets read every file of a run in one step: a run over a range of files is one step.
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+
+def current_keys(instance: dg.DagsterInstance) -> list[str]:
+    return list(instance.get_dynamic_partitions(transaction_files.PARTITIONS_NAME))
+
+
+def step_keys(context: dg.AssetExecutionContext) -> tuple[list[str], bool]:
+    """The files this step reads, in file-name order, and whether the run names them (partition tags).
+
+    A run without partition tags (`dagster job execute`, a test) reads every file: the complete refresh.
+    """
+    if context.has_partition_key_range or context.has_partition_key:
+        return sorted(context.partition_keys), True
+    return sorted(current_keys(context.instance)), False
+
+
+def sync(context: dg.AssetExecutionContext, paths: RecoMartPaths) -> list[str]:
+    """Make the partitions the data folder's transactions files: add new ones, drop gone ones (and their storage).
+
+    The sensor, the schedule and the app add partitions before they start a run; this keeps a run started
+    any other way (the CLI, the Dagster UI) right too. Errors name the file: a link leading outside the
+    folder, no transactions file at all, a file name that cannot be a key.
+    """
+    try:
+        names = [p.name for p in ingest.discover(paths.data, TRANSACTIONS)]
+        for name in names:
+            transaction_files.check_key(name)
+    except (ingest.DataInputError, transaction_files.FileNameError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    plan = transaction_files.plan(dict.fromkeys(names, ""), {}, current_keys(context.instance))
+    if plan.add:
+        context.instance.add_dynamic_partitions(transaction_files.PARTITIONS_NAME, plan.add)
+        context.log.info(f"New purchase files: {', '.join(plan.add)[:500]}")
+    for key in plan.delete:
+        context.instance.delete_dynamic_partition(transaction_files.PARTITIONS_NAME, key)
+    for key in sorted(transaction_store.stored_keys(paths.storage) - set(names)):
+        transaction_store.remove(paths.storage, key)
+        context.log.info(f"{key} left the data folder: its stored purchases are removed")
+    return plan.keys
+
+
+def all_prepared(context: dg.AssetExecutionContext, paths: RecoMartPaths) -> pd.DataFrame:
+    """Every file's prepared purchases (the whole history), for the features and the model."""
+    keys = current_keys(context.instance)
+    if missing := transaction_store.missing_prepared(paths.storage, keys):
+        raise dg.Failure(
+            description=f"{len(missing)} purchase file(s) are not prepared yet ({', '.join(missing)[:300]}): "
+            "their last refresh stopped before preparation. Refresh with 'everything' (or new data only).",
+            allow_retries=False,
+        )
+    if not keys:
+        raise dg.Failure(description="No purchase file has been read yet: run the complete pipeline.")
+    return transaction_store.load_prepared(paths.storage, keys)
