@@ -19,12 +19,15 @@ import requests
 
 from dagster_project.freshness import WATCHED_ASSETS
 from streamlit_app.graphql_queries import (
+    ADD_PARTITION_MUTATION,
     AUTOMATION_QUERY,
     CHECK_EXECUTIONS_QUERY,
     CHECKS_QUERY,
+    DELETE_PARTITIONS_MUTATION,
     FRESHNESS_QUERY,
     INSTANCE_QUERY,
     MATERIALIZATIONS_QUERY,
+    PARTITION_KEYS_QUERY,
     RUN_EVENTS_QUERY,
     RUN_QUERY,
     RUNS_QUERY,
@@ -337,14 +340,52 @@ class DagsterAPI:
         return self.query(INSTANCE_QUERY)
 
     # --- runs ---------------------------------------------------------------------------------
-    def submit(self, job_name: str, run_config: dict | None = None, tags: dict[str, str] | None = None) -> str:
-        """Submit a whitelisted job; returns the run id."""
+    def submit(
+        self,
+        job_name: str,
+        run_config: dict | None = None,
+        tags: dict[str, str] | None = None,
+        assets: list[str] | None = None,
+    ) -> str:
+        """Submit a whitelisted job (only `assets` of it, when given); returns the run id."""
         if job_name not in JOBS:
             raise DagsterRequestError(f"Unknown job {job_name!r}: choose one of {', '.join(JOBS)}.")
         return self._call_client(
-            lambda c: c.submit_job_execution(job_name, run_config=run_config or {}, tags=tags or {}),
+            lambda c: c.submit_job_execution(
+                job_name, run_config=run_config or {}, tags=tags or {}, asset_selection=assets or None
+            ),
             "Dagster refused the run",
         )
+
+    # --- purchase files as partitions ---------------------------------------------------------
+    def partition_keys(self, asset: str = "raw_transactions") -> list[str]:
+        """The partition keys Dagster knows for the asset, in their order (one per purchase file)."""
+        data = self.query(PARTITION_KEYS_QUERY, {"assetKey": {"path": [asset]}})["assetNodeOrError"]
+        if data["__typename"] != "AssetNode":
+            raise DagsterRequestError(f"Dagster does not know {asset!r}: is the RecoMart code location loaded?")
+        return list(data["partitionKeys"] or [])
+
+    def _repository_selector(self) -> dict[str, str]:
+        found = next(iter(self.automations().values()), None)
+        if found is None:
+            raise DagsterRequestError("Dagster has no RecoMart code location loaded.")
+        return {k: found.selector[k] for k in ("repositoryName", "repositoryLocationName")}
+
+    def change_partitions(self, name: str, add: list[str], delete: list[str]) -> None:
+        """Add partition keys (in order) and drop others, before a run names them in its range."""
+        if not add and not delete:
+            return
+        selector = self._repository_selector()
+        for key in add:
+            result = self.query(ADD_PARTITION_MUTATION, {"selector": selector, "name": name, "key": key})
+            answer = result["addDynamicPartition"]
+            if answer["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
+                raise DagsterRequestError(f"Dagster did not add the file {key}: {answer.get('message', '')}")
+        if delete:
+            result = self.query(DELETE_PARTITIONS_MUTATION, {"selector": selector, "name": name, "keys": delete})
+            answer = result["deleteDynamicPartitions"]
+            if answer["__typename"] != "DeleteDynamicPartitionsSuccess":
+                raise DagsterRequestError(f"Dagster did not drop {', '.join(delete)}: {answer.get('message', '')}")
 
     def run_status(self, run_id: str) -> str:
         return self._call_client(lambda c: c.get_run_status(run_id).value, "Cannot read the run's status")

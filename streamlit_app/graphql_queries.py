@@ -219,3 +219,35 @@ mutation StopSensor($id: String!) {
   }
 }
 """
+
+# The purchase files as partitions of raw_transactions: the keys Dagster knows, and adding or dropping
+# one before a refresh names its range (the repository selector comes from the automation query).
+PARTITION_KEYS_QUERY = """
+query PartitionKeys($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    __typename
+    ... on AssetNode { partitionKeys }
+  }
+}
+"""
+
+ADD_PARTITION_MUTATION = """
+mutation AddPartition($selector: RepositorySelector!, $name: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
+    __typename
+    ... on AddDynamicPartitionSuccess { partitionKey }
+    ... on DuplicateDynamicPartitionError { partitionName }
+    ... on Error { message }
+  }
+}
+"""
+
+DELETE_PARTITIONS_MUTATION = """
+mutation DeletePartitions($selector: RepositorySelector!, $name: String!, $keys: [String!]!) {
+  deleteDynamicPartitions(repositorySelector: $selector, partitionsDefName: $name, partitionKeys: $keys) {
+    __typename
+    ... on DeleteDynamicPartitionsSuccess { partitionsDefName }
+    ... on Error { message }
+  }
+}
+"""

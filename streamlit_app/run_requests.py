@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from dagster_project import transaction_files
 from dagster_project.defs.run_config import ModelConfig, ValidationConfig, config_problems, default, field_range
 from streamlit_app.dagster_api import JOBS
 
@@ -71,3 +72,44 @@ def build_run_config(job_name: str, options: RefreshOptions) -> dict:
 
 def run_tags(user: str | None = None) -> dict[str, str]:
     return {"recomart/launched_by": "app", "recomart/user": user or "anonymous"}
+
+
+REFRESH_KIND_TAG = "recomart/refresh"  # the same tag the sensor and the schedule put on their runs
+# The two kinds of refresh, in the words the Refresh page shows (label, what it reads).
+REFRESH_KINDS = {
+    transaction_files.NEW_DATA: (
+        "New data only",
+        "reads the purchase files that are new or changed since the last refresh; customers and products are "
+        "read whole, and the model learns from all purchases",
+    ),
+    transaction_files.EVERYTHING: (
+        "Everything",
+        "reads and checks every purchase file again, then trains on all of them",
+    ),
+}
+KIND_HELP = (
+    "Each purchase file is kept as its own part of the history (a Dagster partition). New data only reads "
+    "from the first new or changed file to the last; files that left the data folder are dropped. "
+    "Everything re-reads all files: choose it after changing customers or products, so old purchases are "
+    "checked against them again."
+)
+
+
+@dataclass(frozen=True)
+class FilesRequest:
+    """What a refresh sends with its run: the partitions to add and drop, its range tags, and its assets."""
+
+    plan: transaction_files.Plan
+    tags: dict[str, str]
+    assets: list[str] | None  # None: the whole job
+
+    def words(self) -> str:
+        return self.plan.describe()
+
+
+def files_request(job: str, kind: str, files: dict[str, str], stored: dict[str, str], keys: list[str]) -> FilesRequest:
+    """The run for `kind` over the data folder's purchase files (raises FileNameError naming a bad name)."""
+    plan = transaction_files.plan(files, stored, keys, kind)
+    tags = {REFRESH_KIND_TAG: kind, **plan.tags()}
+    assets = None if plan.reads_files else list(transaction_files.WHOLE_DATA_ASSETS[job])
+    return FilesRequest(plan, tags, assets)

@@ -14,7 +14,7 @@ from streamlit_app.dagster_api import Run
 # job -> (short label, what it does)
 JOB_CHOICES = {
     "complete_pipeline_job": (
-        "Refresh everything",
+        "Refresh the data and the model",
         "read the exports, check their quality, prepare them and train a new model",
     ),
     "ingestion_job": (
@@ -25,9 +25,11 @@ JOB_CHOICES = {
 
 STEP_LABELS = {
     "raw_data": "Read the exports and check their quality",
+    "raw_transactions": "Read the purchase files and check their quality",
     "validation_report": "Score the data quality",
     "validation_report_quality_gate": "Decide whether the data is good enough to train on",
-    "prepared_data": "Clean and prepare the data",
+    "prepared_data": "Clean and prepare the customers and products",
+    "prepared_transactions": "Clean and prepare the purchases",
     "feature_tables": "Build customer and product profiles",
     "collaborative_filtering_model": "Train and measure the new model",
     "user_recommendations": "Write every customer's lists",
@@ -136,6 +138,25 @@ class Change:
 
 
 COUNTED = (("Customers", "raw_users"), ("Products", "raw_products"), ("Purchases", "raw_transactions"))
+PER_FILE_ASSETS = ("raw_transactions",)  # one record per purchase file a run read
+
+
+def per_run(history: list[dict]) -> list[dict]:
+    """One entry per run from a per-file history (newest first); its records: the lines of all purchase files.
+
+    Every file's record carries what all current files held after its run (`all_records`); older records
+    without it count as they are.
+    """
+    runs, seen = [], set()
+    for entry in history:
+        if entry["run_id"] in seen:
+            continue
+        seen.add(entry["run_id"])
+        metadata = dict(entry["metadata"])
+        if "all_records" in metadata:
+            metadata["records"] = metadata["all_records"]
+        runs.append({**entry, "metadata": metadata})
+    return runs
 
 
 def _this_and_before(history: list[dict], run_id: str) -> tuple[dict | None, dict | None]:
@@ -144,6 +165,19 @@ def _this_and_before(history: list[dict], run_id: str) -> tuple[dict | None, dic
         if entry["run_id"] == run_id:
             return entry, (history[index + 1] if index + 1 < len(history) else None)
     return None, None
+
+
+def _purchases_counted(reports: list[dict], run_id: str) -> tuple[dict | None, dict | None]:
+    """The purchase lines of all files as the run's quality report and the one before it counted them."""
+    after, before = _this_and_before(reports, run_id)
+    if after is None or "purchase_records" not in after["metadata"]:
+        return None, None
+
+    def counted(entry: dict | None) -> dict | None:
+        value = (entry or {}).get("metadata", {}).get("purchase_records")
+        return None if value is None else {**entry, "metadata": {"records": value}}
+
+    return counted(after), counted(before)
 
 
 def _hit_rate(metadata: dict) -> float | None:
@@ -160,7 +194,10 @@ def changes(histories: dict[str, list[dict]], run_id: str) -> list[Change]:
     """
     found = []
     for label, asset in COUNTED:
-        after, before = _this_and_before(histories.get(asset, []), run_id)
+        history = histories.get(asset, [])
+        after, before = _this_and_before(per_run(history) if asset in PER_FILE_ASSETS else history, run_id)
+        if after is None and asset == "raw_transactions":  # no purchase file read: as the quality report counted
+            after, before = _purchases_counted(histories.get("validation_report", []), run_id)
         if after is not None:
             found.append(
                 Change(

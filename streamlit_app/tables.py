@@ -157,6 +157,7 @@ STATUS_WORDS = {
 }
 STEP_WORDS = {
     "raw_data": "Read the exports and run the data checks",
+    "raw_transactions": "Read the purchase files and run their checks",
     "validation_report": "Score the data quality",
     "validation_report_quality_gate": "Quality gate (stops training on poor data)",
     "prepared_users": "Prepare customers",

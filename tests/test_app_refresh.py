@@ -88,7 +88,7 @@ def test_upload_refused_then_accepted_refreshed_and_put_back(app_env, trained):
         assert "kB" in listed.loc["transactions.csv", "size"]
         job = at.radio(key="job_choice")
         assert job.value == "complete_pipeline_job"
-        assert "complete_pipeline_job" not in texts(at) and "Refresh everything" in str(job.proto.options)
+        assert "complete_pipeline_job" not in texts(at) and "Refresh the data and the model" in str(job.proto.options)
         assert at.button(key="start_refresh").disabled is False
 
         # A bad upload: purchases by customers nobody knows. Refused with the rule and an example row.

@@ -9,7 +9,7 @@ import streamlit as st
 from dagster_project import model_store
 from dagster_project.recommender import ModelError
 from dagster_project.settings import folder
-from streamlit_app import access, services, tables, verdict
+from streamlit_app import access, run_story, services, tables, verdict
 from streamlit_app.dagster_api import JOBS
 from streamlit_app.settings import current_connection
 
@@ -25,7 +25,7 @@ with services.asking_dagster():
     daemons = services.instance_info(conn)["instance"]["daemonHealth"]["allDaemonStatuses"]
     runs = [r for r in services.recent_runs(conn) if r.job_name in JOBS]
     latest = services.latest_materializations(conn, ("raw_users", "raw_products", "validation_report"))
-    raw_history = services.materializations(conn, "raw_transactions", 50)
+    raw_history = run_story.per_run(services.materializations(conn, "raw_transactions", 50))
     dagster_ok = True
 if dagster_ok:
     try:  # Dagster's freshness checks; without them the model's and the data's age are judged here
@@ -125,7 +125,13 @@ st.subheader("Headline figures")
 
 
 def records(asset: str) -> int | None:
-    found = raw_now if asset == "raw_transactions" else latest.get(asset)
+    if asset == "raw_transactions":  # every purchase file's lines: from the newer of the last read and report
+        report = latest.get("validation_report")
+        counted = report["metadata"].get("purchase_records") if report else None
+        if counted is not None and (raw_now is None or report["timestamp"] >= raw_now["timestamp"]):
+            return counted
+        return raw_now["metadata"].get("records") if raw_now else None
+    found = latest.get(asset)
     return found["metadata"].get("records") if found else None
 
 
@@ -135,7 +141,7 @@ for col, (label, asset, from_card, what) in zip(
     (
         ("Customers", "raw_users", card.users if card else None, "customer rows in the latest export"),
         ("Products", "raw_products", card.items if card else None, "products in the latest export"),
-        ("Purchases", "raw_transactions", card.transactions if card else None, "purchase lines in the latest export"),
+        ("Purchases", "raw_transactions", card.transactions if card else None, "purchase lines in all purchase files"),
     ),
 ):
     value = records(asset)

@@ -6,12 +6,20 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dagster_project import uploads
+from dagster_project import data_files, transaction_files, transaction_store, uploads
 from dagster_project.contract import LIMITS
-from dagster_project.settings import folder
+from dagster_project.settings import MODEL_FILENAME, folder
 from streamlit_app import access, run_story, run_view, services, tables, upload_view
 from streamlit_app.dagster_api import FINISHED_STATUSES, DagsterError
-from streamlit_app.run_requests import RefreshOptions, build_run_config, limits, run_tags
+from streamlit_app.run_requests import (
+    KIND_HELP,
+    REFRESH_KINDS,
+    RefreshOptions,
+    build_run_config,
+    files_request,
+    limits,
+    run_tags,
+)
 from streamlit_app.settings import current_connection
 
 user = access.require_operator()
@@ -61,8 +69,12 @@ if problem is not None:
 pipeline_up = problem is None
 
 
-def start_refresh(job: str, options: RefreshOptions) -> None:
-    """Start a run, or follow the one under way (one lock for every session: never two at once)."""
+def start_refresh(job: str, options: RefreshOptions, kind: str) -> None:
+    """Start a run, or follow the one under way (one lock for every session: never two at once).
+
+    The purchase files become partitions first (new ones added, gone ones dropped), so the run can name
+    the range it reads: from the first new or changed file for new data only, all files for everything.
+    """
     acting = access.require_operator()  # the role at the moment of acting, not when the page was drawn
     try:
         run_config = build_run_config(job, options)
@@ -73,11 +85,21 @@ def start_refresh(job: str, options: RefreshOptions) -> None:
         with services.submit_lock():
             under_way = api.active_runs()
             if not under_way:
-                st.session_state["tracked_run"] = api.submit(job, run_config, run_tags(acting.name))
+                files = transaction_files.current_files(data_files.scan(data_dir))
+                stored = transaction_store.prepared_state(folder("storage"))
+                request = files_request(job, kind, files, stored, api.partition_keys())
+                api.change_partitions(transaction_files.PARTITIONS_NAME, request.plan.add, request.plan.delete)
+                tags = {**run_tags(acting.name), **request.tags}
+                st.session_state["tracked_run"] = api.submit(job, run_config, tags, assets=request.assets)
+                st.session_state["refresh_reads"] = request.words()
+    except transaction_files.FileNameError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
     except DagsterError:
         st.rerun()  # drawn again: the page says the service is down, once
     if under_way:
         st.session_state["tracked_run"] = under_way[0].run_id
+        st.session_state.pop("refresh_reads", None)
         st.session_state["follow_note"] = (
             f"A refresh is already under way ({run_story.job_label(under_way[0].job_name).lower()}): "
             "following it instead of starting another."
@@ -94,6 +116,15 @@ job = st.radio(
     format_func=lambda key: f"{run_story.JOB_CHOICES[key][0]}: {run_story.JOB_CHOICES[key][1]}",
     key="job_choice",
 )
+has_model = (folder("models") / MODEL_FILENAME).exists()
+kind = st.radio(
+    "What to read",
+    list(REFRESH_KINDS),
+    index=0 if has_model else 1,
+    format_func=lambda key: f"{REFRESH_KINDS[key][0]}: {REFRESH_KINDS[key][1]}",
+    key="refresh_kind",
+    help=KIND_HELP,
+)
 
 st.markdown("**The exports it will read**, from the data folder:")
 
@@ -104,6 +135,33 @@ def rows_of(path: str, mtime_ns: int, size: int) -> int | None:
 
 
 files = uploads.export_files(data_dir)
+
+
+def purchase_files_read(kind: str) -> set[str] | None:
+    """The purchase files this refresh would read (None when Dagster cannot say which files it knows)."""
+    if not pipeline_up:
+        return None
+    try:
+        found = transaction_files.current_files(data_files.scan(data_dir))
+        stored = transaction_store.prepared_state(folder("storage"))
+        request = files_request(job, kind, found, stored, api.partition_keys())
+    except (DagsterError, transaction_files.FileNameError):
+        return None
+    plan = request.plan
+    return set(transaction_files.keys_in_range(plan.keys, plan.start, plan.end)) if plan.reads_files else set()
+
+
+reading = purchase_files_read(kind)
+
+
+def read_words(table: str, name: str) -> str:
+    if table != "transactions":
+        return "read whole"
+    if reading is None:
+        return "–"
+    return "read" if name in reading else "kept: unchanged since the last refresh"
+
+
 if files:
     st.dataframe(
         pd.DataFrame(
@@ -114,6 +172,7 @@ if files:
                     "modified": tables.ago(f.modified),
                     "size": run_story.size_words(f.size),
                     "holds": run_story.TABLE_WORDS[f.table],
+                    "this refresh": read_words(f.table, f.name),
                 }
                 for f in files
             ]
@@ -123,6 +182,11 @@ if files:
         column_config={
             "rows": st.column_config.TextColumn("rows", help="Lines in the file, less the header"),
             "modified": st.column_config.TextColumn("modified", help="When the file last changed"),
+            "this refresh": st.column_config.TextColumn(
+                "this refresh",
+                help="Purchase files are kept one by one; new data only reads those that are new or changed "
+                "(from the first of them to the last file). Customers and products are read whole every time.",
+            ),
         },
     )
 missing = [words for table, words in run_story.TABLE_WORDS.items() if table not in {f.table for f in files}]
@@ -180,7 +244,7 @@ if st.button(
     disabled=not pipeline_up,
     help=None if pipeline_up else "The pipeline service is not answering; this button comes back when it does.",
 ):
-    start_refresh(job, options)
+    start_refresh(job, options, kind)
 
 if "tracked_run" not in st.session_state and pipeline_up:  # someone else's refresh may be running
     try:
@@ -195,6 +259,8 @@ tracked = st.session_state.get("tracked_run")
 if tracked:
     if note := st.session_state.get("follow_note"):
         st.info(note, icon=":material/hourglass_top:")
+    elif reads := st.session_state.get("refresh_reads"):
+        st.caption(f"This refresh reads {reads}; customers and products are read whole.")
 
     @st.fragment(run_every=2)
     def follow() -> None:
@@ -273,7 +339,7 @@ def accept_files(files, threshold_now: float, then: str, signature: tuple) -> No
     st.session_state.pop("upload_check", None)
     if then == "start" and pipeline_up:
         st.session_state.pop("finished_run", None)
-        start_refresh("complete_pipeline_job", options)
+        start_refresh("complete_pipeline_job", options, kind)
         st.session_state["upload_note"] += " A refresh has started: follow it above."
     else:
         st.session_state["upload_note"] += " The next refresh reads them."
