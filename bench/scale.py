@@ -11,8 +11,10 @@ seconds. Prints a Markdown table.
 `--increment` then adds the next day's export (an average day's transactions, as
 transactions_YYYY-MM-DD.csv) to a copy of the dataset folder made of hard links (no gigabytes copied;
 the pipeline reads hard links like files, and refuses symbolic links leading out of its folder) and
-runs the complete job again on the same instance and storage, as the nightly refresh would: a second
-table gives its wall and peak RSS. `--daily-files` makes the datasets as one file per day.
+runs the complete job again on the same instance and storage as a refresh of new data only, as the
+nightly schedule does: the new file's partition is added, and the run's range tags name it alone (the
+plan is `transaction_files.plan`, the schedule's own). A second table gives its wall, peak RSS, and the
+purchase files and lines it read. `--daily-files` makes the datasets as one file per day.
 
     python -m bench.scale --sizes 3k 100k 1m 10m
     python -m bench.scale --sizes 10m --no-plain --increment
@@ -40,8 +42,10 @@ SIZES = {
 }
 STEPS = [
     "raw_data",
+    "raw_transactions",
     "validation_report",
     "prepared_data",
+    "prepared_transactions",
     "feature_tables",
     "collaborative_filtering_model",
     "user_recommendations",
@@ -179,22 +183,48 @@ def run_size(name: str, cache: Path, plain: bool = True, increment: bool = False
         if increment:
             bigger = with_next_day(name, data)
             added = sorted(set(bigger.iterdir()) - {bigger / p.name for p in data.iterdir()})
+            tags = new_data_tags(home, bigger, work / "storage")
             run = measured(
-                [*command, "-j", "complete_pipeline_job"], {**env, "RECOMART_DATA_DIR": str(bigger)}, work, "next"
+                [*command, "-j", "complete_pipeline_job", "--tags", json.dumps(tags)],
+                {**env, "RECOMART_DATA_DIR": str(bigger)},
+                work,
+                "next",
             )
             with dg.DagsterInstance.from_config(str(home)) as instance:
                 raw = instance.get_latest_materialization_event(dg.AssetKey("raw_transactions"))
+                latest = instance.get_runs(limit=1)[0]
+                next_steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(latest.run_id)}
+            meta = raw.asset_materialization.metadata
             row["increment"] = {
                 "file": added[0].name,
                 "rows": sum(1 for _ in added[0].open()) - 1,
-                "read": raw.asset_materialization.metadata["records"].value,  # all purchases the run read
+                "files_read": meta["run_files"].value,  # the purchase files the run read
+                "read": meta["run_records"].value,  # the purchase lines the run read
+                "range": f"{tags.get('dagster/asset_partition_range_start')} .. "
+                f"{tags.get('dagster/asset_partition_range_end')}",
                 "wall_s": run["wall_s"],
                 "peak_rss_mb": run["peak_rss_mb"],
+                "steps": next_steps,
             }
             shutil.rmtree(bigger, ignore_errors=True)
         return row
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def new_data_tags(home: Path, data: Path, storage: Path) -> dict[str, str]:
+    """What the nightly schedule does before its run: add the new files' partitions, return the range tags."""
+    import dagster as dg
+
+    from dagster_project import data_files, transaction_files, transaction_store
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        keys = instance.get_dynamic_partitions(transaction_files.PARTITIONS_NAME)
+        files = transaction_files.current_files(data_files.scan(data))
+        plan = transaction_files.plan(files, transaction_store.prepared_state(storage), keys)
+        if plan.add:
+            instance.add_dynamic_partitions(transaction_files.PARTITIONS_NAME, plan.add)
+    return {**plan.tags(), "recomart/refresh": transaction_files.NEW_DATA}
 
 
 def table(rows: list[dict]) -> str:
@@ -216,15 +246,17 @@ def table(rows: list[dict]) -> str:
 
 def increment_table(rows: list[dict]) -> str:
     lines = [
-        "| size | next day's file | its rows | purchases read | Dagster wall (s) | peak RSS (MB) |",
-        "|---|---|---|---|---|---|",
+        "| size | next day's file | its rows | files read | purchase lines read | Dagster wall (s) | peak RSS (MB) |"
+        " steps (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "increment" in r:
             i = r["increment"]
+            steps = ", ".join(f"{k} {v:.1f}" for k, v in i["steps"].items())
             lines.append(
-                f"| {r['size']} | {i['file']} | {i['rows']:,} | {i['read']:,} | {i['wall_s']:.1f} | "
-                f"{i['peak_rss_mb']:.0f} |"
+                f"| {r['size']} | {i['file']} | {i['rows']:,} | {i['files_read']:,} | {i['read']:,} | "
+                f"{i['wall_s']:.1f} | {i['peak_rss_mb']:.0f} | {steps} |"
             )
     return "\n".join(lines)
 
