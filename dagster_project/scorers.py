@@ -90,8 +90,12 @@ class _ItemGram:
                 out += block.T @ (block @ q)
             return out
 
+        def vector(v: np.ndarray) -> np.ndarray:
+            return apply(v.reshape(-1, 1)).ravel()
+
+        # symmetric: the transpose applies the same way (scikit-learn takes it for one-column blocks)
         self.operator = LinearOperator(
-            (n, n), matvec=lambda v: apply(v.reshape(-1, 1)).ravel(), matmat=apply, rmatmat=apply, dtype=np.float32
+            (n, n), matvec=vector, rmatvec=vector, matmat=apply, rmatmat=apply, dtype=np.float32
         )
 
 
