@@ -124,9 +124,11 @@ def raw_transactions(
     context.log.info(f"Reading {len(keys)} purchase file(s): {', '.join(keys)[:300]}")
     parts, per_file = [], {}
     for key in keys:
+        due = []
         while stored_before and stored_before[0] < key:
-            for hashes in transaction_store.earlier_hashes(storage, [stored_before.pop(0)]):
-                earlier.add(hashes)
+            due.append(stored_before.pop(0))
+        if found := transaction_store.earlier_hashes(storage, due):  # added at once: one sort, not one per file
+            earlier.add(pd.concat(found, ignore_index=True))
         path = files.get(key)
         if path is None:
             raise dg.Failure(
