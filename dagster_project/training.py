@@ -206,8 +206,11 @@ def customer_profiles(
     purchases = np.bincount(rows[known], minlength=len(customers))
     profiles["purchases"] = np.where(found, purchases[code] if purchases.size else 0, 0).astype("int64")
 
+    every = bool(known.all())  # then no copy of the column is taken
+
     def per_customer(column: str) -> pd.core.groupby.SeriesGroupBy:
-        return pd.Series(transactions[column].array[known]).groupby(rows[known])
+        values = transactions[column].array
+        return pd.Series(values if every else values[known]).groupby(rows if every else rows[known])
 
     spend = np.zeros(len(profiles))
     if "amount" in transactions:
@@ -268,6 +271,8 @@ def select_params(holdout: ev.Holdout, settings: TrainingSettings) -> tuple[Mode
         if key not in scores:
             at = (params.weighting, list_kind)
             if at not in prepared:  # the customers' share of the work, once per basis and list
+                for other in [key for key in prepared if key[1] == list_kind]:  # one basis's share held at a time
+                    del prepared[other]  # (a 2,000 x products block each; the other basis rarely comes back)
                 prepared[at] = TrialLists(bases[params.weighting], holdout, list_kind, settings.k, users[list_kind])
             metrics, _ = ev.measure_lists(prepared[at].lists(params), holdout, list_kind, settings.k, users[list_kind])
             scores[key] = Trial(list_kind, params, metrics.ndcg, metrics.coverage)
@@ -330,7 +335,7 @@ def holdout_metrics(
 class Split:
     """A train/test cut of the transactions, its holdout, and how many customers each list can measure."""
 
-    train: Purchases  # the training part's transactions (cut again for validation)
+    train: Purchases | None  # the training part's transactions (cut again for validation, then let go)
     holdout: ev.Holdout
     protocol: str  # "time split" or "random split"
     cutoff: pd.Timestamp | None  # time splits only
@@ -435,12 +440,16 @@ def _train_model(
     del user_rows, item_columns
     shape = (len(user_index), len(item_index))
     split = evaluation_split(purchases, shape, settings)
+    counts = served_counts(purchases, shape, interactions, user_index, item_index)
+    customer_rows = purchases.rows
+    del purchases  # the codes are counted; only the customer codes are needed again (the profiles)
 
     selection = "fixed settings"
     tuning = None
     if fixed is not None:
         params, trials = fixed, []
     elif (validation := evaluation_split(split.train, shape, settings)).users["new"] >= settings.min_eval_users:
+        split = replace(split, train=None)  # cut again; only its holdout is needed from here
         params, trials = select_params(validation.holdout, settings)
         tuning = tuning_sample(validation.holdout, settings)
         selection = f"chosen on a validation slice ({validation.protocol})"
@@ -455,10 +464,9 @@ def _train_model(
             f"default settings: the validation slice had {validation.users['new']} customer(s) to "
             f"measure, fewer than {settings.min_eval_users}"
         )
-    validation = None  # the validation slice's matrices are not needed past the choice
+    validation, split = None, replace(split, train=None)  # past the choice, only the test holdout is needed
     with ThreadPoolExecutor(max_workers=1) as pool:  # the test figures are measured while the served model fits
         measured = pool.submit(holdout_metrics, split.holdout, params, settings)
-        counts = served_counts(purchases, shape, interactions, user_index, item_index)
         n_items = counts.shape[1]
         neighbours = (
             item_neighbours(counts)
@@ -467,7 +475,7 @@ def _train_model(
         )
         basis = SvdBasis.fit(counts, params.weighting, params.factors, settings.seed)
         params = replace(params, factors=basis.item_factors.shape[1])
-        profiles = customer_profiles(users, transactions, (purchases.rows, user_index))
+        profiles = customer_profiles(users, transactions, (customer_rows, user_index))
         metrics = measured.result()
     model_card = ModelCard(
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
