@@ -14,14 +14,19 @@ from dagster_project.defs.run_config import ModelConfig
 from dagster_project.recommender import ModelParams
 
 
-@dg.asset(group_name="model", kinds={"scikitlearn"}, freshness_policy=FRESHNESS_POLICY, deps=["prepared_transactions"])
+@dg.asset(
+    group_name="model",
+    kinds={"scikitlearn"},
+    freshness_policy=FRESHNESS_POLICY,
+    # after the features, without loading the interaction table: training counts the same purchases itself
+    deps=["prepared_transactions", "interaction_matrix"],
+)
 def collaborative_filtering_model(
     context: dg.AssetExecutionContext,
     config: ModelConfig,
     paths: RecoMartPaths,
     prepared_products: pd.DataFrame,
     prepared_users: pd.DataFrame,
-    interaction_matrix: pd.DataFrame,
 ) -> dg.MaterializeResult:
     """SVD collaborative filtering (shrunk PureSVD) on the user x product matrix.
 
@@ -52,7 +57,6 @@ def collaborative_filtering_model(
         prepared_users,
         config.training_settings(),
         fixed=fixed,
-        interactions=interaction_matrix,
         card={"run_id": context.run_id, "data_checksum": training.data_checksum(prepared_transactions)},
     )
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + context.run_id[:8]
