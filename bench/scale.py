@@ -220,8 +220,11 @@ def new_data_tags(home: Path, data: Path, storage: Path) -> dict[str, str]:
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         keys = instance.get_dynamic_partitions(transaction_files.PARTITIONS_NAME)
-        files = transaction_files.current_files(data_files.scan(data))
-        plan = transaction_files.plan(files, transaction_store.prepared_state(storage), keys)
+        scanned = data_files.scan(data)
+        files = transaction_files.current_files(scanned)
+        plan = transaction_files.plan(
+            files, transaction_store.prepared_state(storage, transaction_files.reference(scanned)), keys
+        )
         if plan.add:
             instance.add_dynamic_partitions(transaction_files.PARTITIONS_NAME, plan.add)
     return {**plan.tags(), "recomart/refresh": transaction_files.NEW_DATA}

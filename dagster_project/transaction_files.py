@@ -18,8 +18,8 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dagster_project.contract import TRANSACTIONS
-from dagster_project.data_files import REFUSED, FileState
+from dagster_project.contract import PRODUCTS, TRANSACTIONS, USERS
+from dagster_project.data_files import REFUSED, FileState, fingerprint
 
 # The dynamic partitions' name in Dagster, and the run tags that give a run its range of partitions.
 PARTITIONS_NAME = "transaction_files"
@@ -73,6 +73,16 @@ def check_key(name: str) -> str:
     return name
 
 
+def reference(state: FileState) -> str:
+    """A fingerprint of the customers' and products' exports (in a scan, `data_files.scan`).
+
+    Purchases are judged against them (customer and product known, list prices): a stored file is
+    up to date only while they are what it was judged against.
+    """
+    patterns = [*USERS.patterns, *PRODUCTS.patterns]
+    return fingerprint({n: e for n, e in state.items() if any(fnmatch.fnmatchcase(n, p) for p in patterns)})
+
+
 def current_files(state: FileState) -> dict[str, str]:
     """Transactions files in a data-folder scan (`data_files.scan`), name -> sha256; links leading out too.
 
@@ -120,8 +130,10 @@ def plan(files: Mapping[str, str], stored: Mapping[str, str], keys: Sequence[str
     """The refresh for `files` (name -> sha256 now), `stored` (key -> sha256 storage prepared) and `keys`.
 
     New files become keys after the existing ones, in file-name order; keys whose file is gone are
-    deleted. "new data only" reads from the first new or changed key to the last key; "everything"
-    reads every key. Raises `FileNameError` for a file whose name cannot be a key.
+    deleted. A line is judged against every file whose name sorts before its own (repeated lines), so a
+    new, changed or deleted file means reading again every file whose name sorts after it: "new data
+    only" reads the range of keys (in partition order, which is the order files arrived) that covers
+    all of them; "everything" reads every key. Raises `FileNameError` for a file whose name cannot be a key.
     """
     for name in files:
         check_key(name)
@@ -134,8 +146,11 @@ def plan(files: Mapping[str, str], stored: Mapping[str, str], keys: Sequence[str
         return Plan(add, delete, order, changed, None, None)
     if kind == EVERYTHING:
         return Plan(add, delete, order, changed, order[0], order[-1])
-    start = changed[0] if changed else None
-    return Plan(add, delete, order, changed, start, order[-1] if start is not None else None)
+    moved = changed + delete
+    positions = [i for i, k in enumerate(order) if moved and k >= min(moved)]
+    if not positions:
+        return Plan(add, delete, order, changed, None, None)
+    return Plan(add, delete, order, changed, order[positions[0]], order[positions[-1]])
 
 
 def keys_in_range(keys: Sequence[str], start: str, end: str) -> list[str]:

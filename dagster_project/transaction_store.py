@@ -25,32 +25,39 @@ RESULTS_FOLDER = "validation/partitions"
 PREPARED_FOLDER = "prepared/transactions"
 
 
+def _named(key: str) -> str:
+    """The key as a file name under storage: a key naming another folder (`..`, `a/b`) is refused."""
+    if key in ("", ".", "..") or Path(key).name != key or "\\" in key:
+        raise ValueError(f"{key!r} is not a purchase file's name, so it names nothing in storage.")
+    return key
+
+
 def raw_path(storage: Path, key: str) -> Path:
-    return Path(storage) / RAW_FOLDER / f"{key}.parquet"
+    return Path(storage) / RAW_FOLDER / f"{_named(key)}.parquet"
 
 
 def hashes_path(storage: Path, key: str) -> Path:
-    return Path(storage) / RAW_FOLDER / f"{key}.hashes.parquet"
+    return Path(storage) / RAW_FOLDER / f"{_named(key)}.hashes.parquet"
 
 
 def raw_manifest(storage: Path, key: str) -> Path:
-    return Path(storage) / RAW_FOLDER / f"{key}.json"
+    return Path(storage) / RAW_FOLDER / f"{_named(key)}.json"
 
 
 def result_path(storage: Path, key: str) -> Path:
-    return Path(storage) / RESULTS_FOLDER / f"{key}.json"
+    return Path(storage) / RESULTS_FOLDER / f"{_named(key)}.json"
 
 
 def masks_path(storage: Path, key: str) -> Path:
-    return Path(storage) / RESULTS_FOLDER / f"{key}.masks.parquet"
+    return Path(storage) / RESULTS_FOLDER / f"{_named(key)}.masks.parquet"
 
 
 def prepared_path(storage: Path, key: str) -> Path:
-    return Path(storage) / PREPARED_FOLDER / f"{key}.parquet"
+    return Path(storage) / PREPARED_FOLDER / f"{_named(key)}.parquet"
 
 
 def prepared_manifest(storage: Path, key: str) -> Path:
-    return Path(storage) / PREPARED_FOLDER / f"{key}.json"
+    return Path(storage) / PREPARED_FOLDER / f"{_named(key)}.json"
 
 
 def read_json(path: Path) -> dict | None:
@@ -60,14 +67,22 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def prepared_state(storage: Path) -> dict[str, str]:
-    """key -> sha256 of the file its prepared partition was made from (complete partitions only)."""
+def prepared_state(storage: Path, reference: str | None = None) -> dict[str, str]:
+    """key -> sha256 of the file its prepared partition was made from (complete, consistent partitions only).
+
+    A partition counts only when its raw parts (table, line hashes, rule result) describe the same file
+    content it was prepared from (a run that failed after reading a file leaves them newer), and, given
+    the customers' and products' `reference` (`transaction_files.reference`), when it was judged against them.
+    """
     state = {}
     for manifest in sorted((Path(storage) / PREPARED_FOLDER).glob("*.json")):
         key = manifest.name.removesuffix(".json")
-        found = read_json(manifest)
-        if found and prepared_path(storage, key).exists() and isinstance(found.get("sha256"), str):
-            state[key] = found["sha256"]
+        found, raw = read_json(manifest), read_json(raw_manifest(storage, key)) or {}
+        if not (found and prepared_path(storage, key).exists() and isinstance(found.get("sha256"), str)):
+            continue
+        if raw.get("sha256") != found["sha256"] or (reference is not None and raw.get("reference") != reference):
+            continue
+        state[key] = found["sha256"]
     return state
 
 

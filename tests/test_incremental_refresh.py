@@ -122,11 +122,15 @@ def test_new_data_only_reads_just_the_new_file_and_retrains_on_all(tmp_path, sam
         assert stored_files(ws, FILES[1]) != before[FILES[1]]
 
         # A file that left the data folder loses its partition and its stored tables; the model forgets it.
+        # The file named after it was compared with its lines (repeated lines): it is read again, alone.
+        kept = {key: stored_files(ws, key) for key in (FILES[0], FILES[1])}
         gone = ws.data / FILES[2]
         gone_rows = len(pd.read_csv(gone))
         gone.unlink()
         fourth = refresh_from_page(live, transaction_files.NEW_DATA)
-        assert START not in live.api.run(fourth).tags  # nothing to read: customers, products and the model
+        tags = live.api.run(fourth).tags
+        assert (tags[START], tags[END]) == (NEW_DAY, NEW_DAY)
+        assert {key: stored_files(ws, key) for key in (FILES[0], FILES[1])} == kept
         assert live.api.partition_keys() == [FILES[0], FILES[1], NEW_DAY]
         assert not transaction_store.raw_path(ws.storage, FILES[2]).exists()
         assert not transaction_store.prepared_path(ws.storage, FILES[2]).exists()

@@ -36,7 +36,9 @@ def test_sensor_adds_the_new_files_partition_and_requests_only_its_range(workspa
     assert isinstance(add, dg.AddDynamicPartitionsRequest) and list(add.partition_keys) == [NEW_DAY]
 
 
-def test_sensor_drops_a_gone_file_and_reads_no_purchases_when_only_customers_changed(workspace, instance):
+def test_sensor_drops_a_gone_file_and_reads_every_file_again_when_customers_changed(workspace, instance):
+    """Purchases are judged against the customers and products (known customer, list prices): after a
+    change to those exports no stored purchase file is up to date, so new data only reads them all."""
     (workspace.data / NEW_DAY).write_text("user_id,product_id,timestamp\n1001,P0001,2026-11-01 10:00:00\n")
     assert run_complete(workspace, instance).success
     _, cursor = sensor_tick(instance, workspace, None)
@@ -46,12 +48,24 @@ def test_sensor_drops_a_gone_file_and_reads_no_purchases_when_only_customers_cha
     _, cursor = sensor_tick(instance, workspace, cursor)
     result, _ = sensor_tick(instance, workspace, cursor)
     [request] = result.run_requests
+    assert (request.tags[START], request.tags[END]) == ("transactions.csv", "transactions.csv")
+    assert request.asset_selection is None  # the whole job
+    [delete] = result.dynamic_partitions_requests
+    assert isinstance(delete, dg.DeleteDynamicPartitionsRequest) and list(delete.partition_keys) == [NEW_DAY]
+
+
+def test_sensor_reads_no_purchases_when_only_a_gone_file_named_last_changed(workspace, instance):
+    (workspace.data / NEW_DAY).write_text("user_id,product_id,timestamp\n1001,P0001,2026-11-01 10:00:00\n")
+    assert run_complete(workspace, instance).success
+    _, cursor = sensor_tick(instance, workspace, None)
+    (workspace.data / NEW_DAY).unlink()
+    _, cursor = sensor_tick(instance, workspace, cursor)
+    result, _ = sensor_tick(instance, workspace, cursor)
+    [request] = result.run_requests
     assert START not in request.tags  # no purchase file to read: customers and products, then the model
     selected = {k.to_user_string() for k in request.asset_selection}
     assert "raw_users" in selected and "collaborative_filtering_model" in selected
     assert not selected & {"raw_transactions", "prepared_transactions"}
-    [delete] = result.dynamic_partitions_requests
-    assert isinstance(delete, dg.DeleteDynamicPartitionsRequest) and list(delete.partition_keys) == [NEW_DAY]
 
 
 def test_schedule_adds_partitions_itself_and_reads_from_the_first_new_file(workspace, instance):
@@ -76,3 +90,23 @@ def test_a_purchase_file_whose_name_cannot_be_a_partition_fails_naming_it(worksp
     [message] = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
     assert "transactions,1.csv: this transactions file's name holds ','" in message and "Rename it" in message
     assert instance.get_dynamic_partitions("transaction_files") == []
+
+
+def test_a_partition_added_by_hand_that_is_no_file_name_fails_naming_it(workspace, instance):
+    """Keys become file names under storage: one such as '../escape' (the Dagster UI accepts it) is refused."""
+    from dagster_project.definitions import defs
+
+    assert run_complete(workspace, instance).success
+    instance.add_dynamic_partitions("transaction_files", ["../escape"])
+    result = defs.resolve_job_def("complete_pipeline_job").execute_in_process(
+        run_config=workspace.run_config(),
+        instance=instance,
+        tags=transaction_files.range_tags("../escape", "../escape"),
+        asset_selection=[dg.AssetKey("prepared_transactions")],
+        raise_on_error=False,
+    )
+    assert not result.success
+    [message] = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
+    assert "../escape: this transactions file's name holds '/'" in message
+    assert not (workspace.storage.parent / "escape.json").exists()
+    assert not any(p.name.startswith("escape") for p in workspace.storage.parent.rglob("escape*"))

@@ -49,20 +49,59 @@ def test_a_changed_older_file_widens_the_range_to_the_end():
     assert step.changed == [DAYS[1]] and (step.start, step.end) == (DAYS[1], DAYS[2])
 
 
-def test_a_file_that_left_is_deleted_and_a_failed_read_is_read_again():
+def test_a_failed_read_is_read_again_and_a_file_that_left_is_deleted():
     stored = {DAYS[0]: f"sha-{DAYS[0]}", DAYS[1]: f"sha-{DAYS[1]}"}  # DAYS[2] never finished preparing
-    files = {DAYS[1]: f"sha-{DAYS[1]}", DAYS[2]: f"sha-{DAYS[2]}"}
-    step = plan(files, stored, keys=DAYS)
-    assert step.delete == [DAYS[0]] and step.keys == DAYS[1:]
+    step = plan({name: f"sha-{name}" for name in DAYS}, stored, keys=DAYS)
     assert (step.start, step.end) == (DAYS[2], DAYS[2])
+    # the files named after a deleted one were judged against its lines (repeated lines): read again
+    gone = plan({DAYS[1]: f"sha-{DAYS[1]}", DAYS[2]: f"sha-{DAYS[2]}"}, stored, keys=DAYS)
+    assert gone.delete == [DAYS[0]] and gone.keys == DAYS[1:]
+    assert (gone.start, gone.end) == (DAYS[1], DAYS[2])
+    last_gone = plan({DAYS[0]: f"sha-{DAYS[0]}", DAYS[1]: f"sha-{DAYS[1]}"}, stored, keys=DAYS)
+    assert last_gone.delete == [DAYS[2]] and not last_gone.reads_files
 
 
-def test_a_new_file_named_before_the_others_still_comes_last_in_the_keys():
+def test_a_new_file_named_before_the_others_comes_last_in_the_keys_and_they_are_read_again():
     stored = {name: f"sha-{name}" for name in DAYS}
     files = {**stored, "transactions_archive.csv": "x", "transactions_2026-01-01.csv": "y"}
     step = plan(files, stored, keys=DAYS)
     assert step.keys == [*DAYS, "transactions_2026-01-01.csv", "transactions_archive.csv"]
-    assert step.start == "transactions_2026-01-01.csv"
+    assert (step.start, step.end) == (DAYS[0], "transactions_archive.csv")
+
+
+def test_a_corrected_file_reads_every_file_named_after_it_whatever_order_they_arrived_in():
+    """Keys are in the order files arrived: the range covers every file named after the corrected one."""
+    keys = [DAYS[1], DAYS[2], DAYS[0]]  # DAYS[0] arrived last though it is named first
+    stored = {name: f"sha-{name}" for name in DAYS}
+    step = plan({**stored, DAYS[0]: "corrected"}, stored, keys=keys)
+    assert (step.start, step.end) == (DAYS[1], DAYS[0])
+    assert set(transaction_files.keys_in_range(step.keys, step.start, step.end)) == set(DAYS)
+
+
+def test_stored_files_count_only_when_consistent_and_judged_against_todays_customers(tmp_path):
+    """A run that failed after reading a file leaves its raw parts newer than its prepared table; a change
+    to the customer or product exports makes every stored file out of date."""
+    from dagster_project.fileio import write_json
+
+    def store(key: str, raw_sha: str, prepared_sha: str, reference: str = "ref-1") -> None:
+        write_json({"sha256": raw_sha, "reference": reference}, transaction_store.raw_manifest(tmp_path, key))
+        transaction_store.prepared_path(tmp_path, key).parent.mkdir(parents=True, exist_ok=True)
+        transaction_store.prepared_path(tmp_path, key).write_bytes(b"")
+        write_json({"sha256": prepared_sha}, transaction_store.prepared_manifest(tmp_path, key))
+
+    store(DAYS[0], "a", "a")
+    store(DAYS[1], "b-failed", "b")  # read again by a run that then failed
+    assert transaction_store.prepared_state(tmp_path, "ref-1") == {DAYS[0]: "a"}
+    assert transaction_store.prepared_state(tmp_path, "ref-2") == {}
+    scan = {"users.csv": [0, 0, "u1"], "products.json": [0, 0, "p1"], DAYS[0]: [0, 0, "a"]}
+    assert transaction_files.reference(scan) == transaction_files.reference({**scan, DAYS[0]: [0, 0, "b"]})
+    assert transaction_files.reference(scan) != transaction_files.reference({**scan, "users.csv": [0, 0, "u2"]})
+
+
+@pytest.mark.parametrize("key", ["..", ".", "../x", "a/b", "/abs", "a\\b", ""])
+def test_a_key_that_is_not_a_file_name_names_nothing_in_storage(tmp_path, key):
+    with pytest.raises(ValueError):
+        transaction_store.prepared_path(tmp_path, key)
 
 
 @pytest.mark.parametrize("name", ["transactions...csv", "transactions,1.csv", "transactions[1].csv", " x.csv"])

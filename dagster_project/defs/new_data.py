@@ -19,9 +19,11 @@ def plan(
     instance: dg.DagsterInstance, paths: RecoMartPaths, state: data_files.FileState | None = None
 ) -> transaction_files.Plan | None:
     """The new-data plan now; None when a file's name cannot be a key (the run then names it)."""
-    files = transaction_files.current_files(state if state is not None else data_files.scan(paths.data))
+    state = state if state is not None else data_files.scan(paths.data)
+    files = transaction_files.current_files(state)
+    stored = transaction_store.prepared_state(paths.storage, transaction_files.reference(state))
     try:
-        return transaction_files.plan(files, transaction_store.prepared_state(paths.storage), current_keys(instance))
+        return transaction_files.plan(files, stored, current_keys(instance))
     except transaction_files.FileNameError:
         return None
 

@@ -5,6 +5,8 @@ See dagster_project/transaction_files.py for what a refresh reads and why one pa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -27,8 +29,16 @@ def step_keys(context: dg.AssetExecutionContext) -> tuple[list[str], bool]:
     A run without partition tags (`dagster job execute`, a test) reads every file: the complete refresh.
     """
     if context.has_partition_key_range or context.has_partition_key:
-        return sorted(context.partition_keys), True
-    return sorted(current_keys(context.instance)), False
+        keys, partitioned = sorted(context.partition_keys), True
+    else:
+        keys, partitioned = sorted(current_keys(context.instance)), False
+    for key in keys:  # keys become file names under storage: one added by hand must be a file's name
+        try:
+            transaction_files.check_key(key)
+            transaction_store.raw_path(Path("."), key)
+        except (transaction_files.FileNameError, ValueError) as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+    return keys, partitioned
 
 
 def sync(context: dg.AssetExecutionContext, paths: RecoMartPaths) -> list[str]:

@@ -85,8 +85,9 @@ def start_refresh(job: str, options: RefreshOptions, kind: str) -> None:
         with services.submit_lock():
             under_way = api.active_runs()
             if not under_way:
-                files = transaction_files.current_files(data_files.scan(data_dir))
-                stored = transaction_store.prepared_state(folder("storage"))
+                scanned = data_files.scan(data_dir)
+                files = transaction_files.current_files(scanned)
+                stored = transaction_store.prepared_state(folder("storage"), transaction_files.reference(scanned))
                 request = files_request(job, kind, files, stored, api.partition_keys())
                 api.change_partitions(transaction_files.PARTITIONS_NAME, request.plan.add, request.plan.delete)
                 tags = {**run_tags(acting.name), **request.tags}
@@ -142,8 +143,9 @@ def purchase_files_read(kind: str) -> set[str] | None:
     if not pipeline_up:
         return None
     try:
-        found = transaction_files.current_files(data_files.scan(data_dir))
-        stored = transaction_store.prepared_state(folder("storage"))
+        scanned = data_files.scan(data_dir)
+        found = transaction_files.current_files(scanned)
+        stored = transaction_store.prepared_state(folder("storage"), transaction_files.reference(scanned))
         request = files_request(job, kind, found, stored, api.partition_keys())
     except (DagsterError, transaction_files.FileNameError):
         return None

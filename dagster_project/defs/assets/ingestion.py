@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import pandas as pd
 
-from dagster_project import data_files, ingest, repeated_lines, transaction_store, validation
+from dagster_project import data_files, ingest, repeated_lines, transaction_files, transaction_store, validation
 from dagster_project.contract import PRODUCTS, TRANSACTIONS, USERS
 from dagster_project.defs import rule_results
 from dagster_project.defs.automation import INPUT_FINGERPRINT_TAG
@@ -114,6 +114,10 @@ def raw_transactions(
     data_dir, storage, limits = paths.data, paths.storage, input_limits.limits()
     try:
         files = {p.name: p for p in ingest.discover(data_dir, TRANSACTIONS)}
+        # what the files are judged against: a stored file counts as up to date only while it is unchanged
+        reference = transaction_files.reference(
+            {p.name: [0, 0, sha256_of(p)] for spec in (USERS, PRODUCTS) for p in ingest.discover(data_dir, spec)}
+        )
     except ingest.DataInputError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     in_run = set(keys)
@@ -150,7 +154,7 @@ def raw_transactions(
         write_parquet(hashes, transaction_store.hashes_path(storage, key))
         rule_results.store_partition(paths, key, part, context.run_id, frames.masks["transactions"])
         write_json(
-            {"file": key, "sha256": sha256, "rows": len(frame), "run_id": context.run_id},
+            {"file": key, "sha256": sha256, "rows": len(frame), "run_id": context.run_id, "reference": reference},
             transaction_store.raw_manifest(storage, key),
         )
         earlier.add(hashes)
