@@ -29,6 +29,8 @@ def _column_weight(name: str, key: str) -> np.uint64:
 def _value_hashes(values: pd.Series) -> list[np.ndarray]:
     """Each key's hash of every value (0 where missing): the distinct values hashed once, then gathered."""
     encoded = pc.dictionary_encode(pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True))
+    if isinstance(encoded, pa.ChunkedArray):  # a column read in blocks (large files) is chunked
+        encoded = encoded.combine_chunks()
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
     distinct = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
     hashed = []

@@ -201,3 +201,14 @@ def test_earlier_lines_are_found_whatever_the_order_files_are_added_in():
     lines.add(shared)
     probe = pd.DataFrame({"h1": [5, 5, 5], "h2": [2, 1, 3]}, dtype="uint64")
     assert lines.contains(probe).tolist() == [True, True, False]
+
+
+def test_line_hashes_of_a_column_read_in_blocks_equal_those_of_one_block():
+    """Large files come out of the reader in several Arrow chunks per column."""
+    import pyarrow as pa
+
+    chunked = pa.chunked_array([["a", "b"], ["a", None]], type=pa.large_string())
+    frame = pd.DataFrame({"x": pd.Series(pd.arrays.ArrowStringArray(chunked)), "y": ["1", "2", "1", None]})
+    whole = frame.astype(object).astype("string")
+    pd.testing.assert_frame_equal(repeated_lines.row_hashes(frame), repeated_lines.row_hashes(whole))
+    assert repeated_lines.row_hashes(frame)["h1"].iloc[0] == repeated_lines.row_hashes(frame)["h1"].iloc[2]
