@@ -170,11 +170,11 @@ if files:
             [
                 {
                     "file": f.name,
+                    "this refresh": read_words(f.table, f.name),  # beside the name: seen on a phone too
                     "rows": upload_view.row_words(rows_of(str(f.path), f.mtime_ns, f.size)),
                     "modified": tables.ago(f.modified),
                     "size": run_story.size_words(f.size),
                     "holds": run_story.TABLE_WORDS[f.table],
-                    "this refresh": read_words(f.table, f.name),
                 }
                 for f in files
             ]
