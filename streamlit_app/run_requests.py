@@ -89,9 +89,9 @@ REFRESH_KINDS = {
 }
 KIND_HELP = (
     "Each purchase file is kept as its own part of the history (a Dagster partition). New data only reads "
-    "from the first new or changed file to the last; files that left the data folder are dropped. "
-    "Everything re-reads all files: choose it after changing customers or products, so old purchases are "
-    "checked against them again."
+    "the new and changed files and the files named after them; after a change to the customers or products "
+    "it reads every file, and files that left the data folder are dropped. Both end with the same data; "
+    "everything simply reads all files again."
 )
 
 
