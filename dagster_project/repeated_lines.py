@@ -26,20 +26,80 @@ def _column_weight(name: str, key: str) -> np.uint64:
     return np.uint64(weight | np.uint64(1))
 
 
+SHORT_BYTES = 64  # values up to this many UTF-8 bytes are hashed in numpy; longer ones by pandas
+_BLOCK = 1 << 18  # values per block when hashing in numpy (block x 64 bytes of temporaries at most)
+
+
+def _weights(key: str) -> np.ndarray:
+    """Odd 64-bit multipliers, one per byte position and one for the length, fixed by the key."""
+    seed = int(pd.util.hash_array(np.array([key], dtype=object), hash_key=key)[0])
+    return np.random.default_rng(seed).integers(0, 2**63, size=SHORT_BYTES + 1, dtype=np.uint64) * 2 + 1
+
+
+_WEIGHTS = {key: _weights(key) for key in _KEYS}
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: every input bit reaches every output bit."""
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def _text_hashes(text: pa.LargeStringArray) -> list[np.ndarray]:
+    """Each key's 64-bit hash of each value's UTF-8 bytes (0 where missing); the same text, the same hash.
+
+    Short values (all ids, times and numbers) are hashed from Arrow's byte buffer in numpy: a weighted
+    sum of (byte + 1) over positions plus the length, then mixed; no Python string per value. Two
+    different values collide with probability about 2^-56 per key; two keys are kept.
+    """
+    n = len(text)
+    out = [np.zeros(n, dtype=np.uint64) for _ in _KEYS]
+    if n == 0:
+        return out
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[text.offset : text.offset + n + 1]
+    buffer = text.buffers()[2]
+    data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None and buffer.size else np.zeros(1, np.uint8)
+    lengths = np.diff(offsets)
+    present = ~np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    long = present & (lengths > SHORT_BYTES)
+    width = int(min(lengths.max(), SHORT_BYTES))
+    positions = np.arange(width)
+    for start in range(0, n, _BLOCK):
+        first, size = offsets[:-1][start : start + _BLOCK], lengths[start : start + _BLOCK]
+        inside = positions < np.minimum(size, SHORT_BYTES)[:, None]
+        at = np.minimum(first[:, None] + positions, data.size - 1)
+        codes = np.where(inside, data[at].astype(np.uint64) + np.uint64(1), np.uint64(0))
+        kept = present[start : start + _BLOCK]
+        for hashed, key in zip(out, _KEYS, strict=True):
+            weights = _WEIGHTS[key]
+            with np.errstate(over="ignore"):
+                h = (codes * weights[:width]).sum(axis=1, dtype=np.uint64)
+                h += (size.astype(np.uint64) + np.uint64(1)) * weights[SHORT_BYTES]
+            hashed[start : start + _BLOCK] = np.where(kept, _mix(h), np.uint64(0))
+    if long.any():
+        values = text.filter(pa.array(long)).to_numpy(zero_copy_only=False).astype(object)
+        for hashed, key in zip(out, _KEYS, strict=True):
+            hashed[long] = pd.util.hash_array(values, hash_key=key, categorize=False)
+    return out
+
+
 def _value_hashes(values: pd.Series) -> list[np.ndarray]:
-    """Each key's hash of every value (0 where missing): the distinct values hashed once, then gathered."""
-    encoded = pc.dictionary_encode(pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True))
-    if isinstance(encoded, pa.ChunkedArray):  # a column read in blocks (large files) is chunked
-        encoded = encoded.combine_chunks()
+    """Each key's hash of every value (0 where missing).
+
+    A column of few distinct values (quantities, products) hashes them once and gathers; a column of
+    mostly distinct values (ids, times) is hashed row by row, which costs less than finding them distinct.
+    """
+    text = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):  # a column read in blocks (large files) is chunked
+        text = text.combine_chunks()
+    sample = text.slice(0, 100_000)
+    if len(sample) and pc.count_distinct(sample).as_py() > len(sample) // 2:
+        return _text_hashes(text)
+    encoded = pc.dictionary_encode(text)
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-    distinct = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    hashed = []
-    for key in _KEYS:
-        table = np.append(
-            pd.util.hash_array(distinct, hash_key=key, categorize=False) if len(distinct) else [], 0
-        ).astype(np.uint64)
-        hashed.append(table[codes])  # code -1 (missing) takes the appended 0
-    return hashed
+    return [np.append(table, np.uint64(0))[codes] for table in _text_hashes(encoded.dictionary)]
 
 
 def row_hashes(frame: pd.DataFrame) -> pd.DataFrame:

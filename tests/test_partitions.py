@@ -212,3 +212,16 @@ def test_line_hashes_of_a_column_read_in_blocks_equal_those_of_one_block():
     whole = frame.astype(object).astype("string")
     pd.testing.assert_frame_equal(repeated_lines.row_hashes(frame), repeated_lines.row_hashes(whole))
     assert repeated_lines.row_hashes(frame)["h1"].iloc[0] == repeated_lines.row_hashes(frame)["h1"].iloc[2]
+
+
+def test_a_value_hashes_the_same_in_any_file_whatever_path_hashes_it():
+    """Values are hashed from their bytes: row by row (mostly distinct columns) or once per distinct value,
+    in a short or a long value's way, the same text always gives the same hashes, and missing gives 0."""
+    values = ["", "a", "a\x00", "é", "x" * 64, "x" * 65, "2026-10-27 21:50:06", None]
+    distinct = pd.Series(values, dtype="string")
+    repeated = pd.Series(values * 3 + ["q"] * 100, dtype="string")  # few distinct values: encoded first
+    for key, (one, other) in enumerate(
+        zip(repeated_lines._value_hashes(distinct), repeated_lines._value_hashes(repeated), strict=True)
+    ):
+        assert (one == other[: len(values)]).all(), key
+        assert len(set(one[:-1].tolist())) == len(values) - 1 and one[-1] == 0 and (one[:-1] != 0).all()
