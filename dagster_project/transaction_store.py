@@ -32,32 +32,36 @@ def _named(key: str) -> str:
     return key
 
 
+def _at(storage: Path, folder: str, key: str, suffix: str) -> Path:
+    return Path(storage) / folder / f"{_named(key)}{suffix}"
+
+
 def raw_path(storage: Path, key: str) -> Path:
-    return Path(storage) / RAW_FOLDER / f"{_named(key)}.parquet"
+    return _at(storage, RAW_FOLDER, key, ".parquet")
 
 
 def hashes_path(storage: Path, key: str) -> Path:
-    return Path(storage) / RAW_FOLDER / f"{_named(key)}.hashes.parquet"
+    return _at(storage, RAW_FOLDER, key, ".hashes.parquet")
 
 
 def raw_manifest(storage: Path, key: str) -> Path:
-    return Path(storage) / RAW_FOLDER / f"{_named(key)}.json"
+    return _at(storage, RAW_FOLDER, key, ".json")
 
 
 def result_path(storage: Path, key: str) -> Path:
-    return Path(storage) / RESULTS_FOLDER / f"{_named(key)}.json"
+    return _at(storage, RESULTS_FOLDER, key, ".json")
 
 
 def masks_path(storage: Path, key: str) -> Path:
-    return Path(storage) / RESULTS_FOLDER / f"{_named(key)}.masks.parquet"
+    return _at(storage, RESULTS_FOLDER, key, ".masks.parquet")
 
 
 def prepared_path(storage: Path, key: str) -> Path:
-    return Path(storage) / PREPARED_FOLDER / f"{_named(key)}.parquet"
+    return _at(storage, PREPARED_FOLDER, key, ".parquet")
 
 
 def prepared_manifest(storage: Path, key: str) -> Path:
-    return Path(storage) / PREPARED_FOLDER / f"{_named(key)}.json"
+    return _at(storage, PREPARED_FOLDER, key, ".json")
 
 
 def read_json(path: Path) -> dict | None:

@@ -117,6 +117,17 @@ def test_best_seller_lists_are_ranked_once_and_skip_each_customers_purchases(hol
     assert narrow.tolist() == [[0, 2, -1]] * 4  # the catalogue is shorter than k: as `top_k`, -1 pads
 
 
+def trained_with_peak(*tables, settings) -> tuple:
+    """The trained model and the peak of Python's allocations while training (numpy arrays included)."""
+    tracemalloc.start()
+    try:
+        model = train_model(*tables, settings)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return model, peak
+
+
 def test_training_never_holds_a_dense_customers_by_products_matrix(tmp_path) -> None:
     transactions, products, users = _prepared(tmp_path, users=150_000, products=8_000, transactions=200_000)
     dense_bytes = transactions["user_id"].nunique() * len(products) * 4
@@ -130,12 +141,7 @@ def test_training_never_holds_a_dense_customers_by_products_matrix(tmp_path) -> 
         max_eval_users=500,
         max_test_users=2000,
     )
-    tracemalloc.start()
-    try:
-        model = train_model(transactions, products, users, settings)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    model, peak = trained_with_peak(transactions, products, users, settings=settings)
     assert model.card.metrics["new"]["svd"].users == 2000
     # Customers are scored in blocks (two at a time, a few copies each): a tenth of a gigabyte here. Any
     # dense customers x products array, even of booleans (a quarter of dense_bytes), breaks the bound.

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import tracemalloc
 from dataclasses import replace
 
 import numpy as np
@@ -35,6 +34,7 @@ from dagster_project.training import (
     positions,
     train_model,
 )
+from tests.test_training_cost import trained_with_peak
 from tests.workspace import prepared_tables
 
 SMALL_GRIDS = dict(  # every stage of the search, each with few values: quick, and still the whole path
@@ -100,12 +100,7 @@ def test_tuning_never_holds_a_dense_customers_by_products_matrix(tmp_path) -> No
         max_eval_users=1000,
         max_test_users=1000,
     )
-    tracemalloc.start()
-    try:
-        model = train_model(transactions, products, users, settings)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    model, peak = trained_with_peak(transactions, products, users, settings=settings)
     assert model.card.tuning.users == {"new": 1000, "rebuy": 1000}
     assert model.card.selection.startswith("chosen on a validation slice")
     # trials are bounded by the grids, not by the data: a coordinate search, never the full product
