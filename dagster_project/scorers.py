@@ -22,10 +22,8 @@ from dagster_project.model_card import ModelParams
 
 NEIGHBOURS = 100  # neighbours kept per item for the blend with item-item neighbours
 POWER_ITERATIONS = 2  # power iterations of the randomized SVD of X^T X (fit_factors): (X^T X)^5
-GRAM_BLOCK_ROWS = 1 << 20  # customers per block when summing X^T X (item_gram)
 PRODUCT_BLOCK_ROWS = 1 << 14  # customers per block when applying X^T X to the SVD's item blocks (cache-sized)
 NEIGHBOUR_SLABS = 32  # item_neighbours makes X^T X in this many slabs of items
-DENSE_GRAM_SHARE = 0.25  # X^T X is kept dense above this share of non-zeros
 
 
 class Scorer(Protocol):
@@ -45,28 +43,6 @@ def weigh(counts: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
     weighted = counts.astype(np.float32).tocsr(copy=True)
     weighted.data = np.ones_like(weighted.data) if weighting == "binary" else np.log1p(weighted.data)
     return weighted
-
-
-def item_gram(matrix: sp.csr_matrix) -> sp.csr_matrix | np.ndarray:
-    """X^T X (items x items), summed over large blocks of customers (one block up to a million of them).
-
-    Dense once it is dense enough that a sparse layout would cost more (a small catalogue bought widely).
-    """
-    x = matrix.astype(np.float32, copy=False).tocsr()  # read only: no copy of a float32 CSR matrix
-    step = max(1, GRAM_BLOCK_ROWS)
-    gram: sp.csr_matrix | np.ndarray | None = None
-    for start in range(0, x.shape[0], step):
-        block = x if step >= x.shape[0] else x[start : start + step]
-        product = block.T @ block
-        # symmetric: its arrays read as CSR are the same matrix (no conversion, no second copy)
-        product = sp.csr_matrix((product.data, product.indices, product.indptr), shape=product.shape)
-        product.sort_indices()
-        gram = product if gram is None else gram + product
-        if sp.issparse(gram) and gram.nnz > DENSE_GRAM_SHARE * x.shape[1] ** 2:
-            gram = gram.toarray()
-    if gram is None:
-        return sp.csr_matrix((x.shape[1], x.shape[1]), dtype=np.float32)
-    return gram.tocsr() if sp.issparse(gram) else np.asarray(gram)
 
 
 class _ItemGram:

@@ -111,11 +111,6 @@ def remove(storage: Path, key: str) -> None:
         path.unlink(missing_ok=True)
 
 
-def stored_rows(storage: Path, keys: Iterable[str]) -> int:
-    """The lines the stored raw tables of `keys` hold, as their manifests say."""
-    return sum((read_json(raw_manifest(storage, k)) or {}).get("rows", 0) for k in keys)
-
-
 def missing_prepared(storage: Path, keys: Iterable[str]) -> list[str]:
     return [k for k in keys if not prepared_path(storage, k).exists()]
 
