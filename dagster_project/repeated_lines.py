@@ -121,17 +121,53 @@ def repeated(frame: pd.DataFrame, hashes: pd.DataFrame, earlier: EarlierLines | 
     return within | lines.contains(hashes)
 
 
+# A stored file's hashes are looked up by scanning them (one hash-table probe per stored line, about a
+# sixth of sorting them) until this many lookups, then sorted into the index: a refresh of one new file
+# scans the history once, a refresh of many files sorts it once (rent until renting costs what buying does).
+SCANS_BEFORE_SORT = 4
+
+
+def _distinct_sorted(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (a, b) ordered by a, each distinct pair once (only rows sharing an `a` are compared)."""
+    order = np.argsort(a)
+    a, b = a[order], b[order]
+    shared = np.zeros(len(a), dtype=bool)
+    if len(a) > 1:
+        same = a[1:] == a[:-1]
+        shared[1:] |= same
+        shared[:-1] |= same
+    if shared.any():  # a repeated line (or two lines sharing a first hash): keep each pair once
+        at = np.flatnonzero(shared)
+        repeat = pd.DataFrame({"a": a[at], "b": b[at]}).duplicated().to_numpy()
+        keep = np.ones(len(a), dtype=bool)
+        keep[at[repeat]] = False
+        a, b = a[keep], b[keep]
+    return a, b
+
+
+def _pairs(hashes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return hashes["h1"].to_numpy(np.uint64), hashes["h2"].to_numpy(np.uint64)
+
+
 class EarlierLines:
-    """The hashes of every line of the files before the one being read, kept sorted: a file's lines are
-    looked up in O(log n) each, and adding a file costs one merge, so reading many files stays linear-ish
-    instead of comparing each file with all the files before it again."""
+    """The hashes of every line of the files before the one being read.
+
+    Lines are kept two ways: a sorted index of distinct lines (looked up in O(log n) each, grown by merging)
+    and, not yet sorted, files added as they were stored. A lookup scans each unsorted file once (a hash
+    table of the looked-up lines, probed by every stored line: the cost of one pass over the stored hashes),
+    and after `SCANS_BEFORE_SORT` lookups the unsorted files are sorted into the index. So judging one new
+    file against a long history costs one pass over the history, and reading many files sorts it once
+    instead of comparing each file with all the files before it again.
+    """
 
     def __init__(self) -> None:
-        self.h1 = np.empty(0, dtype=np.uint64)
+        self.h1 = np.empty(0, dtype=np.uint64)  # sorted, each distinct line once
         self.h2 = np.empty(0, dtype=np.uint64)
+        self._unsorted: list[tuple[np.ndarray, np.ndarray]] = []
+        self._scans = 0  # lookups since the oldest unsorted file was added
 
     def __len__(self) -> int:
-        return len(self.h1)
+        return len(self.h1) + sum(len(a) for a, _ in self._unsorted)
 
     @classmethod
     def of(cls, hashes: pd.DataFrame | None) -> EarlierLines:
@@ -141,20 +177,33 @@ class EarlierLines:
         return found
 
     def add(self, hashes: pd.DataFrame) -> None:
-        """Keep these lines (each distinct line once: a repeat adds nothing to look up)."""
-        if hashes.empty:
-            return
-        distinct = hashes.drop_duplicates()
-        distinct = distinct.loc[~self.contains(distinct)]
-        a, b = distinct["h1"].to_numpy(np.uint64), distinct["h2"].to_numpy(np.uint64)
-        order = np.argsort(a, kind="stable")
-        a, b = a[order], b[order]
-        at = np.searchsorted(self.h1, a)
-        self.h1, self.h2 = np.insert(self.h1, at, a), np.insert(self.h2, at, b)
+        """Keep these lines (a file's two hash columns); they count from the next lookup on."""
+        if not hashes.empty:
+            self._unsorted.append(_pairs(hashes))
 
     def contains(self, hashes: pd.DataFrame) -> np.ndarray:
         """Whether each line (its two hashes) is one of the kept lines."""
-        a, b = hashes["h1"].to_numpy(np.uint64), hashes["h2"].to_numpy(np.uint64)
+        a, b = _pairs(hashes)
+        if self._unsorted and self._scans + 1 >= SCANS_BEFORE_SORT:
+            self._sort_in()
+        found = self._in_index(a, b)
+        if self._unsorted and len(a):
+            self._scans += 1
+            for h1, h2 in self._unsorted:
+                found |= self._in_unsorted(h1, h2, a, b)
+        return found
+
+    def _sort_in(self) -> None:
+        """Merge the unsorted files into the sorted index (lines it holds already are not added twice)."""
+        a, b = (np.concatenate(parts) for parts in zip(*self._unsorted, strict=True))
+        self._unsorted, self._scans = [], 0
+        a, b = _distinct_sorted(a, b)
+        new = ~self._in_index(a, b)
+        a, b = a[new], b[new]
+        at = np.searchsorted(self.h1, a)
+        self.h1, self.h2 = np.insert(self.h1, at, a), np.insert(self.h2, at, b)
+
+    def _in_index(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         left, right = np.searchsorted(self.h1, a, "left"), np.searchsorted(self.h1, a, "right")
         found = np.zeros(len(a), dtype=bool)
         one = right - left == 1
@@ -162,3 +211,14 @@ class EarlierLines:
         for i in np.flatnonzero(right - left > 1):  # two lines share a first hash: compare the second of each
             found[i] = bool((self.h2[left[i] : right[i]] == b[i]).any())
         return found
+
+    @staticmethod
+    def _in_unsorted(h1: np.ndarray, h2: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Which lines (a, b) are among the stored lines (h1, h2): one pass over the stored first hashes
+        finds the candidates, then their pairs are compared exactly."""
+        candidates = pd.Series(h1, copy=False).isin(a).to_numpy()
+        if not candidates.any():
+            return np.zeros(len(a), dtype=bool)
+        index = EarlierLines()
+        index.h1, index.h2 = _distinct_sorted(h1[candidates], h2[candidates])
+        return index._in_index(a, b)

@@ -191,9 +191,8 @@ def test_earlier_lines_are_found_whatever_the_order_files_are_added_in():
     b = _tx([("3", "C", "t3"), ("1", "A", "t1")])
     lines = repeated_lines.EarlierLines()
     lines.add(repeated_lines.row_hashes(a))
-    assert len(lines) == 2  # each distinct line once
+    assert lines.contains(repeated_lines.row_hashes(b)).tolist() == [False, True]
     lines.add(repeated_lines.row_hashes(b))
-    assert len(lines) == 3
     probe = _tx([("1", "A", "t1"), ("3", "C", "t3"), ("4", "D", "t4"), ("2", "B", "t9")])
     assert lines.contains(repeated_lines.row_hashes(probe)).tolist() == [True, True, False, False]
     # two kept lines sharing a first hash are told apart by the second
