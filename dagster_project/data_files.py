@@ -79,3 +79,30 @@ def fingerprint(state: FileState) -> str:
 
 def changed_files(old: FileState, new: FileState) -> list[str]:
     return sorted(n for n in new.keys() | old.keys() if (old.get(n) or [None] * 3)[2] != (new.get(n) or [None] * 3)[2])
+
+
+def stat_of(path: Path) -> list[int] | None:
+    """[mtime_ns, size] of the file behind `path` (links followed), as a scan records them; None if gone."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return [stat.st_mtime_ns, stat.st_size]
+
+
+def unchanged(path: Path, entry: list | None) -> bool:
+    """Whether the file still has the modification time and size a scan recorded with its sha256 in `entry`."""
+    return bool(entry) and entry[2] != REFUSED and stat_of(path) == list(entry[:2])
+
+
+def state_of(saved: object) -> FileState:
+    """A scan as saved in JSON (`{"files": {name: [mtime_ns, size, sha256]}}`); anything malformed is left out."""
+    files = saved.get("files") if isinstance(saved, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    kinds = (int, int, str)
+    return {
+        name: list(entry)
+        for name, entry in files.items()
+        if isinstance(entry, list) and len(entry) == 3 and all(isinstance(v, t) for v, t in zip(entry, kinds))
+    }

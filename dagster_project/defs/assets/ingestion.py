@@ -36,6 +36,9 @@ OUTS = {
 }
 # The list of files the last complete read stored (the unpartitioned materialization's file).
 FILES_MANIFEST = "raw/transactions/files.json"
+# The data folder as the last `raw_data` scanned it (name -> [mtime_ns, size, sha256]), with the run and the
+# customers' and products' reference: the next scan hashes only files that changed, `raw_transactions` none.
+SCAN_FILE = "raw/data_files.json"
 
 
 @dg.multi_asset(
@@ -57,10 +60,12 @@ def raw_data(
     Also keeps the transactions files' partitions in step with the data folder (new files added, gone
     ones dropped with their stored tables), so every run, however started, sees the folder as it is.
     """
-    data_dir, limits = paths.data, input_limits.limits()
+    data_dir, storage, limits = paths.data, paths.storage, input_limits.limits()
     context.log.info(f"Reading exports from {data_dir}")
-    # Recorded on the run before reading: the data-folder sensor starts no second run for files a refresh read.
-    fingerprint = data_files.fingerprint(data_files.scan(data_dir))
+    # A file whose size and modification time are those of the last run's scan is not hashed again (as
+    # the sensor does). Recorded on the run before reading: the sensor starts no second run for these files.
+    scanned = data_files.scan(data_dir, data_files.state_of(transaction_store.read_json(storage / SCAN_FILE)))
+    fingerprint = data_files.fingerprint(scanned)
     context.instance.add_run_tags(context.run_id, {INPUT_FINGERPRINT_TAG: fingerprint})
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {
@@ -72,6 +77,14 @@ def raw_data(
         except ingest.DataInputError as exc:  # the message names the file and the fix: show it, not a traceback
             raise dg.Failure(description=str(exc), allow_retries=False) from None
     sync(context, paths)
+    # What this run's purchases are judged against: the customers' and products' files as read here. One
+    # that changed while it was read matches no later scan, so every purchase file judged against it is read
+    # again by the next refresh. `raw_transactions` takes the files' sha256 from here instead of hashing again.
+    after = data_files.scan(data_dir, scanned)
+    reference = transaction_files.reference(scanned)
+    if transaction_files.reference(after) != reference:
+        reference = f"changed while run {context.run_id} read them"
+    write_json({"run_id": context.run_id, "reference": reference, "files": after}, storage / SCAN_FILE)
     for entity, frame in frames.items():
         yield dg.Output(
             frame,
@@ -85,6 +98,20 @@ def raw_data(
     report = validation.validate(raw, ("users", "products"))
     rule_results.store(paths, report, context.run_id, raw.masks)
     yield from check_results(report, WHOLE_TABLES)
+
+
+def _reference(context: dg.AssetExecutionContext, data_dir, storage) -> tuple[str, data_files.FileState]:
+    """What the purchases are judged against (`transaction_files.reference`), and the data folder's scan.
+
+    Both as `raw_data` saved them in the run that read the customers and products this step judges
+    against; when that run saved none (an older storage), the customers' and products' files hashed now.
+    """
+    saved = transaction_store.read_json(storage / SCAN_FILE) or {}
+    users = context.instance.get_latest_materialization_event(dg.AssetKey(RAW_TABLES["users"]))
+    if users is not None and saved.get("run_id") == users.run_id and isinstance(saved.get("reference"), str):
+        return saved["reference"], data_files.state_of(saved)
+    scanned = {p.name: [0, 0, sha256_of(p)] for spec in (USERS, PRODUCTS) for p in ingest.discover(data_dir, spec)}
+    return transaction_files.reference(scanned), {}
 
 
 @dg.asset(
@@ -114,10 +141,7 @@ def raw_transactions(
     data_dir, storage, limits = paths.data, paths.storage, input_limits.limits()
     try:
         files = {p.name: p for p in ingest.discover(data_dir, TRANSACTIONS)}
-        # what the files are judged against: a stored file counts as up to date only while it is unchanged
-        reference = transaction_files.reference(
-            {p.name: [0, 0, sha256_of(p)] for spec in (USERS, PRODUCTS) for p in ingest.discover(data_dir, spec)}
-        )
+        reference, known = _reference(context, data_dir, storage)
     except ingest.DataInputError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     in_run = set(keys)
@@ -140,11 +164,15 @@ def raw_transactions(
                 "back, or refresh again: the next refresh drops it.",
                 allow_retries=False,
             )
-        sha256 = sha256_of(path)
+        entry = known.get(key)
+        if not data_files.unchanged(path, entry):  # not as this run's scan saw it: hashed now, before reading
+            entry = [*(data_files.stat_of(path) or [-1, -1]), sha256_of(path)]
         try:
             frame = ingest.read_file(path, TRANSACTIONS, limits)
         except ingest.DataInputError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
+        # a file that changed while it was read is stored under no content's sha256: the next refresh reads it
+        sha256 = entry[2] if data_files.unchanged(path, entry) else f"changed while run {context.run_id} read it"
         hashes = repeated_lines.row_hashes(frame.drop(columns=[ingest.SOURCE_COLUMN, ingest.ROW_COLUMN]))
         frames = validation.Frames(
             raw_users, raw_products, frame, limits, earlier_rows=earlier if len(earlier) else None, row_hashes=hashes
