@@ -8,6 +8,8 @@ explanation in words. Customers without purchases get the best-sellers, reason "
 The lists are built in batches by `list_building` (the same rows `recommend()` gives, far faster
 than one call per customer) and stored as row groups of one Parquet file that replaces the previous
 one only when complete (fileio.atomic_path): readers see the old lists or the new ones, never half.
+After a model update with new purchases only, `update_for_model` builds again only the lists of the customers
+who bought and copies every other customer's rows from the stored file (list_update): the same file.
 This module is the data product's interface: where it lives, reading it, summarising it, CSV.
 
 Imports no Dagster: the asset, the app and the tests use these functions.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from dagster_project import list_update
 from dagster_project.list_building import (  # noqa: F401  (part of this module's interface)
     BLOCK_USERS,
     CATALOGUE_KEY,
@@ -57,7 +61,28 @@ def write_for_model(model: RecommenderModel, storage_dir: Path, n: int = LIST_LE
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return write(build(model, n), dataset_path(storage_dir), catalogue_counts(model))
+        return write(build(model, n), dataset_path(storage_dir), catalogue_counts(model), list_update.lineage(model, n))
+
+
+def update_for_model(
+    model: RecommenderModel, storage_dir: Path, user_ids: Iterable[object], n: int = LIST_LENGTH
+) -> Path:
+    """Store what `write_for_model(model, storage_dir, n)` would, building again only some customers' lists.
+
+    For a model updated with new purchases (its products' side as trained, `model.card.updates` counting the
+    updates): `user_ids` are the customers whose purchases (or name, e-mail) changed since the model the stored
+    lists came from, new customers included. Every other customer's rows are copied from the stored file
+    (list_update). Without stored lists, or with lists of another trained model or of an update before the
+    previous one, every customer's lists are written. Atomic as `write_for_model`: readers see the old file or
+    the new one.
+    """
+    from threadpoolctl import threadpool_limits
+
+    path = dataset_path(storage_dir)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if list_update.update(model, path, user_ids, n, catalogue_counts(model)) is None:
+            write(build(model, n), path, catalogue_counts(model), list_update.lineage(model, n))
+    return path
 
 
 def read(storage_dir: Path, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:

@@ -34,11 +34,13 @@ from dagster_project.recommender import RecommenderModel
 
 LIST_LENGTH = 10
 BLOCK_USERS = 512  # customers per Parquet row group
+COLD_BLOCKS = 4  # customers without purchases (the best-sellers alike) go COLD_BLOCKS x BLOCK_USERS per row group
 SCORING_WORKERS = 2  # threads scoring blocks side by side (the machine's cores; Parquet is encoded on another)
 BECAUSE_PAIRS = 1 << 14  # padded (customer, bought item) rows explained at once (x n x k floats)
 SCORE_ROWS = 256  # customers scored at once: their dense float32 scores (256 x items) stay in the CPU cache
 LISTS = ("new", "buy_again")
 CATALOGUE_KEY = b"recomart.catalogue"  # Parquet key-value metadata: the catalogue the lists came from
+LINEAGE_KEY = b"recomart.lineage"  # and the model they came from (list_update: what an update may build on)
 SCHEMA = pa.schema(
     [
         ("user_id", pa.string()),
@@ -365,26 +367,41 @@ def _popular_tables(model: RecommenderModel, cat: _Catalogue, positions: np.ndar
         )
 
 
+def layout(rows: np.ndarray, block: int = BLOCK_USERS) -> list[np.ndarray]:
+    """The customers of each row group pair `build` writes, in order (positions in `rows`, the customers' rows in
+    the purchase matrix): those with purchases `block` at a time, then the others `COLD_BLOCKS` x `block` at a time."""
+    buyers, cold = np.flatnonzero(rows >= 0), np.flatnonzero(rows < 0)
+    cold_block = block * COLD_BLOCKS
+    return [buyers[s : s + block] for s in range(0, buyers.size, block)] + [
+        cold[s : s + cold_block] for s in range(0, cold.size, cold_block)
+    ]
+
+
 def build(
     model: RecommenderModel,
     n: int = LIST_LENGTH,
     block: int = BLOCK_USERS,
     workers: int = SCORING_WORKERS,
     head: int = list_candidates.HEAD,
+    only: np.ndarray | None = None,
 ) -> Iterator[pa.Table]:
     """Both lists for every known customer, as Arrow tables of at most `block` customers each, in order.
 
     `head`: the items every customer is scored on (list_candidates); 0 scores every customer densely, the
-    reference the candidates are tested against.
+    reference the candidates are tested against. `only`: some customers alone (positions in `model.customers()`,
+    in `layout` order), given exactly the rows a build of everyone gives them (list_update rebuilds those).
     """
     customers = model.customers()
-    cat = _Catalogue(model, customers)
     rows = model.user_ids.get_indexer(customers["user_id"])
     buyers = np.flatnonzero(rows >= 0)
     likely = _likely_items(model, rows[buyers[:SCORE_ROWS]], n) if buyers.size else None
     ranked = list_candidates.RankedItems.of(model, head)
     if head and not list_candidates.pays_off(model, ranked, rows[buyers], n):
         ranked = list_candidates.RankedItems.of(model, 0)  # every customer scored densely, without the attempt
+    if only is not None:  # chosen as for everyone above (the same path, the same rows), then narrowed
+        customers, rows = customers.iloc[np.asarray(only, dtype=np.int64)], rows[only]
+        buyers = np.flatnonzero(rows >= 0)
+    cat = _Catalogue(model, customers)
 
     def tables(start: int) -> list[pa.Table]:
         positions = buyers[start : start + block]
@@ -407,8 +424,8 @@ def build(
             while ahead:
                 yield from ahead.popleft().result()
     cold = np.flatnonzero(rows < 0)
-    for start in range(0, cold.size, block * 4):
-        yield from _popular_tables(model, cat, cold[start : start + block * 4], n)
+    for start in range(0, cold.size, block * COLD_BLOCKS):
+        yield from _popular_tables(model, cat, cold[start : start + block * COLD_BLOCKS], n)
 
 
 def catalogue_counts(model: RecommenderModel) -> dict:
@@ -417,12 +434,15 @@ def catalogue_counts(model: RecommenderModel) -> dict:
     return {"products": int(model.n_items), "by_category": {str(k): int(v) for k, v in by_category.items()}}
 
 
-def write(tables: Iterable[pa.Table], path: Path, catalogue: dict | None = None) -> Path:
+def write(tables: Iterable[pa.Table], path: Path, catalogue: dict | None = None, lineage: dict | None = None) -> Path:
     """Write the tables as row groups of one Parquet file, atomically: the whole new file or the old one.
 
     Anything raised while the tables are made or written leaves the previous file untouched.
     """
-    schema = SCHEMA.with_metadata({CATALOGUE_KEY: json.dumps(catalogue or {}).encode()})
+    metadata = {CATALOGUE_KEY: json.dumps(catalogue or {}).encode()}
+    if lineage is not None:
+        metadata[LINEAGE_KEY] = json.dumps(lineage, sort_keys=True).encode()
+    schema = SCHEMA.with_metadata(metadata)
     with (
         atomic_path(Path(path)) as tmp,
         pq.ParquetWriter(tmp, schema) as writer,

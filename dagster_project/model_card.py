@@ -105,6 +105,9 @@ class ModelCard:
     data_checksum: str | None = None
     version: str | None = None  # set when the model is published
     tuning: TuningSample | None = None  # settings chosen on a validation slice: whom they were measured on
+    # new purchase files folded into the model since it was trained (customers' purchase rows only; the products'
+    # factors, neighbours and popularity as trained): the stored customer lists build on the previous count's
+    updates: int = 0
 
     @property
     def curve(self) -> list[Trial]:
