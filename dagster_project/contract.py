@@ -148,6 +148,18 @@ def is_in(values: pd.Series, reference: pd.Series) -> np.ndarray:
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
 
 
+def value_index(reference: pd.Series) -> pd.Index:
+    """`reference`'s values as text, each once (missing ones left out): for `in_index`, built once and
+    looked up by many small tables (each purchase file of a run against the same customers)."""
+    return pd.Index(reference.dropna().astype("string").unique())
+
+
+def in_index(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """`is_in(values, reference)` for `index = value_index(reference)`: the index's hash table is built
+    once, so a lookup costs the looked-up values, not the reference's size."""
+    return index.get_indexer(values.astype("string")) >= 0
+
+
 def _repeated(values: pd.Series) -> np.ndarray:
     """Whether each value (missing counts as one value) occurs more than once in the column."""
     encoded = pc.dictionary_encode(_arrow_text(values))

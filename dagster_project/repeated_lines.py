@@ -9,6 +9,8 @@ each column adds its hash only where it has a value, mixed with the column's nam
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +22,7 @@ HASH_COLUMNS = ("h1", "h2")
 _KEYS = ("recomart-rows-01", "recomart-rows-02")  # pandas' hash key: 16 characters each
 
 
+@functools.cache
 def _column_weight(name: str, key: str) -> np.uint64:
     """An odd 64-bit multiplier from the column's name: the same value in two columns hashes apart."""
     weight = pd.util.hash_array(np.array([name], dtype=object), hash_key=key)[0]

@@ -29,9 +29,11 @@ from dagster_project.contract import (
     EntitySpec,
     InputLimits,
     duplicated_rows,
+    in_index,
     is_in,
     parse_timestamps,
     to_number,
+    value_index,
 )
 from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
 
@@ -60,6 +62,9 @@ class Frames:
     # a line repeated across files is a repeated line too (see `repeated_lines`).
     earlier_rows: repeated_lines.EarlierLines | pd.DataFrame | None = None
     row_hashes: pd.DataFrame | None = None
+    # Given (a dict shared by the Frames of one step's files): the reference tables' ids kept indexed across
+    # files, so each file's "known customer / product" rules cost its own rows, not the customers' count.
+    lookups: dict | None = field(default=None, compare=False, repr=False)
     _masks: dict[str, tuple[pd.DataFrame, InputLimits, pd.DataFrame]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -138,8 +143,13 @@ def _bad_price(entity: str, column: str) -> Callable[[Frames], pd.Series]:
 
 def _unknown(column: str, reference: str) -> Callable[[Frames], pd.Series]:
     def failing(f: Frames) -> pd.Series:
-        ids = f.transactions[column]
-        return ids.notna() & ~is_in(ids, f.of(reference)[column])
+        ids, table = f.transactions[column], f.of(reference)
+        if f.lookups is None:
+            return ids.notna() & ~is_in(ids, table[column])
+        kept = f.lookups.get((reference, column))
+        if kept is None or kept[0] is not table:  # indexed for this very table only
+            kept = f.lookups[(reference, column)] = (table, value_index(table[column]))
+        return ids.notna() & ~in_index(ids, kept[1])
 
     return failing
 

@@ -82,7 +82,6 @@ class StorageIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata(file_metadata(path, records=len(obj.checks)))
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__}")
-        context.log.info(f"Stored at: {path}")
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | ValidationReport:
         name = context.asset_key.to_user_string()

@@ -16,7 +16,7 @@ import pandas as pd
 
 from dagster_project import data_files, ingest, repeated_lines, transaction_files, transaction_store, validation
 from dagster_project.contract import PRODUCTS, TRANSACTIONS, USERS
-from dagster_project.defs import rule_results
+from dagster_project.defs import rule_results, step_log
 from dagster_project.defs.automation import INPUT_FINGERPRINT_TAG
 from dagster_project.defs.checks import check_results, rule_check_specs
 from dagster_project.defs.freshness import FRESHNESS_POLICY
@@ -61,21 +61,23 @@ def raw_data(
     ones dropped with their stored tables), so every run, however started, sees the folder as it is.
     """
     data_dir, storage, limits = paths.data, paths.storage, input_limits.limits()
-    context.log.info(f"Reading exports from {data_dir}")
     # A file whose size and modification time are those of the last run's scan is not hashed again (as
     # the sensor does). Recorded on the run before reading: the sensor starts no second run for these files.
     scanned = data_files.scan(data_dir, data_files.state_of(transaction_store.read_json(storage / SCAN_FILE)))
     fingerprint = data_files.fingerprint(scanned)
     context.instance.add_run_tags(context.run_id, {INPUT_FINGERPRINT_TAG: fingerprint})
+    lines = step_log.Lines(context)  # one log entry for both tables' files
+    lines.add(f"Reading exports from {data_dir}")
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {
-            spec.name: pool.submit(ingest.read_entity, data_dir, spec, context.log.info, limits)
-            for spec in (USERS, PRODUCTS)
+            spec.name: pool.submit(ingest.read_entity, data_dir, spec, lines.add, limits) for spec in (USERS, PRODUCTS)
         }
         try:
             frames = {entity: future.result() for entity, future in futures.items()}
         except ingest.DataInputError as exc:  # the message names the file and the fix: show it, not a traceback
             raise dg.Failure(description=str(exc), allow_retries=False) from None
+        finally:
+            lines.log()
     sync(context, paths)
     # What this run's purchases are judged against: the customers' and products' files as read here. One
     # that changed while it was read matches no later scan, so every purchase file judged against it is read
@@ -149,8 +151,9 @@ def raw_transactions(
     # Files this run does not read give their stored hashes; files it reads, the hashes computed below.
     others = [k for k in current_keys(context.instance) if k not in in_run and k < keys[-1]]
     earlier, stored_before = repeated_lines.EarlierLines(), sorted(others)
-    context.log.info(f"Reading {len(keys)} purchase file(s): {', '.join(keys)[:300]}")
-    parts, per_file = [], {}
+    lines = step_log.Lines(context)  # one log entry for all files (each file's figures: its partition's metadata)
+    lines.add(f"Reading {len(keys)} purchase file(s): {', '.join(keys)[:300]}")
+    parts, per_file, lookups = [], {}, {}  # lookups: the customers' and products' ids, indexed once for all files
     for key in keys:
         due = []
         while stored_before and stored_before[0] < key:
@@ -175,7 +178,13 @@ def raw_transactions(
         sha256 = entry[2] if data_files.unchanged(path, entry) else f"changed while run {context.run_id} read it"
         hashes = repeated_lines.row_hashes(frame.drop(columns=[ingest.SOURCE_COLUMN, ingest.ROW_COLUMN]))
         frames = validation.Frames(
-            raw_users, raw_products, frame, limits, earlier_rows=earlier if len(earlier) else None, row_hashes=hashes
+            raw_users,
+            raw_products,
+            frame,
+            limits,
+            earlier_rows=earlier if len(earlier) else None,
+            row_hashes=hashes,
+            lookups=lookups,
         )
         part = validation.validate(frames, ("transactions",))
         write_parquet(frame, transaction_store.raw_path(storage, key))
@@ -194,8 +203,9 @@ def raw_transactions(
             "quality_score": float(part.quality_score),
             "invalid_records": int(part.invalid_records),
         }
-        context.log.info(f"Read {len(frame)} records from {key}: quality score {part.quality_score}")
+        lines.add(f"Read {len(frame)} records from {key}: quality score {part.quality_score}")
         del frame, frames
+    lines.log()
     summary = validation.combine(parts)
     # on every file's record too: the newest record of the asset tells what its run read, and how many
     # purchase lines all current files hold now (the files not read: as their stored manifests say)

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import preparation, transaction_store
-from dagster_project.defs import rule_results
+from dagster_project.defs import rule_results, step_log
 from dagster_project.defs.assets import ingestion
 from dagster_project.defs.assets.validation import validation_report
 from dagster_project.defs.metadata import counts_table, file_metadata, table_out
@@ -51,11 +51,12 @@ def prepared_data(
     frames = Frames(raw_users, raw_products, pd.DataFrame(), input_limits.limits()).with_masks(masks)
     users, users_dropped = preparation.prepare_users(frames)
     products, products_dropped = preparation.prepare_products(frames, config.non_product_pattern)
-    for name, frame, raw, dropped in (
+    tables = (
         ("prepared_users", users, raw_users, users_dropped),
         ("prepared_products", products, raw_products, products_dropped),
-    ):
-        context.log.info(f"{name}: {len(frame)} of {len(raw)} rows kept; dropped {dropped or 'none'}")
+    )
+    context.log.info("\n".join(f"{n}: {len(f)} of {len(r)} rows kept; dropped {d or 'none'}" for n, f, r, d in tables))
+    for name, frame, raw, dropped in tables:
         yield dg.Output(
             frame,
             output_name=name,
@@ -104,6 +105,7 @@ def prepared_transactions(
     keys, partitioned = step_keys(context)
     storage = paths.storage
     per_file, totals, dropped_total, first = {}, 0, {}, None
+    lines = step_log.Lines(context)  # one log entry for all files (each file's figures: its partition's metadata)
     for key in keys:
         prepared, dropped, manifest = _prepare_file(paths, key, prepared_products)
         path = write_parquet(prepared, transaction_store.prepared_path(storage, key))
@@ -111,9 +113,7 @@ def prepared_transactions(
             {"file": key, "sha256": manifest["sha256"], "rows": len(prepared), "dropped": dropped},
             transaction_store.prepared_manifest(storage, key),
         )
-        context.log.info(
-            f"{key}: {len(prepared)} of {manifest['input_records']} rows kept; dropped {dropped or 'none'}"
-        )
+        lines.add(f"{key}: {len(prepared)} of {manifest['input_records']} rows kept; dropped {dropped or 'none'}")
         per_file[key] = {
             **file_metadata(path, records=len(prepared), frame=prepared),
             "input_records": manifest["input_records"],
@@ -126,6 +126,7 @@ def prepared_transactions(
         for reason, count in dropped.items():
             dropped_total[reason] = dropped_total.get(reason, 0) + count
         first = prepared.head(5) if first is None else first
+    lines.log()
     if partitioned:
         for key, metadata in per_file.items():
             context.add_asset_metadata(metadata, partition_key=key)
