@@ -101,16 +101,17 @@ def _ranks(column: pa.ChunkedArray, ids: pa.Array) -> np.ndarray:
     """Each row's position in `ids` (-1 where it is not there), from a column read as dictionaries (one look-up
     per distinct value of a row group, not per row)."""
     chunks = [chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode() for chunk in column.chunks]
+    out = np.empty(len(column), dtype=np.int32)
     if not chunks:
-        return np.empty(0, dtype=np.int64)
+        return out
     found = pc.index_in(pa.concat_arrays([c.dictionary for c in chunks]), value_set=ids)
-    found = np.append(found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), -1)  # last: null rows
-    start, parts = 0, []
+    found = np.append(found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32), -1)  # last: null rows
+    start = row = 0
     for chunk in chunks:
-        indices = chunk.indices.fill_null(len(found) - 1 - start).to_numpy(zero_copy_only=False).astype(np.int64)
-        parts.append(found[start + indices])
-        start += len(chunk.dictionary)
-    return np.concatenate(parts)
+        indices = chunk.indices.fill_null(len(found) - 1 - start) if chunk.null_count else chunk.indices
+        out[row : row + len(chunk)] = found[start + indices.to_numpy(zero_copy_only=False)]
+        start, row = start + len(chunk.dictionary), row + len(chunk)
+    return out
 
 
 def _ids(user_ids: Iterable[object], ids: pa.Array) -> np.ndarray:
@@ -128,14 +129,16 @@ def plan(model: RecommenderModel, path: Path, user_ids: Iterable[object]) -> _Pl
     """Which stored rows to keep and which customers to build again; None when the stored file cannot be built on
     (rows of another kind, or customers in another order)."""
     customers = model.customers()
-    blocks = list_building.layout(model.user_ids.get_indexer(customers["user_id"]))
+    blocks = list_building.layout(list_building.purchase_rows(model, customers))
     order = np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
     bounds = np.cumsum([0, *map(len, blocks)])
-    ids = pa.array(customers["user_id"].to_numpy()[order], pa.string())
+    ids = pa.array(customers["user_id"], pa.string(), from_pandas=True).take(pa.array(order))
     rebuilt = np.zeros(len(ids), dtype=bool)
     rebuilt[_ids(user_ids, ids)] = True
     stored = pq.read_table(path, columns=["user_id", "list"], read_dictionary=["user_id", "list"])
-    rank, kind = _ranks(stored["user_id"], ids), _ranks(stored["list"], pa.array(LISTS, pa.string()))
+    rank = _ranks(stored["user_id"], ids)
+    kind = _ranks(stored["list"], pa.array(LISTS, pa.string())).astype(np.int8)
+    del stored
     if (kind < 0).any():
         return None
     kept = rank >= 0  # customers the model no longer has are left out
@@ -169,8 +172,8 @@ def _fresh(tables: Iterable[pa.Table], plan: _Plan) -> dict[str, tuple[pa.Table,
 
 
 class _StoredRows:
-    """The stored file's rows by row number, read a row group at a time as the merge moves forward through both
-    lists (their row groups alternate), and dropped once neither list needs them."""
+    """The stored file's rows as slices of its row groups (no copy), read a row group at a time as the merge moves
+    forward through both lists (their row groups alternate), and dropped once neither list needs them."""
 
     def __init__(self, path: Path) -> None:
         self.file = pq.ParquetFile(path)
@@ -179,42 +182,51 @@ class _StoredRows:
         self.groups: dict[int, pa.Table] = {}
         self.reached = dict.fromkeys(LISTS, 0)
 
-    def take(self, rows: np.ndarray, name: str) -> pa.Table:
-        if not rows.size:
-            return SCHEMA.empty_table()
-        first, last = np.searchsorted(self.starts, [rows[0], rows[-1]], side="right") - 1
-        for group in range(first, last + 1):
+    def slices(self, start: int, stop: int) -> list[pa.Table]:
+        """Rows start to stop - 1."""
+        group, out = int(np.searchsorted(self.starts, start, side="right")) - 1, []
+        while start < stop:
             if group not in self.groups:
                 self.groups[group] = self.file.read_row_group(group).replace_schema_metadata(None).cast(SCHEMA)
-        parts = [self.groups[group] for group in range(first, last + 1)]
-        joined = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        local = rows - self.starts[first]
-        contiguous = local[-1] - local[0] + 1 == local.size
-        taken = joined.slice(local[0], local.size) if contiguous else joined.take(pa.array(local))
-        self.reached[name] = first
-        done = min(self.reached.values())
-        for group in [g for g in self.groups if g < done]:
+            end = min(stop, int(self.starts[group + 1]))
+            out.append(self.groups[group].slice(start - self.starts[group], end - start))
+            start, group = end, group + 1
+        return out
+
+    def done_before(self, row: int, name: str) -> None:
+        """Rows before `row` are no longer needed for list `name`."""
+        self.reached[name] = int(np.searchsorted(self.starts, row, side="right")) - 1
+        for group in [g for g in self.groups if g < min(self.reached.values())]:
             del self.groups[group]
-        return taken
+
+
+def _runs(fresh: np.ndarray, index: np.ndarray) -> Iterator[tuple[bool, int, int]]:
+    """(from the rebuilt rows?, first row, length) of each run of consecutive rows of one source."""
+    breaks = np.flatnonzero((np.diff(fresh) != 0) | (np.diff(index) != 1)) + 1
+    firsts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [index.size]])
+    return zip(fresh[firsts].tolist(), index[firsts].tolist(), (ends - firsts).tolist())
 
 
 def merged(path: Path, plan: _Plan, fresh: dict[str, tuple[pa.Table, np.ndarray]]) -> Iterator[pa.Table]:
     """The new file's tables, one per row group as a full write makes them: per block of customers, each list's
-    rows, the stored ones and the rebuilt ones in the customers' order."""
+    rows, the stored ones and the rebuilt ones in the customers' order, as slices of both (nothing copied: the
+    cost is decoding the stored row groups and encoding the new ones)."""
     stored = _StoredRows(path)
     for start, end in zip(plan.bounds[:-1], plan.bounds[1:]):
         for name in LISTS:
-            old_ranks, (new, new_ranks) = plan.old_ranks[name], fresh[name]
+            old_ranks, old_rows, (new, new_ranks) = plan.old_ranks[name], plan.old_rows[name], fresh[name]
             a, b = np.searchsorted(old_ranks, [start, end])
             c, d = np.searchsorted(new_ranks, [start, end])
-            old = stored.take(plan.old_rows[name][a:b], name)
-            if c == d:
-                yield old
-            elif a == b:
-                yield new.slice(c, d - c)
-            else:
-                order = np.argsort(np.concatenate([old_ranks[a:b], new_ranks[c:d]]), kind="stable")
-                yield pa.concat_tables([old, new.slice(c, d - c)]).take(pa.array(order))
+            order = np.argsort(np.concatenate([old_ranks[a:b], new_ranks[c:d]]), kind="stable")
+            is_new = order >= b - a
+            index = np.empty(order.size, dtype=np.int64)
+            index[is_new] = order[is_new] - (b - a) + c
+            index[~is_new] = old_rows[a:b][order[~is_new]]
+            pieces = []
+            for rebuilt, first, length in _runs(is_new, index) if index.size else ():
+                pieces += [new.slice(first, length)] if rebuilt else stored.slices(first, first + length)
+            stored.done_before(int(old_rows[b]) if b < old_rows.size else int(stored.starts[-1]), name)
+            yield pa.concat_tables(pieces) if pieces else SCHEMA.empty_table()
 
 
 def update(model: RecommenderModel, path: Path, user_ids: Iterable[object], n: int, catalogue: dict) -> int | None:

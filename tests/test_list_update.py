@@ -149,8 +149,12 @@ def test_an_update_stores_what_a_full_write_stores(models, tmp_path):
     assert (lists[changed] != old_lists[changed]).any()
     assert frame["user_id"].drop_duplicates().tolist() != old["user_id"].drop_duplicates().tolist()
 
-    # the same update again (the file already from this model) changes nothing
+    # the same update again (the file already from this model) changes nothing, also where whole row groups are
+    # built again (every customer without purchases named)
     customer_lists.update_for_model(after, storage, bought[:3])
+    assert sha256_of(path) == sha256_of(expected)
+    cold = after.customers().query("purchases == 0")["user_id"].tolist()
+    assert cold and list_update.update(after, path, cold, 10, catalogue) == len(cold)
     assert sha256_of(path) == sha256_of(expected)
 
 
