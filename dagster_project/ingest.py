@@ -114,6 +114,24 @@ def _parse_problem(exc: Exception) -> str:
     return "it is not well-formed CSV"
 
 
+def _first_data_line(text: str) -> int:
+    """The 1-based line number of the first data row in the file's head: the first non-blank line after the header."""
+    header_seen = False
+    for number, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):
+        if line.strip():
+            if header_seen:
+                return number
+            header_seen = True
+    return 2
+
+
+def _unparsable(path: Path, problem: str) -> DataInputError:
+    return DataInputError(
+        f"{path}: the CSV cannot be parsed ({problem}). Check that every row "
+        f"has as many fields as the header and that quoted fields are closed."
+    )
+
+
 # a blank line that is a carriage return alone, followed by another line (the file's start is a line start)
 LONE_CR_LINE = re.compile(rb"[\r\n]\r[^\n]")
 
@@ -204,7 +222,7 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     path = Path(path)
     head, kind = read_content(path, spec, limits.max_header_bytes + 1)
     encoding = file_formats.encoding(head)
-    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
+    text = head_text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     if not text.strip():
         raise DataInputError(f"{path}: the file is empty; expected a header row with {list(spec.required)}.")
     refuse_binary_text(path, spec, text)
@@ -255,10 +273,7 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
     except file_formats.ExpandsTooMuch as exc:
         raise DataInputError(too_large(path, kind, exc)) from None
     except (pd.errors.ParserError, csv.Error, ValueError, OverflowError) as exc:
-        raise DataInputError(
-            f"{path}: the CSV cannot be parsed ({_parse_problem(exc)}). Check that every row "
-            f"has as many fields as the header and that quoted fields are closed."
-        ) from None
+        raise _unparsable(path, _parse_problem(exc)) from None
     except file_formats.DECOMPRESSION_ERRORS as exc:
         if kind is None:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
@@ -267,6 +282,13 @@ def read_csv(path: Path, spec: EntitySpec, limits: InputLimits = LIMITS) -> pd.D
             f"{path}: the file is a damaged {kind} archive: compress the export again, or put it "
             f"in the folder uncompressed."
         ) from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        # The first data row has more fields than the header: pandas takes the extra leading fields as row
+        # labels and shifts every column by as many (user ids under transaction_id...). Refused like a ragged
+        # row anywhere else in the file, with its line number.
+        fields, named = len(frame.columns) + frame.index.nlevels, len(frame.columns)
+        problem = f"line {_first_data_line(head_text)} has {fields} fields, the header {named}"
+        raise _unparsable(path, problem)
     frame.columns = clean_names(frame.columns)
     check_header(list(frame.columns), spec, path, limits)
     check_fields(frame, path, limits)

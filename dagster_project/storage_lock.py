@@ -32,6 +32,22 @@ def holder(storage: Path) -> dict:
         return {}
 
 
+def holder_words(found: dict) -> str:
+    """Who holds the lock, in words: the owner (a run, an upload), its process and since when, in local time."""
+    if not isinstance(found, dict) or not found:
+        return "another run"
+    details = []
+    if isinstance(found.get("pid"), int):
+        details.append(f"process {found['pid']}")
+    since = found.get("since")
+    if isinstance(since, int | float) and not isinstance(since, bool):
+        at = time.localtime(since)
+        day = "today" if at[:3] == time.localtime()[:3] else f"on {at.tm_mday} {time.strftime('%b %Y', at)}"
+        details.append(f"since {time.strftime('%H:%M:%S', at)} {day}")
+    owner = str(found.get("owner") or "another run")
+    return f"{owner} ({', '.join(details)})" if details else owner
+
+
 @contextmanager
 def storage_lock(
     storage: Path, owner: str, timeout: float = DEFAULT_TIMEOUT, log: Callable[[str], None] = lambda _: None
@@ -52,11 +68,11 @@ def storage_lock(
                 break
             except BlockingIOError:
                 if not waited:
-                    log(f"Waiting for the storage folder {storage}: held by {holder(storage) or 'another run'}")
+                    log(f"Waiting for the storage folder {storage}: held by {holder_words(holder(storage))}")
                     waited = True
                 if time.monotonic() > deadline:
                     raise StorageBusy(
-                        f"{storage} is still being written by {holder(storage) or 'another run'} after "
+                        f"{storage} is still being written by {holder_words(holder(storage))} after "
                         f"{timeout:.0f} s; try again when that run has finished."
                     ) from None
                 time.sleep(0.5)

@@ -25,6 +25,7 @@ from dagster_project.data_files import REFUSED, FileState, fingerprint
 PARTITIONS_NAME = "transaction_files"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"  # a run of one partition (the Dagster UI's "Materialize" of one file)
 # What a partition key may not hold (Dagster's own rule), and the longest name we accept.
 FORBIDDEN_IN_KEYS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0", ",", "[", "]", "/", "\\")
 MAX_KEY_CHARS = 200
@@ -114,12 +115,33 @@ class Plan:
         """The run tags for the range; none when there is nothing to read."""
         return range_tags(self.start, self.end)
 
+    @property
+    def added_before(self) -> list[str]:
+        """New files named before a file already known: the files named after them are read again, and a line
+        they share with such a file now counts as repeated there (in the later file), not in the new one."""
+        known = [k for k in self.keys if k not in self.add]
+        return [k for k in self.add if known and k < max(known)]
+
     def describe(self) -> str:
-        """In words, for logs and run tags: how many files the refresh reads."""
+        """In words, for logs and the app: how many files the refresh reads (and why more than the new ones)."""
         if not self.reads_files:
             return "no purchase file: none is new or changed"
         count = self.keys.index(self.end) - self.keys.index(self.start) + 1
-        return f"{count} purchase file{'s' if count != 1 else ''} ({self.start} .. {self.end})"
+        words = f"{count} purchase file{'s' if count != 1 else ''} ({self.start} .. {self.end})"
+        if early := self.added_before:
+            words += f"; {early_words(early)}"
+        return words
+
+
+def early_words(names: Sequence[str]) -> str:
+    """Why new files named before the known ones make a refresh read those again (see `Plan.added_before`)."""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    one = len(names) == 1
+    return (
+        f"{shown} {'is' if one else 'are'} new but named before files already read, so those are read again "
+        f"after {'it' if one else 'them'}: a line also in {'it' if one else 'them'} now counts as repeated in the "
+        "later file"
+    )
 
 
 def range_tags(start: str | None, end: str | None) -> dict[str, str]:
@@ -151,6 +173,24 @@ def plan(files: Mapping[str, str], stored: Mapping[str, str], keys: Sequence[str
     if not positions:
         return Plan(add, delete, order, changed, None, None)
     return Plan(add, delete, order, changed, order[positions[0]], order[positions[-1]])
+
+
+def named_keys(tags: Mapping[str, str]) -> list[str]:
+    """The purchase files a run's tags name: its range's first and last file, or its one file."""
+    if RANGE_START_TAG in tags or RANGE_END_TAG in tags:
+        return list(dict.fromkeys(tags[t] for t in (RANGE_START_TAG, RANGE_END_TAG) if t in tags))
+    return [tags[PARTITION_TAG]] if PARTITION_TAG in tags else []
+
+
+def not_in_folder(key: str, data_dir: object) -> str:
+    """Why a run cannot read a file it names that the data folder does not hold, and what to do."""
+    shown = key if len(key) <= 80 and key.isprintable() else repr(key[:80]) + "…"
+    return (
+        f"{shown}: this refresh was planned to read this purchase file, but the data folder {data_dir} holds no "
+        "file of that name (it was removed or renamed after the refresh was planned, or the name was added by "
+        "hand). Put the file back and refresh again, or simply refresh again: a new refresh reads the files the "
+        "folder holds now."
+    )
 
 
 def keys_in_range(keys: Sequence[str], start: str, end: str) -> list[str]:

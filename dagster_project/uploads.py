@@ -223,7 +223,9 @@ def _check_staged(
                 )
     report = None
     if len(frames) == len(ENTITIES):
-        report = validation.validate(validation.Frames(**frames, limits=limits)).judged(min_quality_score)
+        checked = validation.Frames(**frames, limits=limits)
+        # judged as a run judges it: the whole data, and each purchase file on its own
+        report = validation.validate(checked).judged(min_quality_score, validation.by_file(checked))
     return UploadCheck(tuple(summaries), tuple(refusals), report, replaces, unchanged)
 
 

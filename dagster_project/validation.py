@@ -11,7 +11,7 @@ times 100. A missing required column (a schema failure) makes the score 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -324,6 +324,11 @@ GATE_ADVICE = (
 )
 
 
+FILE_ADVICE = (
+    "Fix or replace that file in the data folder (or take it out if it does not belong there), then refresh again."
+)
+
+
 def problem_line(check: RuleResult) -> str:
     """One failing check in words: how many rows, which rule, and the first example's file and row."""
     example = check.examples[0] if check.examples else {}
@@ -380,8 +385,62 @@ def _examples(table: pd.DataFrame, mask: pd.Series, rule: Rule, limit: int = 5) 
 
 
 @dataclass(frozen=True)
+class FileBelow:
+    """A purchase file the gate stops on by itself: its own score is below the threshold, or it keeps no line.
+
+    The whole data's score can pass while one file is unusable (a wrong export, columns shifted): judged per
+    file too, such a file stops the run instead of being dropped line by line without a word.
+    """
+
+    file: str
+    quality_score: float
+    records: int
+    invalid_records: int
+    problems: list[str] = field(default_factory=list)  # its worst failing checks, in words, with what to do
+    repeated: int = 0  # lines that repeat a line of a file named before it (or of itself)
+
+    @property
+    def keeps_nothing(self) -> bool:
+        return self.records > 0 and self.invalid_records >= self.records
+
+    @property
+    def mostly_repeated(self) -> bool:
+        """Its lines are mostly copies: the same export delivered twice, under a later name or an earlier one."""
+        return self.repeated * 2 > self.invalid_records
+
+    def words(self, threshold: float) -> str:
+        """One line for the gate's message: the file, its score, why it stops the run."""
+        why = (
+            f"every one of its {self.records:,} lines has a problem, so none would be used"
+            if self.keeps_nothing
+            else f"{self.invalid_records:,} of its {self.records:,} lines have a problem"
+        )
+        if self.mostly_repeated:
+            why += (
+                f"; {self.repeated:,} repeat lines of files named before it: if a copy of this export arrived "
+                "under another name, take the copy out"
+            )
+        return f"{self.file}: quality score {self.quality_score}, below the threshold {threshold} ({why})"
+
+
+def low_files(files: Mapping[str, ValidationReport], threshold: float) -> list[FileBelow]:
+    """The files (name -> the rules' report on it alone) whose own score is below `threshold`, or that keep no line."""
+    found = []
+    for name, part in files.items():
+        if not part.total_records:
+            continue
+        if part.quality_score >= threshold and part.invalid_records < part.total_records:
+            continue
+        worst = sorted(part.failed(), key=lambda c: -c.failing_rows)[:2]
+        problems = [f"{problem_line(c)}. {what_to_do(c)}" for c in worst]
+        repeated = sum(c.failing_rows for c in part.checks if c.name == "transaction_not_duplicated")
+        found.append(FileBelow(name, part.quality_score, part.total_records, part.invalid_records, problems, repeated))
+    return found
+
+
+@dataclass(frozen=True)
 class ValidationReport:
-    """Every rule's result and the quality score; once judged, also the gate's threshold."""
+    """Every rule's result and the quality score; once judged, also the gate's threshold and the files below it."""
 
     quality_score: float
     total_records: int
@@ -391,14 +450,22 @@ class ValidationReport:
     schema_errors: dict[str, list[str]]
     checks: list[RuleResult]
     min_quality_score: float | None = None  # set by `judged`: the run's threshold for the quality gate
+    files_below: list[FileBelow] = field(default_factory=list)  # set by `judged`: purchase files that stop the gate
 
     @property
     def gate_passed(self) -> bool | None:
-        return None if self.min_quality_score is None else self.quality_score >= self.min_quality_score
+        if self.min_quality_score is None:
+            return None
+        return self.quality_score >= self.min_quality_score and not self.files_below
 
-    def judged(self, min_quality_score: float) -> ValidationReport:
-        """The same results against a threshold (the score is the data's; the threshold is the run's)."""
-        return replace(self, min_quality_score=min_quality_score)
+    def judged(self, min_quality_score: float, files: Mapping[str, ValidationReport] | None = None) -> ValidationReport:
+        """The same results against a threshold (the score is the data's; the threshold is the run's).
+
+        `files` (purchase file -> the rules' report on it alone) are judged one by one too: a file below the
+        threshold, or that keeps no line, stops the gate even when the whole data passes.
+        """
+        below = low_files(files or {}, min_quality_score)
+        return replace(self, min_quality_score=min_quality_score, files_below=below)
 
     def failed(self, severity: str | None = None) -> list[RuleResult]:
         return [c for c in self.checks if not c.passed and (severity is None or c.severity == severity)]
@@ -407,7 +474,7 @@ class ValidationReport:
         """Plain JSON types; the threshold and the gate's verdict only once judged."""
         payload = asdict(self)
         if self.min_quality_score is None:
-            del payload["min_quality_score"]
+            del payload["min_quality_score"], payload["files_below"]
         else:
             payload["gate_passed"] = self.gate_passed
         return payload
@@ -415,19 +482,51 @@ class ValidationReport:
     @classmethod
     def from_dict(cls, payload: dict) -> ValidationReport:
         fields = {k: v for k, v in payload.items() if k != "gate_passed"}  # derived, not stored state
-        return cls(**{**fields, "checks": [RuleResult(**check) for check in payload["checks"]]})
+        return cls(
+            **{
+                **fields,
+                "checks": [RuleResult(**check) for check in payload["checks"]],
+                "files_below": [FileBelow(**below) for below in payload.get("files_below", [])],
+            }
+        )
+
+    def _files_headline(self) -> str:
+        """The gate's first line when the whole data passes but purchase files on their own do not."""
+        one = len(self.files_below) == 1
+        names = ", ".join(f.file for f in self.files_below[:3]) + (" …" if len(self.files_below) > 3 else "")
+        why = (
+            f"{'Its' if one else 'Their'} lines repeat lines already read: usually the same export delivered twice "
+            "under two names."
+            if all(f.mostly_repeated for f in self.files_below)
+            else "A file this poor is usually a wrong or broken export, e.g. columns shifted by one."
+        )
+        return (
+            f"Purchase file{'' if one else 's'} {names} {'is' if one else 'are'} far worse than the rest of the data "
+            f"(quality score {self.quality_score} over all files): the run stopped before preparation and training, "
+            f"and the current model stays in place. {why}"
+        )
 
     def gate_message(self) -> str:
-        """Why the gate failed, in the user's terms: the worst checks, where, and what to do."""
-        lines = [
-            f"Quality score {self.quality_score} is below the threshold {self.min_quality_score}: the run "
-            f"stopped before preparation and training, and the current model stays in place."
-        ]
-        for entity, columns in self.schema_errors.items():
-            lines.append(f"- {entity}: required column(s) {', '.join(columns)} missing.")
-        for check in sorted(self.failed(), key=lambda c: -c.failing_rows)[:3]:
-            lines.append(f"- {problem_line(check)}. {what_to_do(check)}")
-        lines.append(GATE_ADVICE)
+        """Why the gate failed, in the user's terms: the worst checks (or files), where, and what to do."""
+        threshold = self.min_quality_score
+        if self.quality_score < (threshold or 0.0) or not self.files_below:
+            lines = [
+                f"Quality score {self.quality_score} is below the threshold {threshold}: the run "
+                f"stopped before preparation and training, and the current model stays in place."
+            ]
+            for entity, columns in self.schema_errors.items():
+                lines.append(f"- {entity}: required column(s) {', '.join(columns)} missing.")
+            for check in sorted(self.failed(), key=lambda c: -c.failing_rows)[:3]:
+                lines.append(f"- {problem_line(check)}. {what_to_do(check)}")
+        else:
+            lines = [self._files_headline()]
+        for below in self.files_below[:3]:
+            lines.append(f"- {below.words(threshold)}.")
+            lines.extend(f"  - {problem}" for problem in below.problems)
+        if self.files_below:
+            lines.append(FILE_ADVICE)
+        if self.quality_score < (threshold or 0.0) or not all(f.keeps_nothing for f in self.files_below):
+            lines.append(GATE_ADVICE)
         return "\n".join(lines)
 
 
@@ -471,6 +570,37 @@ def _scored(records: dict, invalid: dict, schema_errors: dict, checks: list[Rule
     bad = sum(invalid.values())
     score = 0.0 if schema_errors or total == 0 else round(100.0 * (total - bad) / total, 2)
     return ValidationReport(score, total, bad, records, invalid, schema_errors, checks)
+
+
+def by_file(frames: Frames, entity: str = "transactions") -> dict[str, ValidationReport]:
+    """The rules' report on each file of `entity` alone (from the masks `validate` computed on the merged table).
+
+    For the gate's per-file judgement when the files were read together (an upload): each file's lines with
+    a problem, its score, its failing checks and their examples.
+    """
+    table = frames.of(entity)
+    if SOURCE_COLUMN not in table.columns or entity not in frames._masks:
+        return {}
+    masks = failure_masks(frames, entity)
+    reports = {}
+    for name, rows in table.groupby(SOURCE_COLUMN, observed=True, sort=False).indices.items():
+        part, part_masks = table.iloc[rows], masks.iloc[rows]
+        checks = []
+        for rule in rules_for(entity):
+            if rule.name not in part_masks:
+                checks.append(RuleResult(rule.name, entity, rule.severity, rule.description, True, True, 0, len(part)))
+                continue
+            mask = part_masks[rule.name]
+            count = int(mask.sum())
+            examples = _examples(part, mask, rule) if count else []
+            checks.append(
+                RuleResult(
+                    rule.name, entity, rule.severity, rule.description, count == 0, False, count, len(part), examples
+                )
+            )
+        invalid = int(part_masks.any(axis=1).sum()) if not part_masks.empty else 0
+        reports[str(name)] = _scored({entity: len(part)}, {entity: invalid}, {}, checks)
+    return reports
 
 
 def combine(parts: list[ValidationReport], example_limit: int = 5) -> ValidationReport:

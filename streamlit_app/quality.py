@@ -124,6 +124,14 @@ class CheckView:
         return validation.effect(self.rule_result)
 
 
+def low_files_words(files: dict[str, float]) -> str:
+    """Purchase files that stopped the gate on their own, with their scores, for a sentence (names as given)."""
+    named = [f"{name} ({float(score):.1f}%)" for name, score in list(files.items())[:3]]
+    more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+    one = len(files) == 1
+    return f"the purchase file{'' if one else 's'} {', '.join(named)}{more} {'has' if one else 'have'} a data quality"
+
+
 def from_api(rows: list[dict]) -> list[CheckView]:
     """Dagster's check results (DagsterAPI.check_results) as views."""
     views = []

@@ -257,12 +257,12 @@ def failure_markdown(message: str | None) -> str:
     if not message:
         return "The pipeline did not say why."
     parts: list[str] = []
-    for line in message.strip().splitlines():
-        line = line.strip()
+    for raw in message.strip().splitlines():
+        line = raw.strip()
         if not line:
             continue
-        if line.startswith("- "):
-            parts.append("- " + plain(line[2:]))
+        if line.startswith("- "):  # an indented item (a file's own problems) stays under its file
+            parts.append(("    " if raw.startswith("  ") else "") + "- " + plain(line[2:]))
         else:
-            parts.append(("\n" if parts and parts[-1].startswith("- ") else "") + plain(line) + "\n")
+            parts.append(("\n" if parts and parts[-1].lstrip().startswith("- ") else "") + plain(line) + "\n")
     return "\n".join(parts)

@@ -51,11 +51,23 @@ def show_check(verdict: uploads.UploadCheck) -> None:
         )
     else:
         reasons = [tables.plain(r) for r in verdict.refusals]
-        if report is not None and not report.gate_passed:
+        if report is not None and not report.gate_passed and report.quality_score < report.min_quality_score:
             reasons.append(
                 f"The quality score would be {report.quality_score:.1f}, below the minimum of "
                 f"{report.min_quality_score:g}: a refresh would stop before training. The rows that break a rule "
                 "are listed below."
+            )
+        for below in report.files_below if report is not None else []:
+            why = (
+                f"every one of its {below.records:,} lines has a problem"
+                if below.keeps_nothing
+                else f"{below.invalid_records:,} of its {below.records:,} lines have a problem"
+            )
+            reasons.append(
+                f"The purchase file {tables.plain(below.file)} would have a quality score of "
+                f"{below.quality_score:.1f} on its own ({why}), below the minimum of {report.min_quality_score:g}: "
+                "a refresh would stop before training. Is it the right export? The rows that break a rule are "
+                "listed below."
             )
         st.error(
             "**These files cannot be used; the data folder is unchanged.**\n\n" + "\n".join(f"- {r}" for r in reasons),

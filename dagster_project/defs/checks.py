@@ -2,7 +2,8 @@
 
 Rule checks never block (preparation drops or fixes what they find; the report counts it). They are
 declared on the ingestion step, which runs the rules once while the raw frames are in memory, so
-`ingestion_job` shows them too. The quality gate blocks: when the score is below the threshold,
+`ingestion_job` shows them too. The quality gate blocks: when the score is below the threshold (the whole
+data's, or one purchase file's: a file that is unusable on its own stops it too),
 nothing downstream of the validation report runs, so the prepared data, features and the served
 model stay as the last good run left them.
 """
@@ -51,7 +52,8 @@ def check_results(report: ValidationReport, tables: Mapping[str, str]) -> Iterat
 @dg.asset_check(
     asset="validation_report",
     blocking=True,
-    description="The quality score is at least the configured threshold; below it, training stops.",
+    description="The quality score is at least the configured threshold, for the data as a whole and for each "
+    "purchase file; below it, training stops.",
 )
 def quality_gate(validation_report: ValidationReport) -> dg.AssetCheckResult:
     passed = bool(validation_report.gate_passed)
@@ -62,5 +64,8 @@ def quality_gate(validation_report: ValidationReport) -> dg.AssetCheckResult:
         metadata={
             "quality_score": float(validation_report.quality_score),
             "min_quality_score": float(validation_report.min_quality_score or 0.0),
+            "files_below_threshold": dg.MetadataValue.json(
+                {f.file: f.quality_score for f in validation_report.files_below}
+            ),
         },
     )

@@ -23,11 +23,35 @@ def current_keys(instance: dg.DagsterInstance) -> list[str]:
     return list(instance.get_dynamic_partitions(transaction_files.PARTITIONS_NAME))
 
 
-def step_keys(context: dg.AssetExecutionContext) -> tuple[list[str], bool]:
+def check_named_files(context: dg.AssetExecutionContext, paths: RecoMartPaths) -> None:
+    """Fail at once, in words, when the run names a purchase file the data folder no longer holds.
+
+    A refresh is planned (partition added, range tags set) before it starts; a file removed in between, or a
+    partition key added by hand that names no file, would otherwise fail deep inside Dagster ("Nonexistent
+    partition keys") once the first step has dropped its partition. The message names the file and the fix.
+    """
+    named = transaction_files.named_keys(context.run.tags)
+    if not named:
+        return
+    try:
+        names = {p.name for p in ingest.discover(paths.data, TRANSACTIONS)}
+    except ingest.DataInputError:
+        return  # no folder, no purchase file, a link leading out: reading the exports says so, naming it
+    for key in named:
+        if key not in names:
+            raise dg.Failure(description=transaction_files.not_in_folder(key, paths.data), allow_retries=False)
+
+
+def step_keys(context: dg.AssetExecutionContext, paths: RecoMartPaths) -> tuple[list[str], bool]:
     """The files this step reads, in file-name order, and whether the run names them (partition tags).
 
     A run without partition tags (`dagster job execute`, a test) reads every file: the complete refresh.
+    A run naming a file whose partition is gone fails with the words of `check_named_files`.
     """
+    known = set(current_keys(context.instance))
+    for key in transaction_files.named_keys(context.run.tags):
+        if key not in known:
+            raise dg.Failure(description=transaction_files.not_in_folder(key, paths.data), allow_retries=False)
     if context.has_partition_key_range or context.has_partition_key:
         keys, partitioned = sorted(context.partition_keys), True
     else:
@@ -36,8 +60,10 @@ def step_keys(context: dg.AssetExecutionContext) -> tuple[list[str], bool]:
         try:
             transaction_files.check_key(key)
             transaction_store.raw_path(Path("."), key)
-        except (transaction_files.FileNameError, ValueError) as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        except (transaction_files.FileNameError, ValueError):
+            raise dg.Failure(
+                description=transaction_files.not_in_folder(key, paths.data), allow_retries=False
+            ) from None
     return keys, partitioned
 
 

@@ -27,6 +27,7 @@ if from_dagster:
         st.stop()
     current = reports[0]["metadata"]
     score, threshold = current["quality_score"], current.get("min_quality_score")
+    low_files = dict(current.get("files_below_threshold") or {})
     invalid, checked_at = current.get("invalid_records", 0), reports[0]["timestamp"]
     views = quality.from_api(check_rows)
     gate = next((v for v in views if v.name == "quality_gate"), None)
@@ -44,6 +45,7 @@ else:
     report, checked_at = stored
     score, threshold, invalid = report.quality_score, report.min_quality_score, report.invalid_records
     views, gate_passed = quality.from_report(report), report.gate_passed
+    low_files = {f.file: f.quality_score for f in report.files_below}
     st.caption(
         f"From the report the pipeline last wrote, {verdict.ago(checked_at, now)} ({verdict.day_time(checked_at)}): "
         "the history and the rows per stage show again when the pipeline service answers."
@@ -51,7 +53,16 @@ else:
 
 problems = sorted((v for v in views if v.passed is False and v.name != "quality_gate"), key=lambda v: -v.failing_rows)
 needed = f"{threshold:g}%" if threshold is not None else "the minimum"
-if gate_passed is False:
+if gate_passed is False and low_files and (threshold is None or score >= threshold):
+    files_words = quality.low_files_words({tables.plain(name): value for name, value in low_files.items()})
+    st.error(
+        f"**Training was stopped: {files_words}, below the {needed} needed, though the data "
+        f"as a whole scores {score:.1f}%.** A file this poor is usually a wrong or broken export (columns shifted, "
+        "another shop's customers). The current model stays in place. Fix or replace the file in the data folder "
+        "(or take it out if it does not belong there), then refresh again; the problems below show what is wrong.",
+        icon=":material/block:",
+    )
+elif gate_passed is False:
     st.error(
         f"**Training was stopped: the data quality is {score:.1f}%, below the {needed} needed.** The current model "
         "stays in place. Fix the problems below in the exports (or lower the minimum on the Refresh page if they "

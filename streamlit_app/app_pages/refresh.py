@@ -14,6 +14,7 @@ from streamlit_app.dagster_api import FINISHED_STATUSES, DagsterError
 from streamlit_app.run_requests import (
     KIND_HELP,
     REFRESH_KINDS,
+    FilesRequest,
     RefreshOptions,
     build_run_config,
     files_request,
@@ -69,6 +70,22 @@ if problem is not None:
 pipeline_up = problem is None
 
 
+@st.cache_resource(show_spinner=False)
+def last_scans() -> dict[str, data_files.FileState]:
+    """The data folder's last scan (shared by every session): a file is hashed again only when it changed."""
+    return {}
+
+
+def plan_request(job: str, kind: str) -> FilesRequest:
+    """What a refresh of `kind` reads now: the folder's files as they are, against what storage prepared and
+    the partitions Dagster knows. Raises DagsterError, or FileNameError naming a bad file name."""
+    scans = last_scans()
+    scanned = scans[str(data_dir)] = data_files.scan(data_dir, scans.get(str(data_dir)))
+    files = transaction_files.current_files(scanned)
+    stored = transaction_store.prepared_state(folder("storage"), transaction_files.reference(scanned))
+    return files_request(job, kind, files, stored, api.partition_keys())
+
+
 def start_refresh(job: str, options: RefreshOptions, kind: str) -> None:
     """Start a run, or follow the one under way (one lock for every session: never two at once).
 
@@ -84,11 +101,8 @@ def start_refresh(job: str, options: RefreshOptions, kind: str) -> None:
     try:
         with services.submit_lock():
             under_way = api.active_runs()
-            if not under_way:
-                scanned = data_files.scan(data_dir)
-                files = transaction_files.current_files(scanned)
-                stored = transaction_store.prepared_state(folder("storage"), transaction_files.reference(scanned))
-                request = files_request(job, kind, files, stored, api.partition_keys())
+            if not under_way:  # planned again at the click, under the lock: the files as they are now
+                request = plan_request(job, kind)
                 api.change_partitions(transaction_files.PARTITIONS_NAME, request.plan.add, request.plan.delete)
                 tags = {**run_tags(acting.name), **request.tags}
                 st.session_state["tracked_run"] = api.submit(job, run_config, tags, assets=request.assets)
@@ -138,22 +152,24 @@ def rows_of(path: str, mtime_ns: int, size: int) -> int | None:
 files = uploads.export_files(data_dir)
 
 
-def purchase_files_read(kind: str) -> set[str] | None:
-    """The purchase files this refresh would read (None when Dagster cannot say which files it knows)."""
+def planned(kind: str) -> transaction_files.Plan | None:
+    """What this refresh would do with the purchase files (None when Dagster cannot say which files it knows)."""
     if not pipeline_up:
         return None
     try:
-        scanned = data_files.scan(data_dir)
-        found = transaction_files.current_files(scanned)
-        stored = transaction_store.prepared_state(folder("storage"), transaction_files.reference(scanned))
-        request = files_request(job, kind, found, stored, api.partition_keys())
+        return plan_request(job, kind).plan
     except (DagsterError, transaction_files.FileNameError):
         return None
-    plan = request.plan
-    return set(transaction_files.keys_in_range(plan.keys, plan.start, plan.end)) if plan.reads_files else set()
 
 
-reading = purchase_files_read(kind)
+shown_plan = planned(kind)  # once per drawing of the page; the click plans again with the files as they are then
+reading = (
+    None
+    if shown_plan is None
+    else set(transaction_files.keys_in_range(shown_plan.keys, shown_plan.start, shown_plan.end))
+    if shown_plan.reads_files
+    else set()
+)
 
 
 def read_words(table: str, name: str) -> str:
@@ -190,6 +206,13 @@ if files:
                 "(from the first of them to the last file). Customers and products are read whole every time.",
             ),
         },
+    )
+if shown_plan is not None and shown_plan.added_before:
+    early = transaction_files.early_words([tables.plain(name) for name in shown_plan.added_before])
+    st.info(
+        f"**A new file sorts first:** {early}. If a new file is a copy of an export already here, take it out "
+        "first: the later file would keep no line, and the refresh would stop at the quality check.",
+        icon=":material/sort_by_alpha:",
     )
 missing = [words for table, words in run_story.TABLE_WORDS.items() if table not in {f.table for f in files}]
 if missing:

@@ -21,7 +21,14 @@ from dagster_project.defs.automation import INPUT_FINGERPRINT_TAG
 from dagster_project.defs.checks import check_results, rule_check_specs
 from dagster_project.defs.freshness import FRESHNESS_POLICY
 from dagster_project.defs.metadata import file_metadata, table_out
-from dagster_project.defs.partitions import SINGLE_RUN, TRANSACTION_FILES, current_keys, step_keys, sync
+from dagster_project.defs.partitions import (
+    SINGLE_RUN,
+    TRANSACTION_FILES,
+    check_named_files,
+    current_keys,
+    step_keys,
+    sync,
+)
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import InputLimitsResource
 from dagster_project.fileio import sha256_of, write_json, write_parquet
@@ -61,6 +68,7 @@ def raw_data(
     ones dropped with their stored tables), so every run, however started, sees the folder as it is.
     """
     data_dir, storage, limits = paths.data, paths.storage, input_limits.limits()
+    check_named_files(context, paths)  # a purchase file the run names and the folder lost: say so before reading
     # A file whose size and modification time are those of the last run's scan is not hashed again (as
     # the sensor does). Recorded on the run before reading: the sensor starts no second run for these files.
     scanned = data_files.scan(data_dir, data_files.state_of(transaction_store.read_json(storage / SCAN_FILE)))
@@ -137,7 +145,7 @@ def raw_transactions(
     read in this run; a line repeated in an earlier file (by name) counts as repeated. The checks on this
     asset describe the files this run read; each file's quality score is in its partition's metadata.
     """
-    keys, partitioned = step_keys(context)
+    keys, partitioned = step_keys(context, paths)
     if not keys:
         raise dg.Failure(description=f"No transactions file to read in {paths.data}.", allow_retries=False)
     data_dir, storage, limits = paths.data, paths.storage, input_limits.limits()
@@ -162,11 +170,7 @@ def raw_transactions(
             earlier.add(pd.concat(found, ignore_index=True))
         path = files.get(key)
         if path is None:
-            raise dg.Failure(
-                description=f"{key}: this purchase file is no longer in the data folder {data_dir}. Put it "
-                "back, or refresh again: the next refresh drops it.",
-                allow_retries=False,
-            )
+            raise dg.Failure(description=transaction_files.not_in_folder(key, data_dir), allow_retries=False)
         entry = known.get(key)
         if not data_files.unchanged(path, entry):  # not as this run's scan saw it: hashed now, before reading
             entry = [*(data_files.stat_of(path) or [-1, -1]), sha256_of(path)]

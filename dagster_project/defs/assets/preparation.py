@@ -102,7 +102,7 @@ def prepared_transactions(
     Amounts use the product's price when a line has no unit price, so a file is prepared against the
     products prepared in the same run.
     """
-    keys, partitioned = step_keys(context)
+    keys, partitioned = step_keys(context, paths)
     storage = paths.storage
     per_file, totals, dropped_total, first = {}, 0, {}, None
     lines = step_log.Lines(context)  # one log entry for all files (each file's figures: its partition's metadata)

@@ -55,11 +55,14 @@ def validation_report(
             "refresh with 'everything' (or new data only) to read them.",
             allow_retries=False,
         )
-    report = combine([whole, *parts.values()]).judged(config.min_quality_score)
+    # judged as a whole and file by file: one unusable file stops the gate even when the rest is good
+    report = combine([whole, *parts.values()]).judged(config.min_quality_score, parts)
     context.log.info(
         f"Quality score {report.quality_score} ({report.invalid_records} of {report.total_records} "
         f"records with a defect); threshold {config.min_quality_score}"
     )
+    for below in report.files_below:
+        context.log.warning(below.words(config.min_quality_score))
     return dg.Output(
         report,
         metadata={
@@ -71,5 +74,7 @@ def validation_report(
             "purchase_files": len(parts),
             "purchase_records": int(report.records.get("transactions", 0)),
             "quality_by_file": dg.MetadataValue.md(files_markdown(parts)),
+            # purchase files whose own score stops the gate (file -> its score), for the app's verdict
+            "files_below_threshold": dg.MetadataValue.json({f.file: f.quality_score for f in report.files_below}),
         },
     )
