@@ -60,6 +60,8 @@ def read_files(data: Path, storage: Path, keys: list[str]) -> None:
         for p in (storage / transaction_store.RAW_FOLDER).glob("*.hashes.parquet")
     )
     earlier = repeated_lines.EarlierLines()
+    # the customers' and products' ids indexed once for all files, as the step does (older code: no such field)
+    shared = {"lookups": {}} if "lookups" in validation.Frames.__dataclass_fields__ else {}
     with stage("raw: older files' line hashes"):
         if found := transaction_store.earlier_hashes(storage, [k for k in stored if k < keys[0]]):
             earlier.add(pd.concat(found, ignore_index=True))
@@ -73,7 +75,7 @@ def read_files(data: Path, storage: Path, keys: list[str]) -> None:
             hashes = repeated_lines.row_hashes(frame.drop(columns=[ingest.SOURCE_COLUMN, ingest.ROW_COLUMN]))
         with stage("raw: rules (with repeated lines)"):
             frames = validation.Frames(
-                users, products, frame, earlier_rows=earlier if len(earlier) else None, row_hashes=hashes
+                users, products, frame, earlier_rows=earlier if len(earlier) else None, row_hashes=hashes, **shared
             )
             part = validation.validate(frames, ("transactions",))
         with stage("raw: store 5 files"):
