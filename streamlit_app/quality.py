@@ -126,10 +126,12 @@ class CheckView:
 
 def low_files_words(files: dict[str, float]) -> str:
     """Purchase files that stopped the gate on their own, with their scores, for a sentence (names as given)."""
+    if len(files) == 1:
+        ((name, score),) = files.items()
+        return f"the purchase file {name} has a data quality of {float(score):.1f}%"
     named = [f"{name} ({float(score):.1f}%)" for name, score in list(files.items())[:3]]
     more = f" and {len(files) - 3} more" if len(files) > 3 else ""
-    one = len(files) == 1
-    return f"the purchase file{'' if one else 's'} {', '.join(named)}{more} {'has' if one else 'have'} a data quality"
+    return f"the purchase files {', '.join(named)}{more} have a data quality"
 
 
 def from_api(rows: list[dict]) -> list[CheckView]:

@@ -175,3 +175,11 @@ def test_the_gate_message_shows_each_file_with_its_own_problems_under_it():
     assert "\n- shifted.csv\\: quality score 0.0" in shown
     assert "\n    - user\\_known on transactions\\: 12 of 12 rows fail" in shown  # nested under its file
     assert "\n\nFix or replace that file" in shown  # a paragraph of its own after the list
+
+
+def test_files_that_stopped_the_gate_read_as_a_sentence():
+    from streamlit_app import quality
+
+    assert quality.low_files_words({"a.csv": 0.0}) == "the purchase file a.csv has a data quality of 0.0%"
+    many = quality.low_files_words({f"{n}.csv": 10.0 * i for i, n in enumerate("abcd")})
+    assert many == "the purchase files a.csv (0.0%), b.csv (10.0%), c.csv (20.0%) and 1 more have a data quality"

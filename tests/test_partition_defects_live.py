@@ -76,7 +76,7 @@ def test_unusable_purchase_files_stop_the_refresh_in_plain_words(tmp_path, sampl
             wait_until(lambda: "The refresh failed" in texts(at.run()), 60, "the Refresh page showing the failure")
             assert f"{FOREIGN}: quality score 0.0" in texts(at).replace("\\", "")
             quality_page = texts(open_page("data_quality", fresh=True)).replace("\\", "")
-            assert f"Training was stopped: the purchase file {FOREIGN} (0.0%) has a data quality" in quality_page
+            assert f"Training was stopped: the purchase file {FOREIGN} has a data quality of 0.0%" in quality_page
             assert "below the 50% needed, though the data as a whole scores" in quality_page
             wait_until(lambda: len(hooks.posts) == 2, 90, "the second failure alert")
             alert = hooks.posts[1][1]["text"]

@@ -51,7 +51,10 @@ else:
         "the history and the rows per stage show again when the pipeline service answers."
     )
 
-problems = sorted((v for v in views if v.passed is False and v.name != "quality_gate"), key=lambda v: -v.failing_rows)
+problems = sorted(  # when purchase files stopped the refresh, the purchases' problems come first
+    (v for v in views if v.passed is False and v.name != "quality_gate"),
+    key=lambda v: (bool(low_files) and v.entity != "transactions", -v.failing_rows),
+)
 needed = f"{threshold:g}%" if threshold is not None else "the minimum"
 if gate_passed is False and low_files and (threshold is None or score >= threshold):
     files_words = quality.low_files_words({tables.plain(name): value for name, value in low_files.items()})
