@@ -31,7 +31,7 @@ from dagster_project.defs.partitions import (
 )
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import InputLimitsResource
-from dagster_project.fileio import sha256_of, write_json, write_parquet
+from dagster_project.fileio import folders_synced_once, sha256_of, write_json, write_parquet
 from dagster_project.freshness import WATCHED_ASSETS
 
 # Entity -> its raw table's asset name.
@@ -191,9 +191,10 @@ def raw_transactions(
             lookups=lookups,
         )
         part = validation.validate(frames, ("transactions",))
-        write_parquet(frame, transaction_store.raw_path(storage, key))
-        write_parquet(hashes, transaction_store.hashes_path(storage, key))
-        rule_results.store_partition(paths, key, part, context.run_id, frames.masks["transactions"])
+        with folders_synced_once():  # the file's tables; its manifest, written after, says they are complete
+            write_parquet(frame, transaction_store.raw_path(storage, key))
+            write_parquet(hashes, transaction_store.hashes_path(storage, key))
+            rule_results.store_partition(paths, key, part, context.run_id, frames.masks["transactions"])
         write_json(
             {"file": key, "sha256": sha256, "rows": len(frame), "run_id": context.run_id, "reference": reference},
             transaction_store.raw_manifest(storage, key),
