@@ -107,6 +107,7 @@ def test_a_partition_added_by_hand_that_is_no_file_name_fails_naming_it(workspac
     )
     assert not result.success
     [message] = [e.event_specific_data.error.message for e in result.all_events if e.is_step_failure]
-    assert "../escape: this transactions file's name holds '/'" in message
+    assert "../escape: this refresh was planned to read this purchase file" in message
+    assert "holds no file of that name" in message and "Put the file back" in message
     assert not (workspace.storage.parent / "escape.json").exists()
     assert not any(p.name.startswith("escape") for p in workspace.storage.parent.rglob("escape*"))
