@@ -215,8 +215,9 @@ def merged(path: Path, plan: _Plan, fresh: dict[str, tuple[pa.Table, np.ndarray]
     for start, end in zip(plan.bounds[:-1], plan.bounds[1:]):
         for name in LISTS:
             old_ranks, old_rows, (new, new_ranks) = plan.old_ranks[name], plan.old_rows[name], fresh[name]
-            a, b = np.searchsorted(old_ranks, [start, end])
-            c, d = np.searchsorted(new_ranks, [start, end])
+            # (the bounds in the ranks' own type: else numpy converts the whole array on every search)
+            a, b = np.searchsorted(old_ranks, np.array([start, end], dtype=old_ranks.dtype))
+            c, d = np.searchsorted(new_ranks, np.array([start, end], dtype=new_ranks.dtype))
             order = np.argsort(np.concatenate([old_ranks[a:b], new_ranks[c:d]]), kind="stable")
             is_new = order >= b - a
             index = np.empty(order.size, dtype=np.int64)
