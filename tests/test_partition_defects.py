@@ -183,3 +183,34 @@ def test_files_that_stopped_the_gate_read_as_a_sentence():
     assert quality.low_files_words({"a.csv": 0.0}) == "the purchase file a.csv has a data quality of 0.0%"
     many = quality.low_files_words({f"{n}.csv": 10.0 * i for i, n in enumerate("abcd")})
     assert many == "the purchase files a.csv (0.0%), b.csv (10.0%), c.csv (20.0%) and 1 more have a data quality"
+
+
+def upload_check_page(data_dir: str) -> None:
+    """The Refresh page's upload verdict for a good purchase export and another shop's file (AppTest script)."""
+    import pandas as pd
+
+    from dagster_project import uploads
+    from streamlit_app import upload_view
+
+    lines = pd.read_csv(f"{data_dir}/transactions.csv", dtype=str)
+    foreign = lines.head(40).assign(user_id="77777777").to_csv(index=False).encode()
+    good = uploads.Upload("transactions.csv", lines.to_csv(index=False).encode())
+    upload_view.show_check(
+        uploads.check([good, uploads.Upload("transactions_other_shop.csv", foreign)], data_dir, 50.0)
+    )
+
+
+def test_the_upload_verdict_names_the_purchase_file_unusable_on_its_own(workspace):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.apptest import texts
+
+    at = AppTest.from_function(upload_check_page, args=(str(workspace.data),), default_timeout=60).run()
+    assert not at.exception, at.exception
+    shown = texts(at).replace("\\", "")
+    assert "These files cannot be used; the data folder is unchanged." in shown
+    assert (
+        "The purchase file transactions_other_shop.csv would have a quality score of 0.0 on its own (every one of "
+        "its 40 lines has a problem), below the minimum of 50: a refresh would stop before training." in shown
+    )
+    assert "The quality score would be" not in shown  # the data as a whole passes: only the file is named
