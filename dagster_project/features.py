@@ -77,41 +77,83 @@ def _interaction_frame(coded: _Coded, pairs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _favourite_category(coded: _Coded, products: pd.DataFrame) -> pd.Series:
+@dataclass(frozen=True)
+class _Pairs:
+    """The interaction table with an integer code per user and per product: what the features are made of.
+
+    Every user and item figure is a sum, count, minimum or maximum over a customer's or a product's pairs,
+    so the same code makes the features of a full build and of an update (`extend`).
+    """
+
+    table: pd.DataFrame
+    user: np.ndarray
+    users: pd.Index
+    product: np.ndarray
+    products: pd.Index
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> _Pairs:
+        from dagster_project.training import factorize  # Arrow's encoder for Arrow-backed text
+
+        user, users = factorize(table["user_id"])
+        product, products = factorize(table["product_id"])
+        return cls(table, user.astype(np.int64), users, product.astype(np.int64), products)
+
+    @classmethod
+    def coded(cls, coded: _Coded, pairs: pd.DataFrame) -> _Pairs:
+        user, product = coded.split(pairs.index.to_numpy())
+        return cls(_interaction_frame(coded, pairs), user, pd.Index(coded.users), product, pd.Index(coded.products))
+
+    def total(self, codes: np.ndarray, size: int, column: str | None = None) -> np.ndarray:
+        """Per code: the number of pairs, or the sum of `column` over them."""
+        weights = None if column is None else np.nan_to_num(self.table[column].to_numpy(dtype="float64"), nan=0.0)
+        return np.bincount(codes, weights=weights, minlength=size)
+
+    def span(self, codes: np.ndarray, column: str, how: str) -> pd.Series:
+        """Per code present: the min or max of a time column."""
+        return self.table[column].groupby(codes, sort=True).agg(how)
+
+
+def _favourite_category(pairs: _Pairs, products: pd.DataFrame) -> pd.Series:
     """Per user, the category they bought most often (ties: the first category by name), on integer codes."""
     categories = pd.Categorical(products["category"])
-    # each bought product's position in the catalogue, looked up once per product, not once per purchase
-    position = pd.Index(products["product_id"]).get_indexer(pd.Index(coded.products))
-    row_position = np.where(coded.product >= 0, position[coded.product], -1)
-    known = (row_position >= 0) & (coded.user >= 0)
-    users = coded.user[known]
+    # each bought product's position in the catalogue, looked up once per product, not once per pair
+    position = pd.Index(products["product_id"]).get_indexer(pairs.products)
+    row_position = position[pairs.product]
+    known = row_position >= 0
+    users = pairs.user[known]
     category = categories.codes[row_position[known]]
     width = max(len(categories.categories), 1) + 1  # codes run from -1 (no category) up
-    counts = pd.Series(users * width + (category + 1)).value_counts(sort=False)
+    counts = (
+        pd.Series(pairs.table["purchases"].to_numpy()[known]).groupby(users * width + (category + 1), sort=False).sum()
+    )
     keys, n = counts.index.to_numpy(), counts.to_numpy()
     user, code = keys // width, keys % width - 1
     order = np.lexsort((code, -n, user))  # per user: most bought first, then the category first by name
     first = order[np.r_[True, user[order][1:] != user[order][:-1]]] if len(order) else order
-    return pd.Series(
-        categories.categories[code[first]], index=coded.ids(user[first], coded.users, "user_id"), dtype="string"
-    )
+    index = pd.Index(pairs.users.take(user[first]), name="user_id")
+    return pd.Series(categories.categories[code[first]], index=index, dtype="string")
 
 
-def _user_features(coded: _Coded, pairs: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
-    transactions = coded.transactions
-    as_of = transactions["timestamp"].max()
-    stats = coded.grouped(coded.user, coded.users).agg(
-        transactions=("quantity", "size"),
-        total_quantity=("quantity", "sum"),
-        total_spend=("amount", "sum"),
-        **PURCHASE_SPAN,
+def _user_features(pairs: _Pairs, users: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+    n = len(pairs.users)
+    bought = pairs.total(pairs.user, n) > 0
+    present = np.flatnonzero(bought)
+    stats = pd.DataFrame(
+        {
+            "transactions": pairs.total(pairs.user, n, "purchases")[present].round().astype("int64"),
+            "products_bought": pairs.total(pairs.user, n)[present].astype("int64"),
+            "total_quantity": pairs.total(pairs.user, n, "quantity")[present].round().astype("int64"),
+            "total_spend": pairs.total(pairs.user, n, "spend")[present],
+            "first_purchase": pairs.span(pairs.user, "first_purchase", "min").to_numpy(),
+            "last_purchase": pairs.span(pairs.user, "last_purchase", "max").to_numpy(),
+        },
+        index=pd.Index(pairs.users.take(present), name="user_id"),
     )
-    pair_users, _ = coded.split(pairs.index.to_numpy())
-    stats.insert(1, "products_bought", np.bincount(pair_users, minlength=len(coded.users))[stats.index.to_numpy()])
-    stats.index = coded.ids(stats.index.to_numpy(), coded.users, "user_id")
+    as_of = pairs.table["last_purchase"].max()
     stats["avg_order_value"] = stats["total_spend"] / stats["transactions"]
     stats["recency_days"] = (as_of - stats["last_purchase"]).dt.total_seconds() / 86400.0
-    stats["favourite_category"] = _favourite_category(coded, products)
+    stats["favourite_category"] = _favourite_category(pairs, products)
     profile = users[["user_id", "age", "gender", "country", "gender_code", "country_code", "age_scaled"]]
     out = profile.merge(stats.reset_index(), on="user_id", how="left")
     counts = ["transactions", "products_bought", "total_quantity"]
@@ -120,24 +162,22 @@ def _user_features(coded: _Coded, pairs: pd.DataFrame, users: pd.DataFrame, prod
     return out
 
 
-def _item_features(coded: _Coded, pairs: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
-    _, pair_products = coded.split(pairs.index.to_numpy())
-    n = len(coded.products)
-    buyers = np.bincount(pair_products, minlength=n)
-    repeat_buyers = np.bincount(pair_products, weights=pairs["purchases"].to_numpy() > 1, minlength=n)
-    stats = coded.grouped(coded.product, coded.products).agg(
-        purchases=("quantity", "size"),
-        total_quantity=("quantity", "sum"),
-        revenue=("amount", "sum"),
-        last_purchase=("timestamp", "max"),
+def _item_features(pairs: _Pairs, products: pd.DataFrame) -> pd.DataFrame:
+    n = len(pairs.products)
+    buyers = pairs.total(pairs.product, n)
+    present = np.flatnonzero(buyers > 0)
+    repeat_buyers = np.bincount(pairs.product, weights=pairs.table["purchases"].to_numpy() > 1, minlength=n)
+    stats = pd.DataFrame(
+        {
+            "purchases": pairs.total(pairs.product, n, "purchases")[present].round().astype("int64"),
+            "total_quantity": pairs.total(pairs.product, n, "quantity")[present].round().astype("int64"),
+            "revenue": pairs.total(pairs.product, n, "spend")[present],
+            "last_purchase": pairs.span(pairs.product, "last_purchase", "max").to_numpy(),
+            "buyers": buyers[present].astype("int64"),
+            "repeat_buyer_share": repeat_buyers[present] / buyers[present],
+        },
+        index=pd.Index(pairs.products.take(present), name="product_id"),
     )
-    codes = stats.index.to_numpy()
-    stats["buyers"] = buyers[codes]
-    # a product bought only by unknown customers has no buyers: no share (0 below)
-    stats["repeat_buyer_share"] = np.divide(
-        repeat_buyers[codes], buyers[codes], out=np.full(len(codes), np.nan), where=buyers[codes] > 0
-    )
-    stats.index = coded.ids(codes, coded.products, "product_id")
     out = products[["product_id", "name", "category", "brand", "price"]].merge(
         stats.reset_index(), on="product_id", how="left"
     )
@@ -148,17 +188,51 @@ def _item_features(coded: _Coded, pairs: pd.DataFrame, products: pd.DataFrame) -
     return out.sort_values("popularity_rank", kind="stable").reset_index(drop=True)
 
 
+def _features(pairs: _Pairs, users: pd.DataFrame, products: pd.DataFrame):
+    return _user_features(pairs, users, products), _item_features(pairs, products), pairs.table
+
+
 def build(
     transactions: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(user features, item features, interaction table) of the same transactions, ids coded once."""
     coded = _Coded.of(transactions)
-    pairs = coded.pairs()
-    return (
-        _user_features(coded, pairs, users, products),
-        _item_features(coded, pairs, products),
-        _interaction_frame(coded, pairs),
-    )
+    return _features(_Pairs.coded(coded, coded.pairs()), users, products)
+
+
+def add_purchases(interactions: pd.DataFrame, transactions: pd.DataFrame | None) -> pd.DataFrame:
+    """The interaction table with `transactions` added: pairs bought again updated, new pairs after the rest.
+
+    When the transactions come after every purchase already counted, this is the table of the whole
+    history `interaction_table` gives (pairs in order of first purchase), without reading the history.
+    `interactions` is updated in place (it is the stored table, read for this): no copy of a large table.
+    """
+    if transactions is None or transactions.empty:
+        return interactions
+    fresh = interaction_table(transactions)
+    buyers = interactions["user_id"].isin(pd.unique(fresh["user_id"].to_numpy()))
+    known = interactions.loc[buyers, ["user_id", "product_id"]].reset_index(names="at")
+    matched = known.merge(fresh[["user_id", "product_id"]].reset_index(names="fresh"), on=["user_id", "product_id"])
+    at, new = matched["at"].to_numpy(), matched["fresh"].to_numpy()
+    out = interactions
+    for column in ("purchases", "quantity", "spend"):
+        values = out[column].to_numpy(copy=True)
+        values[at] += fresh[column].to_numpy()[new]
+        out[column] = values
+    for column, pick in (("first_purchase", np.minimum), ("last_purchase", np.maximum)):
+        values = out[column].array.copy()
+        values[at] = pick(values[at], fresh[column].array[new])
+        out[column] = values
+    out["confidence"] = np.log1p(out["purchases"].to_numpy(dtype="float64"))
+    added = fresh.drop(index=new)
+    return pd.concat([out, added], ignore_index=True) if len(added) else out
+
+
+def extend(
+    interactions: pd.DataFrame, transactions: pd.DataFrame | None, users: pd.DataFrame, products: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """`build` of the history behind `interactions` plus `transactions`, from the interaction table alone."""
+    return _features(_Pairs.of(add_purchases(interactions, transactions)), users, products)
 
 
 def interaction_table(transactions: pd.DataFrame) -> pd.DataFrame:
@@ -169,11 +243,10 @@ def interaction_table(transactions: pd.DataFrame) -> pd.DataFrame:
 
 def user_features(transactions: pd.DataFrame, users: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     """Purchase behaviour per known user (zeros for users who bought nothing), joined to their profile."""
-    coded = _Coded.of(transactions)
-    return _user_features(coded, coded.pairs(), users, products)
+    return build(transactions, users, products)[0]
 
 
 def item_features(transactions: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     """Popularity, buyers, revenue and repeat-buying per product (zeros for products nobody bought)."""
     coded = _Coded.of(transactions)
-    return _item_features(coded, coded.pairs(), products)
+    return _item_features(_Pairs.coded(coded, coded.pairs()), products)

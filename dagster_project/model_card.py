@@ -85,6 +85,33 @@ class TuningSample:
 
 
 @dataclass(frozen=True)
+class TrainingData:
+    """What the model has learnt from, file by file: whether new purchases only extend it (model_update.py)."""
+
+    files: dict[str, str]  # purchase file -> checksum of its prepared rows
+    reference: str  # checksum of the prepared customers and products
+    last_purchase: str | None  # ISO 8601 time of the latest purchase in the files
+
+    @classmethod
+    def from_document(cls, document: object) -> TrainingData:
+        """From JSON values; a ValueError when they do not fit."""
+        return _build(cls, document, "data")
+
+
+@dataclass(frozen=True)
+class ModelUpdate:
+    """Purchases added to the customers' histories since the model was trained, without training again."""
+
+    updated_at: str  # ISO 8601, UTC: the latest update
+    updates: int  # updates since training
+    files: list[str]  # purchase files added since training, in order
+    latest_files: list[str]  # those the latest update added (their buyers' lists are the ones that changed)
+    transactions: int  # purchases added since training
+    customers: int  # customers whose purchases changed in the latest update (new customers included)
+    new_customers: int  # customers first seen since training
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Everything the pipeline and the app say about a trained model."""
 
@@ -105,9 +132,23 @@ class ModelCard:
     data_checksum: str | None = None
     version: str | None = None  # set when the model is published
     tuning: TuningSample | None = None  # settings chosen on a validation slice: whom they were measured on
-    # new purchase files folded into the model since it was trained (customers' purchase rows only; the products'
-    # factors, neighbours and popularity as trained): the stored customer lists build on the previous count's
-    updates: int = 0
+    data: TrainingData | None = None  # the files the model covers now (training's and those added since)
+    update: ModelUpdate | None = None  # purchases added since training (None: as trained)
+
+    @property
+    def refreshed_at(self) -> str:
+        """When the model last learnt of new purchases: its latest update, else its training (ISO 8601)."""
+        return self.update.updated_at if self.update is not None else self.trained_at
+
+    @property
+    def purchases(self) -> int:
+        """Purchases the model holds now: those it was trained on and those added since."""
+        return self.transactions + (self.update.transactions if self.update is not None else 0)
+
+    @property
+    def updates(self) -> int:
+        """Updates with new purchases since training (0: as trained); stored lists build on the previous count's."""
+        return self.update.updates if self.update is not None else 0
 
     @property
     def curve(self) -> list[Trial]:

@@ -30,6 +30,8 @@ PARTITION_TAG = "dagster/partition"  # a run of one partition (the Dagster UI's 
 FORBIDDEN_IN_KEYS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0", ",", "[", "]", "/", "\\")
 MAX_KEY_CHARS = 200
 EVERYTHING, NEW_DATA = "everything", "new_data"
+# The run tag that says which of the two a run is (the sensor, the schedule and the app set it).
+REFRESH_KIND_TAG = "recomart/refresh"
 # The assets with one partition per file, and those a refresh of no new file still runs (read whole):
 # a refresh with nothing new to read runs these only (tests/test_new_data_requests.py keeps the list true).
 PARTITIONED_ASSETS = ("raw_transactions", "prepared_transactions")

@@ -7,7 +7,8 @@ Per file (partition key = file name), every write atomic:
 - validation/partitions/<key>.json            the rules' result on the file (a partial ValidationReport)
 - validation/partitions/<key>.masks.parquet   the per-row rule masks preparation drops by
 - prepared/transactions/<key>.parquet         the rows every rule accepts, typed
-- prepared/transactions/<key>.json            the sha256 of the file it was prepared from, rows, drops
+- prepared/transactions/<key>.json            the sha256 of the file it was prepared from, the prepared
+                                              table's own checksum, rows, drops
 The manifests (.json) are written last: a partition is complete when its manifest says so, and a file
 is up to date when its prepared manifest names the file's current sha256 (`prepared_state`).
 """
@@ -88,6 +89,11 @@ def prepared_state(storage: Path, reference: str | None = None) -> dict[str, str
             continue
         state[key] = found["sha256"]
     return state
+
+
+def prepared_checksums(storage: Path, keys: Iterable[str]) -> dict[str, str]:
+    """key -> checksum of its prepared table ("" when its manifest has none: written before checksums were kept)."""
+    return {key: str((read_json(prepared_manifest(storage, key)) or {}).get("checksum", "")) for key in keys}
 
 
 def stored_keys(storage: Path) -> set[str]:

@@ -74,17 +74,19 @@ def run_tags(user: str | None = None) -> dict[str, str]:
     return {"recomart/launched_by": "app", "recomart/user": user or "anonymous"}
 
 
-REFRESH_KIND_TAG = "recomart/refresh"  # the same tag the sensor and the schedule put on their runs
+REFRESH_KIND_TAG = transaction_files.REFRESH_KIND_TAG  # the same tag the sensor and the schedule put on their runs
 # The two kinds of refresh, in the words the Refresh page shows (label, what it reads).
 REFRESH_KINDS = {
     transaction_files.NEW_DATA: (
         "New data only",
         "reads the purchase files that are new or changed since the last refresh; customers and products are "
-        "read whole, and the model learns from all purchases",
+        "read whole. When the new files only add later purchases, the model adds them to the customers' "
+        "histories and only those customers' lists are made again; it trains again in full once a week, after "
+        "much new data, or when an older file changed",
     ),
     transaction_files.EVERYTHING: (
         "Everything",
-        "reads and checks every purchase file again, then trains on all of them",
+        "reads and checks every purchase file again, then trains the model on all of them",
     ),
 }
 KIND_HELP = (

@@ -132,6 +132,20 @@ def holdout_text(card: ModelCard) -> str:
     return "Not measured."
 
 
+def update_text(card: ModelCard) -> str:
+    """What was added to a model since its training, in one sentence (the card's figures are its training's)."""
+    update = card.update
+    if update is None:
+        return ""
+    files = ", ".join(update.files[-3:]) + (f" and {len(update.files) - 3:,} more" if len(update.files) > 3 else "")
+    return (
+        f"Brought up to date {update.updates:,} time(s) since, without training again: {update.transactions:,} "
+        f"new purchases ({plain(files)}) added to the customers' histories, {update.new_customers:,} customers "
+        f"new to it; last on {update.updated_at[:16].replace('T', ' ')} UTC. The figures above are from its "
+        "training; the next full training measures it again."
+    )
+
+
 # What makes text a link, an image, HTML, a heading or emphasis (":" too: "http:" would become a link and
 # ":name:" an icon); hyphens and full stops inside a name stay as they are.
 MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+!|<>~$:])")

@@ -166,6 +166,9 @@ def _model_line(f: Facts) -> Line:
         return Line(BAD, ":material/block:", "No model is served yet: start a refresh to train one.")
     trained = datetime.fromisoformat(f.card.trained_at).timestamp()
     when = f"trained {ago(trained, f.now)} ({day_time(trained)})"
+    if f.card.update is not None:
+        updated = datetime.fromisoformat(f.card.update.updated_at).timestamp()
+        when += f" and brought up to date with new purchases {ago(updated, f.now)}"
     if f.served_fallback:
         return Line(
             WARN,
@@ -224,15 +227,15 @@ def _run_line(f: Facts) -> Line | None:
 
 def _data_line(f: Facts) -> Line | None:
     if f.card is not None and f.raw_transactions is not None and f.raw_read_at is not None:
-        trained = datetime.fromisoformat(f.card.trained_at).timestamp()
+        trained = datetime.fromisoformat(f.card.refreshed_at).timestamp()
         changed = f.raw_at_training is None or f.raw_at_training != f.raw_transactions
         if f.raw_run_id != f.card.run_id and f.raw_read_at > trained and changed:
             return Line(
                 WARN,
                 ":material/sync_problem:",
                 f"The model is older than the data: the exports read {ago(f.raw_read_at, f.now)} hold "
-                f"{f.raw_transactions:,} purchases, but the model was trained {ago(trained, f.now)} on "
-                f"{f.card.transactions:,}. Start a refresh to train on the current data.",
+                f"{f.raw_transactions:,} purchases, but the model learnt of purchases last {ago(trained, f.now)} "
+                f"({f.card.purchases:,} of them). Start a refresh to bring it up to date.",
             )
     freshness = f.data_freshness
     if freshness is None or freshness.last_updated is None:

@@ -1,6 +1,7 @@
 """A refresh of new data only, end to end: the Refresh page on a real webserver and daemon reads just the
-new purchase file, keeps the others byte for byte, retrains on every file, re-reads a corrected older
-file, drops a file that left the folder, and counts a line repeated across files once."""
+new purchase file, keeps the others byte for byte, brings the features, the model and the buyers' lists
+up to date with it (the same tables a full count gives), re-reads a corrected older file and trains again,
+drops a file that left the folder, and counts a line repeated across files once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import pandas as pd
 import pytest
 
-from dagster_project import transaction_files, transaction_store
+from dagster_project import customer_lists, features, transaction_files, transaction_store
 from dagster_project.recommender import load_model
 from streamlit_app.dagster_api import Connection, DagsterAPI
 from tests.apptest import open_page, texts
@@ -17,7 +18,7 @@ from tests.servers import dagster_server, wait_for_run, wait_until
 from tests.workspace import LiveDagster, Workspace, make_workspace
 
 FILES = ["transactions_2026-08-01.csv", "transactions_2026-09-01.csv", "transactions_2026-10-01.csv"]
-NEW_DAY = "transactions_2026-10-31.csv"
+NEW_DAY = "transactions_2026-11-01.csv"
 START, END = transaction_files.RANGE_START_TAG, transaction_files.RANGE_END_TAG
 
 
@@ -59,12 +60,17 @@ def refresh_from_page(live: LiveDagster, kind: str | None) -> str:
     return run_id
 
 
+def model_metadata(api: DagsterAPI, run_id: str) -> dict:
+    [found] = [m["metadata"] for m in api.materializations("collaborative_filtering_model") if m["run_id"] == run_id]
+    return found
+
+
 def partition_metadata(api: DagsterAPI, run_id: str) -> list[dict]:
     return [m["metadata"] for m in api.materializations("raw_transactions", limit=100) if m["run_id"] == run_id]
 
 
 @pytest.mark.webserver
-def test_new_data_only_reads_just_the_new_file_and_retrains_on_all(tmp_path, sample_source, monkeypatch):
+def test_new_data_only_reads_just_the_new_file_and_updates_the_model(tmp_path, sample_source, monkeypatch):
     ws = make_workspace(tmp_path, sample_source)
     lines = split_by_month(ws)
     with dagster_server(tmp_path / "dagster_home", ws.env()) as server:
@@ -81,6 +87,7 @@ def test_new_data_only_reads_just_the_new_file_and_retrains_on_all(tmp_path, sam
         assert (tags[START], tags[END]) == (FILES[0], FILES[-1]) and tags["recomart/refresh"] == "everything"
         assert live.api.partition_keys() == FILES
         before = {key: stored_files(ws, key) for key in FILES}
+        trained = load_model(ws.model_file)
         per_file = {m["source_file"]: m for m in partition_metadata(live.api, first)}
         assert set(per_file) == set(FILES) and all(0 < m["quality_score"] <= 100 for m in per_file.values())
         assert sum(m["records"] for m in per_file.values()) == len(lines)
@@ -88,7 +95,7 @@ def test_new_data_only_reads_just_the_new_file_and_retrains_on_all(tmp_path, sam
         # A new day arrives, holding one line already in the first file: new data only is now the default.
         repeated = lines[pd.to_datetime(lines["timestamp"], errors="coerce").dt.month <= 8].iloc[[0]]
         fresh = lines.iloc[:5].assign(
-            transaction_id=[f"N{i}" for i in range(5)], timestamp="2026-10-31 12:00:00", quantity="1"
+            transaction_id=[f"N{i}" for i in range(5)], timestamp="2026-11-01 12:00:00", quantity="1"
         )
         pd.concat([fresh, repeated]).to_csv(ws.data / NEW_DAY, index=False)
         at = open_page("refresh")
@@ -107,7 +114,16 @@ def test_new_data_only_reads_just_the_new_file_and_retrains_on_all(tmp_path, sam
         assert repeats["failing_rows"] == 1  # the line copied from the first file, once
         all_prepared = transaction_store.load_prepared(ws.storage, [*FILES, NEW_DAY])
         model = load_model(ws.model_file)
-        assert model.card.run_id == second and model.card.transactions == len(all_prepared)
+        card = model.card
+        assert card.run_id == second and card.trained_at == trained.card.trained_at  # updated, not trained again
+        assert card.update.latest_files == [NEW_DAY] and card.update.transactions == 5
+        assert card.transactions + card.update.transactions == len(all_prepared)
+        assert model_metadata(live.api, second)["refresh"] == "update"
+        # the same interaction table and customer lists as counting and building everything again
+        interactions = pd.read_parquet(ws.storage / "features" / "interactions.parquet")
+        pd.testing.assert_frame_equal(interactions, features.interaction_table(all_prepared), check_exact=False)
+        customer_lists.write_for_model(model, tmp_path / "whole")
+        pd.testing.assert_frame_equal(customer_lists.read(ws.storage), customer_lists.read(tmp_path / "whole"))
         report = live.api.latest_materializations(["validation_report"])["validation_report"]["metadata"]
         assert report["purchase_files"] == 4 and report["purchase_records"] == len(lines) + 6
         assert NEW_DAY in report["quality_by_file"]
@@ -120,6 +136,8 @@ def test_new_data_only_reads_just_the_new_file_and_retrains_on_all(tmp_path, sam
         assert (tags[START], tags[END]) == (FILES[1], NEW_DAY)
         assert stored_files(ws, FILES[0]) == before[FILES[0]]
         assert stored_files(ws, FILES[1]) != before[FILES[1]]
+        assert load_model(ws.model_file).card.update is None  # an older file changed: trained again in full
+        assert model_metadata(live.api, third)["refresh"] == "training"
 
         # A file that left the data folder loses its partition and its stored tables; the model forgets it.
         # The file named after it was compared with its lines (repeated lines): it is read again, alone.

@@ -12,7 +12,7 @@ from dagster_project import data_files, transaction_files, transaction_store
 from dagster_project.defs.partitions import TRANSACTION_FILES, current_keys
 from dagster_project.defs.resources import RecoMartPaths
 
-REFRESH_KIND_TAG = "recomart/refresh"
+REFRESH_KIND_TAG = transaction_files.REFRESH_KIND_TAG
 
 
 def plan(

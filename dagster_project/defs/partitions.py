@@ -5,14 +5,16 @@ See dagster_project/transaction_files.py for what a refresh reads and why one pa
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from dagster_project import ingest, transaction_files, transaction_store
+from dagster_project import ingest, model_update, transaction_files, transaction_store
 from dagster_project.contract import TRANSACTIONS
 from dagster_project.defs.resources import RecoMartPaths
+from dagster_project.model_card import TrainingData
 
 TRANSACTION_FILES = dg.DynamicPartitionsDefinition(name=transaction_files.PARTITIONS_NAME)
 # Both partitioned assets read every file of a run in one step: a run over a range of files is one step.
@@ -104,3 +106,23 @@ def all_prepared(context: dg.AssetExecutionContext, paths: RecoMartPaths) -> pd.
     if not keys:
         raise dg.Failure(description="No purchase file has been read yet: run the complete pipeline.")
     return transaction_store.load_prepared(paths.storage, keys)
+
+
+def covered_now(
+    context: dg.AssetExecutionContext, paths: RecoMartPaths, last_purchase: str | None = None
+) -> TrainingData:
+    """What the features and the model would learn from now: every file's prepared checksum, and the
+    checksums of the customers and products this run prepared (their stored tables' bytes)."""
+    files = transaction_store.prepared_checksums(paths.storage, current_keys(context.instance))
+    parts = []
+    for name in ("prepared_users", "prepared_products"):
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+        entry = event.asset_materialization.metadata.get("sha256") if event and event.asset_materialization else None
+        parts.append(str(entry.value) if entry is not None else "")
+    reference = "" if "" in parts else hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return model_update.training_data(files, reference, last_purchase)
+
+
+def new_data_run(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run is a refresh of new data only (the sensor's, the schedule's, or the app's)."""
+    return context.run.tags.get(transaction_files.REFRESH_KIND_TAG) == transaction_files.NEW_DATA

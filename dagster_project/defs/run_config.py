@@ -20,10 +20,12 @@ import pydantic
 from pydantic import Field
 
 from dagster_project.contract import LIMITS, NON_PRODUCT_PATTERN, InputLimits
+from dagster_project.model_update import UpdatePolicy
 from dagster_project.training import TrainingSettings
 from dagster_project.validation import DEFAULT_MIN_QUALITY_SCORE
 
 TRAINING = TrainingSettings()  # the training defaults a run starts from
+UPDATES = UpdatePolicy()  # when a refresh of new data only trains again instead of updating
 EARLIEST_PLAUSIBLE = date(1900, 1, 1)
 
 
@@ -77,6 +79,18 @@ class ModelConfig(dg.Config):
     min_eval_users: int = Field(default=TRAINING.min_eval_users, ge=1, le=10_000)
     """Fewest customers a list is measured on: below this many, its figures would be noise, so the model card
     says "not measured" instead."""
+
+    update_with_new_data: bool = True
+    """On a refresh of new data only whose files add later purchases, add them to the customers' histories
+    instead of training again (the item factors stay as trained; only the buyers' lists change)."""
+    retrain_after_days: float = Field(default=UPDATES.retrain_after_days, ge=0.0, le=365.0)
+    """Train again in full, instead of updating, once the model was trained this many days ago."""
+    retrain_after_growth: float = Field(default=UPDATES.retrain_after_growth, ge=0.0, le=10.0)
+    """Train again in full, instead of updating, once the purchases added since training exceed this share of
+    those it was trained on."""
+
+    def update_policy(self) -> UpdatePolicy:
+        return UpdatePolicy(self.retrain_after_days, self.retrain_after_growth)
 
     def training_settings(self) -> TrainingSettings:
         return TrainingSettings(

@@ -68,7 +68,7 @@ if runs:
 raw_now = raw_history[0] if raw_history else None
 at_training = next((m for m in raw_history if card is not None and m["run_id"] == card.run_id), None)
 limit = verdict.max_age_hours()
-trained_at = datetime.fromisoformat(card.trained_at).timestamp() if card is not None else None
+trained_at = datetime.fromisoformat(card.refreshed_at).timestamp() if card is not None else None
 facts = verdict.Facts(
     now=now,
     card=card,
@@ -141,7 +141,7 @@ for col, (label, asset, from_card, what) in zip(
     (
         ("Customers", "raw_users", card.users if card else None, "customer rows in the latest export"),
         ("Products", "raw_products", card.items if card else None, "products in the latest export"),
-        ("Purchases", "raw_transactions", card.transactions if card else None, "purchase lines in all purchase files"),
+        ("Purchases", "raw_transactions", card.purchases if card else None, "purchase lines in all purchase files"),
     ),
 ):
     value = records(asset)

@@ -40,6 +40,8 @@ with st.expander(
         f"({card.selection}). Trained on {card.transactions:,} "
         f"transactions, {card.users:,} customers, {card.items:,} products. {tables.holdout_text(card)}"
     )
+    if card.update is not None:
+        st.markdown(tables.update_text(card))
     for list_kind, reason in tables.not_measured(card).items():
         st.warning(
             f"{'New products' if list_kind == 'new' else 'Lists with re-buys'}: {reason}.", icon=":material/help:"

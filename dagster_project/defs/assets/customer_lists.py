@@ -4,8 +4,9 @@ import time
 
 import dagster as dg
 
-from dagster_project import customer_lists
+from dagster_project import customer_lists, transaction_store
 from dagster_project.defs.metadata import file_metadata
+from dagster_project.defs.partitions import new_data_run
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.recommender import load_model
 from dagster_project.settings import MODEL_FILENAME
@@ -18,7 +19,16 @@ def user_recommendations(context: dg.AssetExecutionContext, paths: RecoMartPaths
     """
     started, cpu_started = time.perf_counter(), time.process_time()
     model = load_model(paths.models / MODEL_FILENAME)
-    path = customer_lists.write_for_model(model, paths.storage)
+    update = model.card.update
+    if new_data_run(context) and update is not None and model.card.run_id == context.run_id:
+        # the model was brought up to date in this run: only the latest files' buyers have other lists
+        buyers = transaction_store.load_prepared(paths.storage, update.latest_files)["user_id"].unique()
+        path = customer_lists.update_for_model(model, paths.storage, list(buyers))
+        context.log.info(
+            f"Lists made again for the {len(buyers):,} customers who bought in {', '.join(update.latest_files)[:300]}"
+        )
+    else:
+        path = customer_lists.write_for_model(model, paths.storage)
     summary = customer_lists.summary(paths.storage)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     top = summary["top_categories"]

@@ -109,13 +109,20 @@ def prepared_transactions(
     for key in keys:
         prepared, dropped, manifest = _prepare_file(paths, key, prepared_products)
         path = write_parquet(prepared, transaction_store.prepared_path(storage, key))
-        write_json(
-            {"file": key, "sha256": manifest["sha256"], "rows": len(prepared), "dropped": dropped},
+        stored = file_metadata(path, records=len(prepared), frame=prepared)
+        write_json(  # checksum: of the prepared table's bytes (what the features and the model learn from)
+            {
+                "file": key,
+                "sha256": manifest["sha256"],
+                "checksum": stored["sha256"],
+                "rows": len(prepared),
+                "dropped": dropped,
+            },
             transaction_store.prepared_manifest(storage, key),
         )
         lines.add(f"{key}: {len(prepared)} of {manifest['input_records']} rows kept; dropped {dropped or 'none'}")
         per_file[key] = {
-            **file_metadata(path, records=len(prepared), frame=prepared),
+            **stored,
             "input_records": manifest["input_records"],
             "rows_dropped": sum(dropped.values()),
             "dropped_by_reason": dropped,

@@ -1,0 +1,186 @@
+"""Bringing a trained model up to date with new purchases without training it again (fold-in).
+
+Shrunk PureSVD scores a customer from their own purchase row and the item factors (recommender.py), so a
+customer's lists follow their purchases with no refit: adding the new purchases to the customers' rows
+(new customers get new rows) is all the served model needs. What training learnt stays as it is: the
+item factors, the neighbours, the best-sellers and the settings. Customers who bought nothing new keep
+exactly the lists they had, so only the buyers' lists are built again (customer_lists.update_for_model).
+
+That holds only when the history grew at its end: new purchase files named after the model's files,
+whose purchases are no older than its latest, every file the model learnt from unchanged, the same
+customers and products. `extension` checks that, `retrain_reason` adds when a full training is due
+anyway (the model has aged, or enough was added since that the factors should learn from it), and
+`update_model` does the update. The nightly refresh of new data only updates; "everything" trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from dagster_project.model_card import ModelUpdate, TrainingData
+from dagster_project.recommender import RecommenderModel
+from dagster_project.training import positions
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """When a refresh of new data only trains the model again instead of updating it."""
+
+    retrain_after_days: float = 7.0  # since the last full training
+    retrain_after_growth: float = 0.2  # purchases added since training, as a share of those trained on
+
+
+def combined_checksum(data: TrainingData) -> str:
+    """One fingerprint of the data a model covers: its files' checksums and the customers' and products'."""
+    lines = [f"{key}\t{checksum}" for key, checksum in sorted(data.files.items())] + [f"\treference\t{data.reference}"]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def latest(times: pd.Series | pd.api.extensions.ExtensionArray) -> str | None:
+    """The latest purchase time as ISO 8601 text (None when there is none)."""
+    found = pd.Series(times).max() if len(times) else None
+    return None if found is None or pd.isna(found) else pd.Timestamp(found).isoformat()
+
+
+def extension(before: TrainingData | None, now: TrainingData) -> tuple[list[str] | None, str]:
+    """The files that extend `before` into `now` (in name order), or None and why they do not, in plain words.
+
+    Purchase times are checked once the new files are read (`older_purchases`).
+    """
+    if before is None:
+        return None, "the model does not say which purchase files it learnt from"
+    if before.reference != now.reference:
+        return None, "the customers or the products changed since the model was trained"
+    for key, checksum in sorted(before.files.items()):
+        if key not in now.files:
+            return None, f"{key} left the data folder"
+        if now.files[key] != checksum:
+            return None, f"{key} changed since the model learnt from it"
+    added = sorted(set(now.files) - set(before.files))
+    if added and before.files and added[0] < max(before.files):
+        return None, f"{added[0]} is named before files the model learnt from (its lines count as earlier ones)"
+    return added, f"{len(added)} new purchase file(s)"
+
+
+def older_purchases(before: TrainingData, times: pd.Series) -> str | None:
+    """Why new purchases cannot be added at the end of the history: some are older than its latest."""
+    if before.last_purchase is None or not len(times):
+        return None
+    earliest = pd.Series(times).min()
+    if pd.isna(earliest) or earliest >= pd.Timestamp(before.last_purchase):
+        return None
+    return (
+        f"the new files hold purchases from {earliest:%Y-%m-%d %H:%M}, before the latest already learnt "
+        f"({pd.Timestamp(before.last_purchase):%Y-%m-%d %H:%M})"
+    )
+
+
+def retrain_reason(
+    model: RecommenderModel, added: int, policy: UpdatePolicy, now: datetime | None = None
+) -> str | None:
+    """Why the model is due for a full training even though an update is possible (None: update it)."""
+    card = model.card
+    now = now or datetime.now(UTC)
+    trained = datetime.fromisoformat(card.trained_at.replace("Z", "+00:00"))
+    days = (now - trained).total_seconds() / 86400.0
+    if days >= policy.retrain_after_days:
+        return f"the model was trained {days:.1f} days ago (trained again after {policy.retrain_after_days:g})"
+    since = (card.update.transactions if card.update else 0) + added
+    if card.transactions and since > policy.retrain_after_growth * card.transactions:
+        return (
+            f"{since:,} purchases were added since training, over {policy.retrain_after_growth:.0%} of the "
+            f"{card.transactions:,} it was trained on"
+        )
+    return None
+
+
+def _profiles(
+    model: RecommenderModel, user_ids: pd.Index, rows: np.ndarray, transactions: pd.DataFrame
+) -> pd.DataFrame:
+    """The customer profiles with the new purchases' count, spend and latest time added (new buyers appended)."""
+    profiles = model.user_profiles
+    per_row = pd.DataFrame({"row": rows, "amount": transactions["amount"].to_numpy(dtype="float64")})
+    per_row["timestamp"] = transactions["timestamp"].array
+    totals = per_row.groupby("row", sort=True).agg(
+        purchases=("amount", "size"), spend=("amount", "sum"), last=("timestamp", "max")
+    )
+    buyers = user_ids[totals.index.to_numpy()]
+    missing = buyers[~buyers.isin(profiles.index)]
+    if len(missing):  # buyers missing from the customers table are listed after it, as training lists them
+        profiles = pd.concat([profiles, pd.DataFrame(index=pd.Index(missing, name=profiles.index.name))])
+        profiles["purchases"] = profiles["purchases"].fillna(0).astype("int64")
+        profiles["spend"] = profiles["spend"].fillna(0.0)
+    else:
+        profiles = profiles.copy()
+    where = profiles.index.get_indexer(buyers)
+    purchases = profiles["purchases"].to_numpy(dtype="int64", copy=True)
+    purchases[where] += totals["purchases"].to_numpy()
+    spend = profiles["spend"].to_numpy(dtype="float64", copy=True)
+    spend[where] += np.nan_to_num(totals["spend"].to_numpy(), nan=0.0)
+    profiles["purchases"], profiles["spend"] = purchases, spend
+    last = profiles["last_purchase"]
+    old = last.iloc[where].reset_index(drop=True)
+    new = pd.Series(pd.to_datetime(totals["last"].to_numpy(), utc=True)).astype(last.dtype)
+    values = last.array.copy()
+    values[where] = pd.concat([old, new], axis=1).max(axis=1).astype(last.dtype).array  # NaT: the other one
+    profiles["last_purchase"] = values
+    return profiles
+
+
+def update_model(
+    model: RecommenderModel,
+    transactions: pd.DataFrame,
+    data: TrainingData,
+    files: Sequence[str],
+    run_id: str | None = None,
+) -> tuple[RecommenderModel, pd.Index]:
+    """`model` with the new prepared `transactions` added to its customers' histories, and the customers changed.
+
+    `data` is what the model covers afterwards, `files` the purchase files the transactions came from.
+    New customers take rows after the known ones, in order of first purchase: the order a full training
+    on the whole history gives them when the new purchases come last.
+    """
+    rows = positions(transactions["user_id"], model.user_ids.to_series()).astype(np.int64)
+    unseen = rows < 0
+    new_ids = pd.Index(pd.unique(transactions["user_id"].to_numpy()[unseen]), dtype="string")
+    if len(new_ids):
+        rows[unseen] = model.n_users + new_ids.get_indexer(transactions["user_id"].to_numpy()[unseen])
+    user_ids = model.user_ids.append(new_ids) if len(new_ids) else model.user_ids
+    columns = positions(transactions["product_id"], model.items["product_id"])
+    shape = (len(user_ids), model.n_items)
+    bought = columns >= 0
+    added = sp.csr_matrix(
+        (np.ones(int(bought.sum()), dtype=model.counts.dtype), (rows[bought], columns[bought])), shape=shape
+    )
+    counts = sp.vstack([model.counts, sp.csr_matrix((len(new_ids), model.n_items), dtype=model.counts.dtype)])
+    counts = (counts.tocsr() + added).tocsr()
+    counts.sort_indices()
+    changed_rows = np.unique(rows)
+    changed = user_ids[changed_rows]
+    profiles = _profiles(model, pd.Index(user_ids, dtype="string"), rows, transactions)
+    card = model.card
+    before = card.update
+    update = ModelUpdate(
+        updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        updates=(before.updates if before else 0) + 1,
+        files=[*(before.files if before else []), *files],
+        latest_files=list(files),
+        transactions=(before.transactions if before else 0) + len(transactions),
+        customers=len(changed),
+        new_customers=(before.new_customers if before else 0) + len(new_ids),
+    )
+    card = replace(card, data=data, update=update, run_id=run_id or card.run_id, data_checksum=combined_checksum(data))
+    user_ids = pd.Index(user_ids, dtype="string")
+    updated = replace(model, user_ids=user_ids, user_profiles=profiles, counts=counts, card=card)
+    return updated, pd.Index(changed, dtype="string")
+
+
+def training_data(files: Mapping[str, str], reference: str, last_purchase: str | None) -> TrainingData:
+    return TrainingData(files=dict(sorted(files.items())), reference=reference, last_purchase=last_purchase)
