@@ -117,3 +117,17 @@ def test_a_full_training_is_due_when_the_model_has_aged_or_grown(sample_model):
     earlier = ModelUpdate(datetime.now(UTC).isoformat(), 3, ["x"], ["x"], size // 5, 5, 1)
     aged = replace(sample_model, card=replace(sample_model.card, update=earlier))
     assert model_update.retrain_reason(aged, 1, policy, trained + timedelta(hours=1))
+
+
+def test_features_brought_up_to_date_equal_a_full_count(history):
+    from dagster_project import features
+
+    transactions, products, users, cut = history
+    old, new = transactions.iloc[:cut], transactions.iloc[cut:].reset_index(drop=True)
+    stored = features.interaction_table(old)
+    extended = features.extend(stored, new, users, products)
+    whole = features.build(transactions, users, products)
+    for got, want in zip(extended, whole, strict=True):
+        pd.testing.assert_frame_equal(got, want, check_exact=False)
+    assert len(extended[2]) > len(stored)  # new pairs were appended (and some bought again: see the sums)
+    assert features.extend(features.interaction_table(transactions), None, users, products)[2].equals(whole[2])
