@@ -14,6 +14,7 @@ the share of top-10 lists the update shares with the full training, and CPU seco
 the training it replaces.
 
     python -m bench.model_update --dataset 1m --days 1 7 30 [--cache DIR]
+    python -m bench.model_update --dataset tafeng --days 1 7 --test-days 14   # the real grocery export
 """
 
 from __future__ import annotations
@@ -50,8 +51,22 @@ def _measure(model: RecommenderModel, wanted: dict[str, set[str]]) -> tuple[floa
     return float(np.mean(ndcg)), float(np.mean(recall)), lists
 
 
+def tables(name: str, cache: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Prepared transactions, products and customers of a generated set, or of the real Ta Feng export."""
+    if name != "tafeng":
+        return prepared(name, cache)[:3]
+    from bench import tafeng
+    from dagster_project import ingest, preparation, validation
+
+    data = tafeng.dataset(cache)
+    frames = validation.Frames(ingest.read_users(data), ingest.read_products(data), ingest.read_transactions(data))
+    products, _ = preparation.prepare_products(frames)
+    transactions, _ = preparation.prepare_transactions(frames, products)
+    return transactions, products, preparation.prepare_users(frames)[0]
+
+
 def run(name: str, days: int, test_days: int, users: int, cache: Path, params: ModelParams | None) -> dict:
-    transactions, products, customers, _ = prepared(name, cache)
+    transactions, products, customers = tables(name, cache)
     times = pd.to_datetime(transactions["timestamp"], utc=True)
     end = times.max()
     test_start = end - pd.Timedelta(days=test_days)

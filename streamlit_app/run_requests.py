@@ -93,7 +93,9 @@ KIND_HELP = (
     "Each purchase file is kept as its own part of the history (a Dagster partition). New data only reads "
     "the new and changed files and the files named after them; after a change to the customers or products "
     "it reads every file, and files that left the data folder are dropped. Both end with the same data; "
-    "everything simply reads all files again."
+    "everything simply reads all files again and trains the model in full, where new data only adds the new "
+    "purchases to the model's customers (their recommendations change; the model's learnt part stays until its "
+    "weekly full training)."
 )
 
 
