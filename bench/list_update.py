@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from dagster_project import customer_lists, list_building, list_update
+from dagster_project import customer_lists, list_building, list_update, model_update
 from dagster_project.fileio import sha256_of
 from dagster_project.recommender import RecommenderModel, load_model
 
@@ -74,7 +74,7 @@ def updated(model: RecommenderModel, changed: int, new: int, seed: int = 7) -> t
         user_ids=user_ids,
         user_profiles=profiles,
         counts=matrix.astype(model.counts.dtype),
-        card=dataclasses.replace(model.card, updates=model.card.updates + 1),
+        card=model_update.counted_updates(model.card, model.card.updates + 1),
     )
     return after, list(user_ids[rows])
 

@@ -85,6 +85,15 @@ def update_for_model(
     return path
 
 
+def stored_relation(model: RecommenderModel, storage_dir: Path, n: int = LIST_LENGTH) -> str:
+    """How the stored lists stand to `model`: "current" (made from this very model), "previous" (from the model
+    it updated: `update_for_model` builds on them), or "other" (none, or another model's: a full write)."""
+    stored, current = list_update.stored_lineage(dataset_path(storage_dir)), list_update.lineage(model, n)
+    if stored == current:
+        return "current"
+    return "previous" if list_update.builds_on(stored, current) else "other"
+
+
 def read(storage_dir: Path, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
     """The stored lists (optionally some columns, or Arrow `filters` such as [("user_id", "==", "1001")]).
 

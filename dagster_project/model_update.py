@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from dagster_project.model_card import ModelUpdate, TrainingData
+from dagster_project.model_card import ModelCard, ModelUpdate, TrainingData
 from dagster_project.recommender import RecommenderModel
 from dagster_project.training import positions
 
@@ -33,7 +33,7 @@ from dagster_project.training import positions
 class UpdatePolicy:
     """When a refresh of new data only trains the model again instead of updating it."""
 
-    retrain_after_days: float = 7.0  # since the last full training
+    retrain_after_days: float = 3.0  # since the last full training
     retrain_after_growth: float = 0.2  # purchases added since training, as a share of those trained on
 
 
@@ -184,3 +184,8 @@ def update_model(
 
 def training_data(files: Mapping[str, str], reference: str, last_purchase: str | None) -> TrainingData:
     return TrainingData(files=dict(sorted(files.items())), reference=reference, last_purchase=last_purchase)
+
+
+def counted_updates(card: ModelCard, updates: int) -> ModelCard:
+    """The card marked as after `updates` updates, nothing else said (for models updated by other means)."""
+    return replace(card, update=ModelUpdate(datetime.now(UTC).isoformat(timespec="seconds"), updates, [], [], 0, 0, 0))

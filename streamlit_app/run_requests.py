@@ -81,8 +81,8 @@ REFRESH_KINDS = {
         "New data only",
         "reads the purchase files that are new or changed since the last refresh; customers and products are "
         "read whole. When the new files only add later purchases, the model adds them to the customers' "
-        "histories and only those customers' lists are made again; it trains again in full once a week, after "
-        "much new data, or when an older file changed",
+        "histories and only those customers' lists are made again; it trains again in full every third day, "
+        "after much new data, or when an older file changed",
     ),
     transaction_files.EVERYTHING: (
         "Everything",
@@ -95,7 +95,7 @@ KIND_HELP = (
     "it reads every file, and files that left the data folder are dropped. Both end with the same data; "
     "everything simply reads all files again and trains the model in full, where new data only adds the new "
     "purchases to the model's customers (their recommendations change; the model's learnt part stays until its "
-    "weekly full training)."
+    "next full training, every third day)."
 )
 
 

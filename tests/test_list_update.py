@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 
-from dagster_project import customer_lists, list_update
+from dagster_project import customer_lists, list_update, model_update
 from dagster_project.fileio import own_temp_files, sha256_of
 from dagster_project.model_card import ModelParams
 from dagster_project.recommender import RecommenderModel
@@ -63,7 +63,7 @@ def updated(model: RecommenderModel, seed: int = 5) -> tuple[RecommenderModel, l
         user_ids=user_ids,
         user_profiles=profiles,
         counts=matrix.astype(model.counts.dtype),
-        card=dataclasses.replace(model.card, updates=model.card.updates + 1),
+        card=model_update.counted_updates(model.card, model.card.updates + 1),
     )
     return after, [*model.user_ids[buyers], *cold, *fresh]
 
@@ -169,7 +169,7 @@ def test_lists_of_another_model_are_written_whole(sample_model, tmp_path):
             dataclasses.replace(sample_model, card=dataclasses.replace(card, trained_at="2020-01-01T00:00:00+00:00")),
             10,
         ),
-        "an update skipped": (dataclasses.replace(sample_model, card=dataclasses.replace(card, updates=-1)), 10),
+        "an update skipped": (dataclasses.replace(sample_model, card=model_update.counted_updates(card, -1)), 10),
         "other products' popularity": (dataclasses.replace(sample_model, popularity=sample_model.popularity + 1), 10),
         "another list length": (sample_model, 5),
     }

@@ -20,12 +20,17 @@ def user_recommendations(context: dg.AssetExecutionContext, paths: RecoMartPaths
     started, cpu_started = time.perf_counter(), time.process_time()
     model = load_model(paths.models / MODEL_FILENAME)
     update = model.card.update
-    if new_data_run(context) and update is not None and model.card.run_id == context.run_id:
+    stored = customer_lists.stored_relation(model, paths.storage)
+    path = customer_lists.dataset_path(paths.storage)
+    if stored == "current":
+        context.log.info("The stored lists are already this model's: nothing to make again.")
+    elif stored == "previous" and update is not None and new_data_run(context) and model.card.run_id == context.run_id:
         # the model was brought up to date in this run: only the latest files' buyers have other lists
         buyers = transaction_store.load_prepared(paths.storage, update.latest_files)["user_id"].unique()
         path = customer_lists.update_for_model(model, paths.storage, list(buyers))
         context.log.info(
-            f"Lists made again for the {len(buyers):,} customers who bought in {', '.join(update.latest_files)[:300]}"
+            f"Lists made again for the {len(buyers):,} customers who bought in "
+            f"{', '.join(update.latest_files)[:300]}; every other customer's kept"
         )
     else:
         path = customer_lists.write_for_model(model, paths.storage)
