@@ -234,8 +234,8 @@ def _data_line(f: Facts) -> Line | None:
                 WARN,
                 ":material/sync_problem:",
                 f"The model is older than the data: the exports read {ago(f.raw_read_at, f.now)} hold "
-                f"{f.raw_transactions:,} purchases, but the model learnt of purchases last {ago(trained, f.now)} "
-                f"({f.card.purchases:,} of them). Start a refresh to bring it up to date.",
+                f"{f.raw_transactions:,} purchases, but the model has {f.card.purchases:,}, learnt "
+                f"{ago(trained, f.now)}. Start a refresh to bring it up to date.",
             )
     freshness = f.data_freshness
     if freshness is None or freshness.last_updated is None:

@@ -107,7 +107,7 @@ def test_model_older_than_the_data_is_a_warning(verdict_env, tmp_path):
         at = overview()
         said = at.warning[0].value
         assert "The model is older than the data" in said
-        assert f"hold {lines:,} purchases" in said and f"on {card.transactions:,}. Start a refresh" in said
+        assert f"hold {lines:,} purchases" in said and f"but the model has {card.purchases:,}, learnt" in said
         assert {m.label: m.value for m in at.metric}["Purchases"] == f"{lines:,}"
     finally:
         shutil.rmtree(data)
