@@ -99,6 +99,17 @@ def mark(path: Path, user_id: str) -> None:
     path.with_suffix(".marked").replace(path)
 
 
+def drop(path: Path, user_id: str, list_name: str) -> None:
+    """Leave one customer's rows on one list out of the stored file (metadata and the other rows kept)."""
+    file = pq.ParquetFile(path)
+    with pq.ParquetWriter(path.with_suffix(".dropped"), file.schema_arrow) as writer:
+        for i in range(file.num_row_groups):
+            group = file.read_row_group(i)
+            mine = pc.and_(pc.equal(group["user_id"], user_id), pc.equal(group["list"], list_name))
+            writer.write_table(group.filter(pc.invert(mine)))
+    path.with_suffix(".dropped").replace(path)
+
+
 def marked(storage: Path, user_id: str) -> bool:
     frame = customer_lists.read(storage, filters=[("user_id", "==", user_id)])
     return bool(len(frame)) and bool((frame["explanation"] == "marked").all())
@@ -184,11 +195,13 @@ def test_lists_of_another_model_are_written_whole(sample_model, tmp_path):
         assert sha256_of(path) == sha256_of(customer_lists.dataset_path(full)), case
     assert list_update.stored_lineage(path)["updates"] == 1
 
-    # customers the stored lists lack (new ones the caller did not name) are built all the same
+    # customers the stored lists lack (new ones the caller did not name; one whose new-products list is missing)
+    # are built all the same, on both lists
     storage = tmp_path / "unnamed"
-    customer_lists.write_for_model(sample_model, storage)
+    path = customer_lists.write_for_model(sample_model, storage)
+    drop(path, kept, "new")
     named = [u for u in bought if not u.startswith("N")]
-    assert list_update.update(after, customer_lists.dataset_path(storage), named, 10, {}) == len(bought)
+    assert list_update.update(after, path, named, 10, {}) == len(bought) + 1
     pd.testing.assert_frame_equal(customer_lists.read(storage), customer_lists.read(full))
 
 
