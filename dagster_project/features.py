@@ -16,6 +16,9 @@ import pandas as pd
 
 # When a customer (or a customer-product pair) was first and last seen buying.
 PURCHASE_SPAN = {"first_purchase": ("timestamp", "min"), "last_purchase": ("timestamp", "max")}
+# Up to this many users x categories cells, favourite categories come from one dense table of counts (8 bytes a
+# cell: 256 MB at most), beyond it from a group-by on the (user, category) pairs.
+DENSE_CELLS = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -124,15 +127,21 @@ def _favourite_category(pairs: _Pairs, products: pd.DataFrame) -> pd.Series:
     users = pairs.user[known]
     category = categories.codes[row_position[known]]
     width = max(len(categories.categories), 1) + 1  # codes run from -1 (no category) up
-    counts = (
-        pd.Series(pairs.table["purchases"].to_numpy()[known]).groupby(users * width + (category + 1), sort=False).sum()
-    )
-    keys, n = counts.index.to_numpy(), counts.to_numpy()
-    user, code = keys // width, keys % width - 1
-    order = np.lexsort((code, -n, user))  # per user: most bought first, then the category first by name
-    first = order[np.r_[True, user[order][1:] != user[order][:-1]]] if len(order) else order
-    index = pd.Index(pairs.users.take(user[first]), name="user_id")
-    return pd.Series(categories.categories[code[first]], index=index, dtype="string")
+    keys = users * width + (category + 1)
+    purchases = pairs.table["purchases"].to_numpy()[known]
+    if len(pairs.users) * width <= DENSE_CELLS:  # a users x categories table of counts: argmax takes the first
+        table = np.bincount(keys, weights=purchases, minlength=len(pairs.users) * width).reshape(-1, width)
+        user = np.flatnonzero(table.any(axis=1))
+        code = table[user].argmax(axis=1) - 1  # the most bought; ties: the lowest code, the first by name
+    else:
+        counts = pd.Series(purchases).groupby(keys, sort=False).sum()
+        keys, n = counts.index.to_numpy(), counts.to_numpy()
+        user, code = keys // width, keys % width - 1
+        order = np.lexsort((code, -n, user))  # per user: most bought first, then the category first by name
+        first = order[np.r_[True, user[order][1:] != user[order][:-1]]] if len(order) else order
+        user, code = user[first], code[first]
+    index = pd.Index(pairs.users.take(user), name="user_id")
+    return pd.Series(categories.categories[code], index=index, dtype="string")
 
 
 def _user_features(pairs: _Pairs, users: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:

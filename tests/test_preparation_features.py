@@ -1,5 +1,6 @@
 """Preparation drops what the rules reject (with reasons) and fixes what can be fixed; features add up."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -181,3 +182,25 @@ def test_identical_timestamps_fall_back_to_a_random_holdout():
     card = training.train_model(tx, products, users).card
     assert card.measured and card.holdout.protocol == "random split" and card.holdout.cutoff is None
     assert card.metrics["new"]["svd"].users >= 10
+
+
+def test_favourite_categories_are_the_same_from_a_dense_table_or_a_group_by(monkeypatch):
+    """Many customers and categories use the group-by: both ways pick the most bought, ties by name."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    tx = pd.DataFrame(
+        {
+            "user_id": pd.array(rng.integers(0, 300, n).astype(str), dtype="string"),
+            "product_id": pd.array(rng.integers(0, 50, n).astype(str), dtype="string"),
+            "quantity": rng.integers(1, 3, n),
+            "amount": rng.random(n),
+            "timestamp": pd.to_datetime(rng.integers(1_600_000_000, 1_700_000_000, n), unit="s", utc=True),
+        }
+    )
+    products = pd.DataFrame({"product_id": [str(i) for i in range(50)], "category": [f"c{i % 7}" for i in range(50)]})
+    pairs = features._Pairs.of(features.interaction_table(tx))
+    dense = features._favourite_category(pairs, products)
+    monkeypatch.setattr(features, "DENSE_CELLS", 0)
+    grouped = features._favourite_category(pairs, products)
+    pd.testing.assert_series_equal(dense.sort_index(), grouped.sort_index())
+    assert dense.nunique() > 3 and len(dense) == 300
