@@ -65,6 +65,7 @@ def lineage(model: RecommenderModel, n: int) -> dict:
         "version": card.version,
         "run_id": card.run_id,
         "updates": card.updates,
+        "based_on": card.update.based_on if card.update is not None else None,
         "list_length": n,
         "product_side": product_side(model),
     }
@@ -82,9 +83,12 @@ def stored_lineage(path: Path) -> dict:
 
 def builds_on(stored: dict, current: dict) -> bool:
     """Whether an update to `current` may build on lists stored from `stored`: the same trained model and product
-    side and list length, stored at the previous update (its customers are the ones to build again) or this one."""
+    side and list length, stored from the version this update was made from (its customers are the ones to build
+    again) or from this one."""
     same = all(stored.get(key) == current[key] for key in ("trained_at", "product_side", "list_length"))
-    return same and stored.get("updates") in (current["updates"] - 1, current["updates"])
+    # the lists of the very version the update was made from (a roll-back in between serves another one)
+    version = stored.get("version") in (current["version"], current["based_on"])
+    return same and version and stored.get("updates") in (current["updates"] - 1, current["updates"])
 
 
 @dataclass(frozen=True)

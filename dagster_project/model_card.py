@@ -109,6 +109,7 @@ class ModelUpdate:
     transactions: int  # purchases added since training
     customers: int  # customers whose purchases changed in the latest update (new customers included)
     new_customers: int  # customers first seen since training
+    based_on: str | None = None  # the version the latest update was made from (its lists are the ones to build on)
 
 
 @dataclass(frozen=True)

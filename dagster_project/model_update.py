@@ -50,23 +50,24 @@ def latest(times: pd.Series | pd.api.extensions.ExtensionArray) -> str | None:
 
 
 def extension(before: TrainingData | None, now: TrainingData) -> tuple[list[str] | None, str]:
-    """The files that extend `before` into `now` (in name order), or None and why they do not, in plain words.
+    """The files that extend `before` (what a model or a table covers) into `now` (in name order), or None and why
+    they do not, in plain words.
 
     Purchase times are checked once the new files are read (`older_purchases`).
     """
     if before is None:
-        return None, "the model does not say which purchase files it learnt from"
+        return None, "it does not say which purchase files it covers"
     if before.reference != now.reference:
-        return None, "the customers or the products changed since the model was trained"
+        return None, "the customers or the products changed since"
     for key, checksum in sorted(before.files.items()):
         if key not in now.files:
             return None, f"{key} left the data folder"
         if now.files[key] != checksum:
-            return None, f"{key} changed since the model learnt from it"
+            return None, f"{key} changed since"
     added = sorted(set(now.files) - set(before.files))
     if added and before.files and added[0] < max(before.files):
-        return None, f"{added[0]} is named before files the model learnt from (its lines count as earlier ones)"
-    return added, f"{len(added)} new purchase file(s)"
+        return None, f"{added[0]} is named before files already covered (its lines count as earlier ones)"
+    return added, "one new purchase file" if len(added) == 1 else f"{len(added)} new purchase files"
 
 
 def older_purchases(before: TrainingData, times: pd.Series) -> str | None:
@@ -77,7 +78,7 @@ def older_purchases(before: TrainingData, times: pd.Series) -> str | None:
     if pd.isna(earliest) or earliest >= pd.Timestamp(before.last_purchase):
         return None
     return (
-        f"the new files hold purchases from {earliest:%Y-%m-%d %H:%M}, before the latest already learnt "
+        f"the new files hold purchases from {earliest:%Y-%m-%d %H:%M}, before the latest already covered "
         f"({pd.Timestamp(before.last_purchase):%Y-%m-%d %H:%M})"
     )
 
@@ -90,6 +91,8 @@ def retrain_reason(
     now = now or datetime.now(UTC)
     trained = datetime.fromisoformat(card.trained_at.replace("Z", "+00:00"))
     days = (now - trained).total_seconds() / 86400.0
+    if days < 0:
+        return f"the model's training time ({card.trained_at}) is later than now: the clock changed"
     if days >= policy.retrain_after_days:
         return f"the model was trained {days:.1f} days ago (trained again after {policy.retrain_after_days:g})"
     since = (card.update.transactions if card.update else 0) + added
@@ -175,6 +178,7 @@ def update_model(
         transactions=(before.transactions if before else 0) + len(transactions),
         customers=len(changed),
         new_customers=(before.new_customers if before else 0) + len(new_ids),
+        based_on=card.version,
     )
     card = replace(card, data=data, update=update, run_id=run_id or card.run_id, data_checksum=combined_checksum(data))
     user_ids = pd.Index(user_ids, dtype="string")

@@ -138,11 +138,13 @@ def update_text(card: ModelCard) -> str:
     if update is None:
         return ""
     files = ", ".join(update.files[-3:]) + (f" and {len(update.files) - 3:,} more" if len(update.files) > 3 else "")
+    times = "once" if update.updates == 1 else f"{update.updates:,} times"
+    newcomers = "one customer" if update.new_customers == 1 else f"{update.new_customers:,} customers"
     return (
-        f"Brought up to date {update.updates:,} time(s) since, without training again: {update.transactions:,} "
-        f"new purchases ({plain(files)}) added to the customers' histories, {update.new_customers:,} customers "
-        f"new to it; last on {update.updated_at[:16].replace('T', ' ')} UTC. The figures above are from its "
-        "training; the next full training measures it again."
+        f"Brought up to date {times} since, without training again: {update.transactions:,} new purchases "
+        f"({plain(files)}) added to the customers' histories, {newcomers} new to it; last on "
+        f"{update.updated_at[:16].replace('T', ' ')} UTC. The figures above are from its training; the next full "
+        "training measures it again."
     )
 
 

@@ -80,11 +80,11 @@ def test_only_new_files_after_the_old_ones_extend_a_model():
     before = data({"t_2026-01.csv": "a", "t_2026-02.csv": "b"}, "2026-02-28T12:00:00+00:00")
     assert model_update.extension(before, data({**before.files, "t_2026-03.csv": "c"})) == (
         ["t_2026-03.csv"],
-        "1 new purchase file(s)",
+        "one new purchase file",
     )
     assert model_update.extension(before, data(before.files))[0] == []
     cases = {
-        "the model does not say": (None, data(before.files)),
+        "does not say which purchase files": (None, data(before.files)),
         "customers or the products changed": (before, data(before.files, reference="other")),
         "t_2026-02.csv changed": (before, data({"t_2026-01.csv": "a", "t_2026-02.csv": "B"})),
         "t_2026-01.csv left the data folder": (before, data({"t_2026-02.csv": "b", "t_2026-03.csv": "c"})),
@@ -131,3 +131,36 @@ def test_features_brought_up_to_date_equal_a_full_count(history):
         pd.testing.assert_frame_equal(got, want, check_exact=False)
     assert len(extended[2]) > len(stored)  # new pairs were appended (and some bought again: see the sums)
     assert features.extend(features.interaction_table(transactions), None, users, products)[2].equals(whole[2])
+
+
+def test_lists_build_only_on_the_version_an_update_was_made_from(sample_model, tmp_path):
+    """A roll-back between two updates serves another version: the stored lists are not the ones to build on."""
+    from dagster_project import customer_lists
+    from dagster_project.model_card import ModelUpdate
+
+    def version(name: str, updates: int, based_on: str | None):
+        update = ModelUpdate("2026-11-27T00:00:00+00:00", updates, [], [], 0, 0, 0, based_on) if updates else None
+        return replace(sample_model, card=replace(sample_model.card, version=name, update=update))
+
+    customer_lists.write_for_model(version("v2", 1, "v1"), tmp_path)  # lists of an update made from v1
+    assert customer_lists.stored_relation(version("v2", 1, "v1"), tmp_path) == "current"
+    assert customer_lists.stored_relation(version("v3", 2, "v2"), tmp_path) == "previous"  # v2 updated again
+    assert customer_lists.stored_relation(version("v3", 1, "v1"), tmp_path) == "other"  # rolled back to v1, updated
+    assert customer_lists.stored_relation(version("v3", 3, "v2"), tmp_path) == "other"  # an update skipped
+
+
+def test_run_settings_that_train_the_same_model_keep_updates(sample_model):
+    from dagster_project.defs.assets.model import _settings_differ
+    from dagster_project.defs.run_config import ModelConfig
+
+    card = sample_model.card  # fixed settings: 16 factors, shrinkage 1, log
+    same = ModelConfig(auto_tune=False, factors=16, shrinkage=1.0, weighting="log")
+    assert _settings_differ(card, same) is None
+    capped = replace(card, params=replace(card.params, factors=12))  # the data allowed 12 of the 16 asked for
+    assert _settings_differ(capped, same) is None
+    assert _settings_differ(capped, ModelConfig(auto_tune=False, factors=64, shrinkage=1.0, weighting="log")) is None
+    assert _settings_differ(capped, ModelConfig(auto_tune=False, factors=8, shrinkage=1.0, weighting="log"))
+    assert _settings_differ(card, ModelConfig(auto_tune=False, factors=8, shrinkage=1.0, weighting="log"))
+    assert "tuning" in _settings_differ(card, ModelConfig())
+    tuned = replace(card, selection="chosen on a validation slice (time split)")
+    assert "was tuned" in _settings_differ(tuned, same)

@@ -60,7 +60,11 @@ def feature_tables(
     now = covered_now(context, paths)
     stored = paths.storage / INTERACTIONS
     before = _covers(stored) if new_data_run(context) and stored.exists() else None
-    added, why = model_update.extension(before, now) if before is not None else (None, "")
+    if before is None:
+        why = "it does not say which files it counts" if stored.exists() else "none is stored yet"
+        added, why = None, f"the stored interaction table cannot be extended: {why}"
+    else:
+        added, why = model_update.extension(before, now)
     built = None
     if added is not None:
         fresh = transaction_store.load_prepared(paths.storage, added) if added else None
@@ -72,7 +76,7 @@ def feature_tables(
             why = older
     if built is None:
         if new_data_run(context):
-            context.log.info(f"Features counted over the whole history: {why or 'no stored interaction table'}")
+            context.log.info(f"Features counted over the whole history: {why}.")
         built = features.build(all_prepared(context, paths), prepared_users, prepared_products)
     users, items, interactions = built
     last = model_update.latest(interactions["last_purchase"])

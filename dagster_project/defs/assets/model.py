@@ -35,10 +35,11 @@ def _fixed(config: ModelConfig) -> ModelParams | None:
 def _settings_differ(card: ModelCard, config: ModelConfig) -> str | None:
     """Why the run's model settings ask for a new training (None: the served model was made with them)."""
     fixed = _fixed(config)
-    if fixed is not None and fixed != card.params:
+    if (fixed is None) == (card.selection == "fixed settings"):
+        return "the run asks for tuning" if fixed is None else "the run gives fixed settings and the model was tuned"
+    # training keeps at most as many factors as the data allows: more asked for than the model has is the same ask
+    if fixed is not None and replace(fixed, factors=min(fixed.factors, card.params.factors)) != card.params:
         return "the run gives other model settings"
-    if fixed is None and card.selection == "fixed settings":
-        return "the run asks for tuning and the model was trained with fixed settings"
     settings = config.training_settings()
     if (card.min_coverage, card.holdout.test_share, card.holdout.min_users) != (
         settings.min_coverage,
@@ -124,7 +125,9 @@ def collaborative_filtering_model(
     Published to models/collaborative_filtering.pkl (the last versions kept beside it), not through the IO manager.
     Trained on every file's prepared purchases: a refresh of new data only retrains on the whole history.
     """
-    if new_data_run(context) and config.update_with_new_data and (updated := _update(context, config, paths)):
+    if new_data_run(context) and not config.update_with_new_data:
+        context.log.info("Training in full: the run's model settings say update_with_new_data: false.")
+    elif new_data_run(context) and (updated := _update(context, config, paths)):
         return updated
     prepared_transactions = all_prepared(context, paths)
     fixed = _fixed(config)
