@@ -164,3 +164,19 @@ def test_run_settings_that_train_the_same_model_keep_updates(sample_model):
     assert "tuning" in _settings_differ(card, ModelConfig())
     tuned = replace(card, selection="chosen on a validation slice (time split)")
     assert "was tuned" in _settings_differ(tuned, same)
+
+
+def test_the_model_card_says_what_was_added_since_training(sample_model):
+    from dagster_project.model_card import ModelUpdate
+    from streamlit_app.tables import update_text
+
+    files = [f"transactions_2026-11-0{i}.csv" for i in range(1, 6)]
+    once = ModelUpdate("2026-11-27T02:00:04+00:00", 1, files[:1], files[:1], 2740, 2611, 1)
+    said = update_text(replace(sample_model.card, update=once))
+    assert said.startswith("Brought up to date once since, without training again: 2,740 new purchases")
+    assert "transactions\\_2026-11-01.csv" in said and "one customer new to it" in said
+    assert "on 2026-11-27 02:00 UTC" in said
+    many = replace(once, updates=5, files=files, new_customers=12)
+    said = update_text(replace(sample_model.card, update=many))
+    assert "5 times" in said and "12 customers new to it" in said and "and 2 more" in said
+    assert update_text(sample_model.card) == ""

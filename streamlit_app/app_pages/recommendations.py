@@ -30,8 +30,9 @@ for problem in services.model_problems():
         f"{card.version or '?'}.",
         icon=":material/warning:",
     )
+updated = f" · brought up to date {card.update.updated_at[:16].replace('T', ' ')} UTC" if card.update else ""
 with st.expander(
-    f"Model card · trained {model_versions.trained_on(card)} · {model_versions.versus_best_sellers(card)}"
+    f"Model card · trained {model_versions.trained_on(card)}{updated} · {model_versions.versus_best_sellers(card)}"
 ):
     params = card.params
     st.markdown(
