@@ -18,7 +18,6 @@ its own process (its peak RSS is its own; every one loads the model first, shown
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import scipy.sparse as sp
 
 from dagster_project import customer_lists, list_building, list_update, model_update
 from dagster_project.fileio import sha256_of
@@ -42,41 +40,22 @@ STEPS = ("stored", "full", "update", "parts", "check")
 
 def updated(model: RecommenderModel, changed: int, new: int, seed: int = 7) -> tuple[RecommenderModel, list[str]]:
     """The model after a purchase file where `changed` customers with purchases and `new` new customers bought 1-3
-    products each; and their ids."""
+    products each (`model_update.update_model`, as the nightly refresh does); and the buyers' ids."""
     rng = np.random.default_rng(seed)
-    buyers = np.sort(rng.choice(model.n_users, changed, replace=False))
-    fresh = pd.Index([f"NEW{i:07d}" for i in range(new)], dtype="string")
-    rows = np.concatenate([buyers, model.n_users + np.arange(new)])
-    bought = rng.integers(1, 4, rows.size)
-    owner = np.repeat(rows, bought)
-    items = rng.integers(0, model.n_items, owner.size)  # (a repeat adds to the count: a purchase all the same)
-    counts = model.counts.tocoo()
-    matrix = sp.csr_matrix(
-        (
-            np.concatenate([counts.data, np.ones(owner.size, dtype=counts.data.dtype)]),
-            (np.concatenate([counts.row, owner]), np.concatenate([counts.col, items])),
-        ),
-        shape=(model.n_users + new, model.n_items),
+    buyers = model.user_ids[np.sort(rng.choice(model.n_users, changed, replace=False))]
+    who = pd.Index([*buyers, *(f"NEW{i:07d}" for i in range(new))], dtype="string")
+    bought = rng.integers(1, 4, len(who))
+    purchases = pd.DataFrame(
+        {
+            "user_id": pd.array(np.repeat(who.to_numpy(), bought), dtype="string"),
+            "product_id": model.items["product_id"].to_numpy()[rng.integers(0, model.n_items, bought.sum())],
+            "amount": 1.0,
+            "timestamp": pd.Timestamp.now(tz="UTC"),
+        }
     )
-    matrix.sum_duplicates()
-    matrix.sort_indices()
-    profiles = model.user_profiles
-    additions = profiles.iloc[:new].copy()
-    additions.index = fresh
-    additions["purchases"] = 0
-    profiles = pd.concat([profiles, additions])
-    user_ids = pd.Index([*model.user_ids, *fresh], dtype="string")
-    purchases = profiles["purchases"].to_numpy().copy()
-    np.add.at(purchases, profiles.index.get_indexer(user_ids[rows]), bought)
-    profiles["purchases"] = purchases
-    after = dataclasses.replace(
-        model,
-        user_ids=user_ids,
-        user_profiles=profiles,
-        counts=matrix.astype(model.counts.dtype),
-        card=model_update.counted_updates(model.card, model.card.updates + 1),
-    )
-    return after, list(user_ids[rows])
+    data = model_update.training_data({}, "", None)
+    after, _ = model_update.update_model(model, purchases, data, ["next-day.csv"])
+    return after, list(who)
 
 
 def _peak_mb() -> float:
