@@ -68,9 +68,9 @@ def _update(
         return None
     now = covered_now(context, paths)
     added, why = model_update.extension(model.card.data, now)
-    fresh = transaction_store.load_prepared(paths.storage, added) if added else None
     if added is not None and (changed := _settings_differ(model.card, config)):
         added, why = None, changed
+    fresh = transaction_store.load_prepared(paths.storage, added) if added else None
     if added is not None and fresh is not None:
         why = model_update.older_purchases(model.card.data, fresh["timestamp"]) or model_update.retrain_reason(
             model, len(fresh), config.update_policy()
