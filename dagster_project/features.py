@@ -146,12 +146,12 @@ def _favourite_category(pairs: _Pairs, products: pd.DataFrame) -> pd.Series:
 
 def _user_features(pairs: _Pairs, users: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     n = len(pairs.users)
-    bought = pairs.total(pairs.user, n) > 0
-    present = np.flatnonzero(bought)
+    products_bought = pairs.total(pairs.user, n)
+    present = np.flatnonzero(products_bought > 0)
     stats = pd.DataFrame(
         {
             "transactions": pairs.total(pairs.user, n, "purchases")[present].round().astype("int64"),
-            "products_bought": pairs.total(pairs.user, n)[present].astype("int64"),
+            "products_bought": products_bought[present].astype("int64"),
             "total_quantity": pairs.total(pairs.user, n, "quantity")[present].round().astype("int64"),
             "total_spend": pairs.total(pairs.user, n, "spend")[present],
             "first_purchase": pairs.span(pairs.user, "first_purchase", "min").array,

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from dagster_project.model_card import ModelCard, ModelUpdate, TrainingData
 from dagster_project.recommender import RecommenderModel
-from dagster_project.training import positions
+from dagster_project.training import Purchases, positions
 
 
 @dataclass(frozen=True)
@@ -155,19 +155,16 @@ def update_model(
     new_ids = pd.Index(pd.unique(transactions["user_id"].to_numpy()[unseen]), dtype="string")
     if len(new_ids):
         rows[unseen] = model.n_users + new_ids.get_indexer(transactions["user_id"].to_numpy()[unseen])
-    user_ids = model.user_ids.append(new_ids) if len(new_ids) else model.user_ids
+    user_ids = pd.Index(model.user_ids.append(new_ids) if len(new_ids) else model.user_ids, dtype="string")
     columns = positions(transactions["product_id"], model.items["product_id"])
     shape = (len(user_ids), model.n_items)
-    bought = columns >= 0
-    added = sp.csr_matrix(
-        (np.ones(int(bought.sum()), dtype=model.counts.dtype), (rows[bought], columns[bought])), shape=shape
-    )
+    # the new purchases counted as training counts them (products outside the catalogue left out)
+    added = Purchases(rows, columns, transactions["timestamp"].array).counts(shape).astype(model.counts.dtype)
     counts = sp.vstack([model.counts, sp.csr_matrix((len(new_ids), model.n_items), dtype=model.counts.dtype)])
     counts = (counts.tocsr() + added).tocsr()
     counts.sort_indices()
-    changed_rows = np.unique(rows)
-    changed = user_ids[changed_rows]
-    profiles = _profiles(model, pd.Index(user_ids, dtype="string"), rows, transactions)
+    changed = user_ids[np.unique(rows)]
+    profiles = _profiles(model, user_ids, rows, transactions)
     card = model.card
     before = card.update
     update = ModelUpdate(
@@ -181,9 +178,8 @@ def update_model(
         based_on=card.version,
     )
     card = replace(card, data=data, update=update, run_id=run_id or card.run_id, data_checksum=combined_checksum(data))
-    user_ids = pd.Index(user_ids, dtype="string")
     updated = replace(model, user_ids=user_ids, user_profiles=profiles, counts=counts, card=card)
-    return updated, pd.Index(changed, dtype="string")
+    return updated, changed
 
 
 def training_data(files: Mapping[str, str], reference: str, last_purchase: str | None) -> TrainingData:
