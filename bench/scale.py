@@ -18,6 +18,7 @@ purchase files and lines it read. `--daily-files` makes the datasets as one file
 
     python -m bench.scale --sizes 3k 100k 1m 10m
     python -m bench.scale --sizes 10m --no-plain --increment
+    python -m bench.scale --sizes 10m --no-plain --keep /tmp/state-10m   # then: python -m bench.next_day ...
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ def dataset(name: str, cache: Path, daily_files: bool = False) -> Path:
     return out
 
 
-def with_next_day(name: str, data: Path) -> Path:
+def with_next_day(name: str, data: Path, out: Path | None = None) -> Path:
     """A copy of the dataset folder, made of hard links, with the next day's export added."""
-    out = data.parent / f"{data.name}+1day"
+    out = out or data.parent / f"{data.name}+1day"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     for path in data.iterdir():
@@ -118,11 +119,23 @@ def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def run_size(name: str, cache: Path, plain: bool = True, increment: bool = False, daily_files: bool = False) -> dict:
+def run_size(
+    name: str,
+    cache: Path,
+    plain: bool = True,
+    increment: bool = False,
+    daily_files: bool = False,
+    keep: Path | None = None,
+) -> dict:
+    """One size's runs; `keep`: the folder for the base run's instance, storage and models, left in place so
+    `bench.next_day --state` can run the next day on copies of it again and again."""
     import dagster as dg
 
     data = dataset(name, cache, daily_files)
-    work = Path(tempfile.mkdtemp(prefix=f"recomart-scale-{name}-"))
+    if keep is not None:
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.mkdir(parents=True)
+    work = keep if keep is not None else Path(tempfile.mkdtemp(prefix=f"recomart-scale-{name}-"))
     try:
         home = work / "home"
         home.mkdir()
@@ -207,9 +220,12 @@ def run_size(name: str, cache: Path, plain: bool = True, increment: bool = False
                 "steps": next_steps,
             }
             shutil.rmtree(bigger, ignore_errors=True)
+        if keep is not None:
+            (keep / "state.json").write_text(json.dumps({"size": name, "data": str(data)}))
         return row
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def new_data_tags(home: Path, data: Path, storage: Path) -> dict[str, str]:
@@ -275,11 +291,23 @@ def main() -> None:
         "--increment", action="store_true", help="then add the next day's export and run the pipeline again"
     )
     parser.add_argument("--daily-files", action="store_true", help="datasets as one transactions file per day")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the base run's instance, storage and models here (one size; bench.next_day)"
+    )
     args = parser.parse_args()
+    if args.keep and (len(args.sizes) > 1 or args.increment):
+        parser.error("--keep takes one size and no --increment (run bench.next_day --state on it)")
     rows = []
     for name in args.sizes:
         rows.append(
-            run_size(name, args.cache, plain=not args.no_plain, increment=args.increment, daily_files=args.daily_files)
+            run_size(
+                name,
+                args.cache,
+                plain=not args.no_plain,
+                increment=args.increment,
+                daily_files=args.daily_files,
+                keep=args.keep,
+            )
         )
         print(json.dumps({k: v for k, v in rows[-1].items()}, default=str), flush=True)
     print()
