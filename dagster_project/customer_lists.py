@@ -6,11 +6,14 @@ favourites blended with new suggestions), with rank, score, reason, the `because
 explanation in words. Customers without purchases get the best-sellers, reason "popular".
 
 The lists are built in batches by `list_building` (the same rows `recommend()` gives, far faster
-than one call per customer) and stored as row groups of one Parquet file that replaces the previous
-one only when complete (fileio.atomic_path): readers see the old lists or the new ones, never half.
-After a model update with new purchases only, `update_for_model` builds again only the lists of the customers
-who bought and copies every other customer's rows from the stored file (list_update): the same file.
-This module is the data product's interface: where it lives, reading it, summarising it, CSV.
+than one call per customer) and stored as row groups of one Parquet file, the base, that replaces the
+previous one only when complete (fileio.atomic_path). After a model update with new purchases only,
+`update_for_model` builds again only the lists of the customers who bought and stores them as a layer
+beside the base (list_update, list_layers): rewriting the base would re-encode every row, as buyers move
+in its order. Every reader here combines base and layer and gives what a full write gives (rows in
+another order: the base's without the changed customers, then the layer's); readers see the old lists or
+the new ones, never half. This module is the data product's interface: where it lives, reading it,
+summarising it (list_summary), CSV and Parquet downloads.
 
 Imports no Dagster: the asset, the app and the tests use these functions.
 """
@@ -22,13 +25,10 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-import scipy.sparse as sp
 
-from dagster_project import list_update
+from dagster_project import list_layers, list_summary, list_update
+from dagster_project.fileio import sha256_of, write_json
 from dagster_project.list_building import (  # noqa: F401  (part of this module's interface)
     BLOCK_USERS,
     CATALOGUE_KEY,
@@ -42,13 +42,25 @@ from dagster_project.list_building import (  # noqa: F401  (part of this module'
 )
 from dagster_project.recommender import RecommenderModel
 
-FOLDER = "user_recommendations"
-FILE_NAME = "user_recommendations.parquet"
+FOLDER = list_layers.FOLDER
+FILE_NAME = list_layers.BASE_NAME
+SUMMARY_COLUMNS = list_layers.SUMMARY_COLUMNS
+DamagedLists = list_layers.DamagedLists
 
 
 def dataset_path(storage_dir: Path) -> Path:
-    """Where the customer lists live under a storage folder."""
-    return Path(storage_dir) / FOLDER / FILE_NAME
+    """Where the customer lists' base file lives under a storage folder (a full write's whole lists)."""
+    return list_layers.base_path(storage_dir)
+
+
+def layer_path(storage_dir: Path) -> Path:
+    """Where the layer of customers changed since the base lives (there after an update only)."""
+    return list_layers.layer_path(storage_dir)
+
+
+def folder_path(storage_dir: Path) -> Path:
+    """The folder of the lists' files: the base, its summary parts, the layer."""
+    return list_layers.folder(storage_dir)
 
 
 def write_for_model(model: RecommenderModel, storage_dir: Path, n: int = LIST_LENGTH) -> Path:
@@ -61,7 +73,21 @@ def write_for_model(model: RecommenderModel, storage_dir: Path, n: int = LIST_LE
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return write(build(model, n), dataset_path(storage_dir), catalogue_counts(model), list_update.lineage(model, n))
+        return _write_base(model, storage_dir, n)
+
+
+def _write_base(model: RecommenderModel, storage_dir: Path, n: int) -> Path:
+    """The full write: the base file (a new id), its summary parts beside it, then the layer removed (a reader in
+    between sees the new base and ignores the old layer: it names the old base)."""
+    base_id = list_layers.new_base_id()
+    path = dataset_path(storage_dir)
+    extra = {list_layers.BASE_KEY: base_id.encode()}
+    write(build(model, n), path, catalogue_counts(model), list_update.lineage(model, n), extra)
+    parts, digest = list_layers.parts_of_base(path), sha256_of(path)
+    kept = {"base": base_id, "sha256": digest, "parts": json.loads(parts.to_json())}
+    write_json(kept, list_layers.summary_path(storage_dir))
+    layer_path(storage_dir).unlink(missing_ok=True)
+    return path
 
 
 def update_for_model(
@@ -71,24 +97,44 @@ def update_for_model(
 
     For a model updated with new purchases (its products' side as trained, `model.card.updates` counting the
     updates): `user_ids` are the customers whose purchases (or name, e-mail) changed since the model the stored
-    lists came from, new customers included. Every other customer's rows are copied from the stored file
-    (list_update). Without stored lists, or with lists of another trained model or of an update before the
-    previous one, every customer's lists are written. Atomic as `write_for_model`: readers see the old file or
-    the new one.
+    lists came from, new customers included. Their lists go to the layer beside the base (list_update); every
+    other customer's rows stay where they are. Without stored lists, or with lists of another trained model or
+    of an update before the previous one, a damaged layer or a layer of half the customers, every customer's
+    lists are written (a new base, the layer removed). Atomic as `write_for_model`: readers see the old lists
+    or the new ones. Returns the base file's path.
     """
     from threadpoolctl import threadpool_limits
 
-    path = dataset_path(storage_dir)
     with threadpool_limits(limits=1, user_api="blas"):
-        if list_update.update(model, path, user_ids, n, catalogue_counts(model)) is None:
-            write(build(model, n), path, catalogue_counts(model), list_update.lineage(model, n))
-    return path
+        if list_update.update(model, storage_dir, user_ids, n, catalogue_counts(model)) is None:
+            _write_base(model, storage_dir, n)
+    return dataset_path(storage_dir)
+
+
+def base_sha256(storage_dir: Path) -> str:
+    """The base file's SHA-256: kept beside it by the full write (hashing 450 MB at 10M costs a second a night),
+    else computed."""
+    with list_layers.opened(storage_dir) as stored:
+        kept = stored.kept()
+        if kept.get("sha256"):
+            return str(kept["sha256"])
+    return sha256_of(dataset_path(storage_dir))
+
+
+def stored_lineage(storage_dir: Path) -> dict:
+    """The lineage of the stored lists: the layer's when there is a valid one, else the base's ({} when none or
+    unreadable)."""
+    try:
+        with list_layers.opened(storage_dir) as stored:
+            return stored.lineage
+    except (OSError, ValueError):
+        return {}
 
 
 def stored_relation(model: RecommenderModel, storage_dir: Path, n: int = LIST_LENGTH) -> str:
     """How the stored lists stand to `model`: "current" (made from this very model), "previous" (from the model
     it updated: `update_for_model` builds on them), or "other" (none, or another model's: a full write)."""
-    stored, current = list_update.stored_lineage(dataset_path(storage_dir)), list_update.lineage(model, n)
+    stored, current = stored_lineage(storage_dir), list_update.lineage(model, n)
     if stored == current:
         return "current"
     return "previous" if list_update.builds_on(stored, current) else "other"
@@ -97,52 +143,24 @@ def stored_relation(model: RecommenderModel, storage_dir: Path, n: int = LIST_LE
 def read(storage_dir: Path, columns: list[str] | None = None, filters: list | None = None) -> pd.DataFrame:
     """The stored lists (optionally some columns, or Arrow `filters` such as [("user_id", "==", "1001")]).
 
-    `because` holds lists of product ids. `attrs["catalogue"]` is the catalogue the lists came from.
+    Base and layer combined: a full write's rows (in another order after an update). `because` holds lists
+    of product ids. `attrs["catalogue"]` is the catalogue the lists came from.
     """
-    path = dataset_path(storage_dir)
-    if not path.is_file():
-        raise FileNotFoundError(f"No customer lists at {path}: run the complete pipeline to make them.")
-    table = pq.read_table(path, columns=columns, filters=filters)
-    frame = table.to_pandas()
-    if "because" in frame:
-        frame["because"] = table.column("because").to_pylist()
-    frame.attrs["catalogue"] = _catalogue_of(table.schema)
-    return frame
+    with list_layers.opened(storage_dir) as stored:
+        return list_layers.frame_of(stored.read(columns, filters))
 
 
 def preview(storage_dir: Path, rows: int = 5) -> pd.DataFrame:
-    """The first rows of the stored lists, read from the first row group only."""
-    with pq.ParquetFile(dataset_path(storage_dir)) as file:
-        return file.read_row_group(0).slice(0, rows).to_pandas() if file.num_row_groups else pd.DataFrame()
+    """The first rows of the stored lists, read from the first row groups only."""
+    with list_layers.opened(storage_dir) as stored:
+        return list_layers.preview(stored, rows)
 
 
-def _catalogue_of(schema: pa.Schema) -> dict:
-    raw = (schema.metadata or {}).get(CATALOGUE_KEY)
-    try:
-        return json.loads(raw) if raw else {}
-    except ValueError:
-        return {}
-
-
-SUMMARY_COLUMNS = ["user_id", "list", "product_id", "product_name", "category", "reason"]
-
-
-def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes and their values (free for the categorical columns summary reads)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(), values.cat.categories
-    codes, uniques = pd.factorize(values)
-    return codes, pd.Index(uniques)
-
-
-def _at(values: pd.Series, rows: np.ndarray) -> np.ndarray:
-    codes, uniques = _codes(values)
-    return np.asarray(uniques)[codes[rows]]
-
-
-def _equals(values: pd.Series, value: str) -> np.ndarray:
-    codes, uniques = _codes(values)
-    return codes == uniques.get_loc(value) if value in uniques else np.zeros(len(values), dtype=bool)
+def parquet_bytes(storage_dir: Path) -> bytes:
+    """The stored lists as one Parquet file (the Parquet download): the base file itself, or after an update
+    base and layer composed a row group at a time, with the catalogue and lineage."""
+    with list_layers.opened(storage_dir) as stored:
+        return list_layers.parquet_bytes(stored)
 
 
 def summary(source: pd.DataFrame | Path | str, top: int = 10) -> dict:
@@ -153,73 +171,14 @@ def summary(source: pd.DataFrame | Path | str, top: int = 10) -> dict:
     the variety customers see among products they have not bought), fallback_share (share of customers
     given best-sellers for want of purchases), top_products (product_id, name, category, customers),
     coverage_by_category (category, products_recommended, products_in_catalogue, share), top_categories
-    (category, recommendations, share; on the new-products list).
+    (category, recommendations, share; on the new-products list; equal counts by name).
+
+    From a storage folder it reads no rows: the summary parts kept with the base and the layer (list_summary).
     """
     if isinstance(source, pd.DataFrame):
-        frame, catalogue = source, source.attrs.get("catalogue") or {}
-    else:
-        path = dataset_path(Path(source))
-        if not path.is_file():
-            raise FileNotFoundError(f"No customer lists at {path}: run the complete pipeline to make them.")
-        table = pq.read_table(path, columns=SUMMARY_COLUMNS, read_dictionary=SUMMARY_COLUMNS)
-        frame, catalogue = table.to_pandas(), _catalogue_of(table.schema)
-    users, user_ids = _codes(frame["user_id"])
-    products, product_ids = _codes(frame["product_id"])
-    customers = int(np.count_nonzero(np.bincount(users, minlength=len(user_ids))))
-    first = np.full(len(product_ids), -1)
-    first[products[::-1]] = np.arange(len(products))[::-1]  # each product's first row
-    shown = np.flatnonzero(first >= 0)
-    per_product = pd.DataFrame(
-        {
-            "product_id": np.asarray(product_ids)[shown],
-            "name": _at(frame["product_name"], first[shown]),
-            "category": _at(frame["category"], first[shown]),
-        }
-    )
-    pairs = sp.csr_matrix((np.ones(len(users), dtype=np.int8), (users, products)), (len(user_ids), len(product_ids)))
-    per_product["customers"] = np.diff(pairs.tocsc().indptr)[shown]  # distinct customers per product
-    top_products = (
-        per_product.sort_values(["customers", "product_id"], ascending=[False, True]).head(top).reset_index(drop=True)
-    )
-    top_products = top_products.astype({"product_id": str, "name": str, "category": str, "customers": "int64"})
-    in_catalogue = pd.Series(catalogue.get("by_category") or {}, dtype="int64")
-    recommended = per_product["category"].astype(str).value_counts()
-    if in_catalogue.empty:  # a frame without its catalogue: measure against what it shows
-        in_catalogue = recommended
-    by_category = (
-        pd.DataFrame({"products_recommended": recommended, "products_in_catalogue": in_catalogue})
-        .fillna(0)
-        .astype("int64")
-        .rename_axis("category")
-        .reset_index()
-    )
-    known = by_category["products_in_catalogue"].where(by_category["products_in_catalogue"] > 0)
-    by_category["share"] = (by_category["products_recommended"] / known).fillna(0.0)
-    by_category = by_category.sort_values(["share", "category"], ascending=[False, True]).reset_index(drop=True)
-    new = _equals(frame["list"], "new")
-    categories = pd.Series(_at(frame["category"], np.flatnonzero(new))).value_counts().head(top)
-    top_categories = pd.DataFrame(
-        {
-            "category": categories.index.astype(str),
-            "recommendations": categories.to_numpy(),
-            "share": categories.to_numpy() / max(int(new.sum()), 1),
-        }
-    )
-    catalogue_size = int(catalogue.get("products") or in_catalogue.sum())
-    new_products = np.unique(products[new]).size
-    fallback = np.count_nonzero(np.bincount(users[_equals(frame["reason"], "popular")], minlength=len(user_ids)))
-    return {
-        "customers": customers,
-        "rows": int(len(frame)),
-        "products_recommended": int(shown.size),
-        "catalogue_products": catalogue_size,
-        "coverage": shown.size / catalogue_size if catalogue_size else 0.0,
-        "new_coverage": new_products / catalogue_size if catalogue_size else 0.0,
-        "fallback_share": fallback / customers if customers else 0.0,
-        "top_products": top_products,
-        "coverage_by_category": by_category,
-        "top_categories": top_categories,
-    }
+        return list_summary.summary_of(list_summary.parts_of(source), source.attrs.get("catalogue") or {}, top)
+    with list_layers.opened(Path(source)) as stored:
+        return list_summary.summary_of(stored.parts(), stored.catalogue, top)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

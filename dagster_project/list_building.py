@@ -441,14 +441,22 @@ def catalogue_counts(model: RecommenderModel) -> dict:
     return {"products": int(model.n_items), "by_category": {str(k): int(v) for k, v in by_category.items()}}
 
 
-def write(tables: Iterable[pa.Table], path: Path, catalogue: dict | None = None, lineage: dict | None = None) -> Path:
+def write(
+    tables: Iterable[pa.Table],
+    path: Path,
+    catalogue: dict | None = None,
+    lineage: dict | None = None,
+    extra: dict[bytes, bytes] | None = None,
+) -> Path:
     """Write the tables as row groups of one Parquet file, atomically: the whole new file or the old one.
 
-    Anything raised while the tables are made or written leaves the previous file untouched.
+    Anything raised while the tables are made or written leaves the previous file untouched. `extra`: more
+    Parquet key-value metadata (list_layers: the base's id, a layer's summary).
     """
     metadata = {CATALOGUE_KEY: json.dumps(catalogue or {}).encode()}
     if lineage is not None:
         metadata[LINEAGE_KEY] = json.dumps(lineage, sort_keys=True).encode()
+    metadata.update(extra or {})
     schema = SCHEMA.with_metadata(metadata)
     with (
         atomic_path(Path(path)) as tmp,

@@ -3,15 +3,15 @@
 A model updated with new purchases keeps its product side as trained (factors, neighbours, popularity, catalogue)
 and changes only the purchase rows of the customers who bought (new customers appended). Only their lists
 change, so only theirs are built again (`list_building.build(only=...)`: the rows a build of everyone gives
-them), and the file is rewritten with every other customer's rows copied from the stored one, in the order
-and the row groups a full write gives: the result equals `customer_lists.write_for_model`'s file, read as a
-table (tests/test_list_update.py). Customers move in that order when their purchase count changes, so
-nearly every row group changes: the stored file is read one row group at a time and every row is encoded
-again (at 10M purchases, 19.7M rows, 25,000 customers who bought: 37 s of CPU against 74 for a full write on a
-busy machine, the floor being about 17 s to decode and encode the rows; docs/BENCHMARKS.md, "Updating the
-lists", also says why not a layer of changes beside the file).
+them), and they are written as the layer beside the base file (list_layers): the previous layer's rows of the
+customers not built again, and the new rows. The base is not touched: rewriting it cost re-encoding its 19.7M
+rows at 10M purchases (about 17 s of CPU at least, 37 s measured), because customers move in its order when
+they buy; the layer costs the rebuilt lists and writing their rows (docs/BENCHMARKS.md, "Updating the lists").
+The layer carries the summary parts of base and layer together, so no reader counts the base again: the
+previous parts, minus those of the rebuilt customers' previous rows (from the previous layer, or read from the
+base: its user_id column a row group at a time, as dictionaries), plus those of their new rows.
 
-The file says what it came from (`lineage`, under list_building.LINEAGE_KEY): an update builds only on lists
+The lists say what they came from (`lineage`, under list_building.LINEAGE_KEY): an update builds only on lists
 of the same trained model, from its previous update or this one; anything else is for a full write.
 
 Imports no Dagster; `customer_lists.update_for_model` is the interface.
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +31,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dagster_project import list_building
+from dagster_project import list_building, list_layers
 from dagster_project.contract import id_key
-from dagster_project.list_building import LINEAGE_KEY, LISTS, SCHEMA
+from dagster_project.list_building import LINEAGE_KEY, SCHEMA
+from dagster_project.list_summary import parts_of
 from dagster_project.recommender import RecommenderModel
 
-# Above this share of customers to build again, a full write costs about the same: it is done instead.
+# Above this share of customers in the layer, a full write is done instead (the layer would cost about as much).
 MOST_REBUILT = 0.5
+KEPT_ROWS = 1 << 14  # the previous layer's kept rows, written this many to a row group
 
 
 def product_side(model: RecommenderModel) -> str:
@@ -91,35 +93,6 @@ def builds_on(stored: dict, current: dict) -> bool:
     return same and version and stored.get("updates") in (current["updates"] - 1, current["updates"])
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """Where every row of the new file comes from."""
-
-    order: np.ndarray  # every customer (position in model.customers()) in the order of a full write: their rank
-    ids: pa.Array  # their ids, in that order
-    bounds: np.ndarray  # ranks where each block (a pair of row groups) starts, and the end
-    old_rows: dict[str, np.ndarray]  # per list: the stored rows kept (row numbers), ascending
-    old_ranks: dict[str, np.ndarray]  # and their customers' ranks (ascending too: customers keep their order)
-    rebuilt: np.ndarray  # ranks of the customers whose lists are built again
-
-
-def _ranks(column: pa.ChunkedArray, ids: pa.Array) -> np.ndarray:
-    """Each row's position in `ids` (-1 where it is not there), from a column read as dictionaries (one look-up
-    per distinct value of a row group, not per row)."""
-    chunks = [chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode() for chunk in column.chunks]
-    out = np.empty(len(column), dtype=np.int32)
-    if not chunks:
-        return out
-    found = pc.index_in(pa.concat_arrays([c.dictionary for c in chunks]), value_set=ids)
-    found = np.append(found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32), -1)  # last: null rows
-    start = row = 0
-    for chunk in chunks:
-        indices = chunk.indices.fill_null(len(found) - 1 - start) if chunk.null_count else chunk.indices
-        out[row : row + len(chunk)] = found[start + indices.to_numpy(zero_copy_only=False)]
-        start, row = start + len(chunk.dictionary), row + len(chunk)
-    return out
-
-
 def _ids(user_ids: Iterable[object], ids: pa.Array) -> np.ndarray:
     """The ranks of the given customers (stored ids as they are, others normalized); ids not there are left out."""
     given = [u if isinstance(u, str) else id_key(u) for u in user_ids]
@@ -131,123 +104,88 @@ def _ids(user_ids: Iterable[object], ids: pa.Array) -> np.ndarray:
     return found[~pd.isna(found)].astype(np.int64)
 
 
-def plan(model: RecommenderModel, path: Path, user_ids: Iterable[object]) -> _Plan | None:
-    """Which stored rows to keep and which customers to build again; None when the stored file cannot be built on
-    (rows of another kind, or customers in another order)."""
+def _base_rows(base: pq.ParquetFile, handle, wanted: pa.Array) -> tuple[pa.Array, pa.Table]:
+    """The base's customers (each once) and its rows of the `wanted` customers (summary columns), read a row group
+    at a time with the ids as dictionaries (one look-up per customer of a row group, not per row)."""
+    file = pq.ParquetFile(handle, read_dictionary=list_layers.SUMMARY_COLUMNS)
+    dictionaries, found = [], []
+    for i in range(base.num_row_groups):
+        group = file.read_row_group(i, columns=list_layers.SUMMARY_COLUMNS)
+        hits = []
+        for chunk in group["user_id"].chunks:
+            dictionaries.append(chunk.dictionary)
+            hits.append(pc.is_in(chunk.dictionary, value_set=wanted).take(chunk.indices))
+        if hits and any(pc.any(hit).as_py() for hit in hits):
+            found.append(group.filter(pa.chunked_array(hits, pa.bool_())))
+    customers = pc.unique(pa.concat_arrays(dictionaries)) if dictionaries else pa.array([], pa.string())
+    rows = pa.concat_tables([t.replace_schema_metadata(None) for t in found]) if found else None
+    return customers, rows
+
+
+def _positions(values: pa.Array, ids: pa.Array) -> np.ndarray:
+    """Each value's position in `ids` (-1 where it is not there)."""
+    return pc.index_in(values, value_set=ids).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _summary_frame(table: pa.Table | None) -> pd.DataFrame:
+    if table is None or not table.num_rows:
+        return SCHEMA.empty_table().select(list_layers.SUMMARY_COLUMNS).to_pandas()
+    return table.select(list_layers.SUMMARY_COLUMNS).to_pandas()
+
+
+def update(
+    model: RecommenderModel, storage_dir: Path, user_ids: Iterable[object], n: int, catalogue: dict
+) -> int | None:
+    """Write the layer of the stored lists under `storage_dir` for `model`, building again only the given customers'
+    lists (and those of customers the lists lack); how many customers were built again, or None when the stored
+    lists cannot be built on (none, lists of another model, a layer that cannot be read, customers the model no
+    longer has, too many to build again) and nothing was written."""
+    current = lineage(model, n)
+    try:
+        with list_layers.opened(storage_dir) as stored:
+            if not stored.base_id or not builds_on(stored.lineage, current):  # (a base from before layers: no id)
+                return None
+            made = _layer(model, stored, user_ids, n, current)
+    except (FileNotFoundError, list_layers.DamagedLists):
+        return None
+    if made is None:
+        return None
+    tables, extra, rebuilt = made
+    list_building.write(tables, list_layers.layer_path(storage_dir), catalogue, current, extra)
+    return rebuilt
+
+
+def _layer(
+    model: RecommenderModel, stored: list_layers.Stored, user_ids: Iterable[object], n: int, current: dict
+) -> tuple[list[pa.Table], dict[bytes, bytes], int] | None:
+    """The new layer's tables and metadata, and how many customers were built again (None: write everything)."""
     customers = model.customers()
+    ids = pa.array(customers["user_id"], pa.string(), from_pandas=True)
+    given = _ids(user_ids, ids)
+    previous = stored.read_layer() if stored.layer is not None else SCHEMA.empty_table()
+    in_layer = np.zeros(len(ids), dtype=bool)
+    found = _positions(pc.unique(previous["user_id"]), ids)
+    in_layer[found[found >= 0]] = True
+    wanted = ids.take(pa.array(given[~in_layer[given]]))  # their base rows leave the lists now
+    base_customers, base_rows = _base_rows(stored.base, stored.base_handle, wanted)
+    found_in_base = _positions(base_customers, ids)
+    if (found < 0).any() or (found_in_base < 0).any():  # customers the model no longer has: written whole
+        return None
+    in_base = np.zeros(len(ids), dtype=bool)
+    in_base[found_in_base] = True
+    rebuilt = np.zeros(len(ids), dtype=bool)
+    rebuilt[given] = True
+    rebuilt |= ~(in_base | in_layer)  # customers the lists lack (new ones not named)
+    if np.count_nonzero(rebuilt | in_layer) > MOST_REBUILT * max(len(ids), 1):
+        return None
     blocks = list_building.layout(list_building.purchase_rows(model, customers))
     order = np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
-    bounds = np.cumsum([0, *map(len, blocks)])
-    ids = pa.array(customers["user_id"], pa.string(), from_pandas=True).take(pa.array(order))
-    rebuilt = np.zeros(len(ids), dtype=bool)
-    rebuilt[_ids(user_ids, ids)] = True
-    stored = pq.read_table(path, columns=["user_id", "list"], read_dictionary=["user_id", "list"])
-    rank = _ranks(stored["user_id"], ids)
-    kind = _ranks(stored["list"], pa.array(LISTS, pa.string())).astype(np.int8)
-    del stored
-    if (kind < 0).any():
-        return None
-    kept = rank >= 0  # customers the model no longer has are left out
-    for code in range(len(LISTS)):  # customers the stored file lacks on a list (or empty there) are built again
-        listed = np.zeros(len(ids), dtype=bool)
-        listed[rank[kept & (kind == code)]] = True
-        rebuilt |= ~listed
-    kept[kept] = ~rebuilt[rank[kept]]
-    old_rows, old_ranks = {}, {}
-    for code, name in enumerate(LISTS):
-        rows = np.flatnonzero(kept & (kind == code))
-        ranks = rank[rows]
-        if ranks.size and (np.diff(ranks) < 0).any():
-            return None
-        old_rows[name], old_ranks[name] = rows, ranks
-    return _Plan(order, ids, bounds, old_rows, old_ranks, np.flatnonzero(rebuilt))
-
-
-def _fresh(tables: Iterable[pa.Table], plan: _Plan) -> dict[str, tuple[pa.Table, np.ndarray]]:
-    """The rebuilt customers' rows per list, with each row's customer rank (ascending: built in that order)."""
-    parts: dict[str, list[pa.Table]] = {name: [] for name in LISTS}
-    for table in tables:
-        if table.num_rows:
-            parts[table["list"][0].as_py()].append(table.replace_schema_metadata(None))
-    rebuilt_ids = plan.ids.take(pa.array(plan.rebuilt))
-    fresh = {}
-    for name, tables_of_list in parts.items():
-        table = pa.concat_tables(tables_of_list) if tables_of_list else SCHEMA.empty_table()
-        ranks = plan.rebuilt[_ranks(table["user_id"], rebuilt_ids)] if table.num_rows else np.empty(0, np.int64)
-        fresh[name] = (table, ranks)
-    return fresh
-
-
-class _StoredRows:
-    """The stored file's rows as slices of its row groups (no copy), read a row group at a time as the merge moves
-    forward through both lists (their row groups alternate), and dropped once neither list needs them."""
-
-    def __init__(self, path: Path) -> None:
-        self.file = pq.ParquetFile(path)
-        sizes = [self.file.metadata.row_group(i).num_rows for i in range(self.file.num_row_groups)]
-        self.starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
-        self.groups: dict[int, pa.Table] = {}
-        self.reached = dict.fromkeys(LISTS, 0)
-
-    def slices(self, start: int, stop: int) -> list[pa.Table]:
-        """Rows start to stop - 1."""
-        group, out = int(np.searchsorted(self.starts, start, side="right")) - 1, []
-        while start < stop:
-            if group not in self.groups:
-                self.groups[group] = self.file.read_row_group(group).replace_schema_metadata(None).cast(SCHEMA)
-            end = min(stop, int(self.starts[group + 1]))
-            out.append(self.groups[group].slice(start - self.starts[group], end - start))
-            start, group = end, group + 1
-        return out
-
-    def done_before(self, row: int, name: str) -> None:
-        """Rows before `row` are no longer needed for list `name`."""
-        self.reached[name] = int(np.searchsorted(self.starts, row, side="right")) - 1
-        for group in [g for g in self.groups if g < min(self.reached.values())]:
-            del self.groups[group]
-
-
-def _runs(fresh: np.ndarray, index: np.ndarray) -> Iterator[tuple[bool, int, int]]:
-    """(from the rebuilt rows?, first row, length) of each run of consecutive rows of one source."""
-    breaks = np.flatnonzero((np.diff(fresh) != 0) | (np.diff(index) != 1)) + 1
-    firsts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [index.size]])
-    return zip(fresh[firsts].tolist(), index[firsts].tolist(), (ends - firsts).tolist())
-
-
-def merged(path: Path, plan: _Plan, fresh: dict[str, tuple[pa.Table, np.ndarray]]) -> Iterator[pa.Table]:
-    """The new file's tables, one per row group as a full write makes them: per block of customers, each list's
-    rows, the stored ones and the rebuilt ones in the customers' order, as slices of both (nothing copied: the
-    cost is decoding the stored row groups and encoding the new ones)."""
-    stored = _StoredRows(path)
-    for start, end in zip(plan.bounds[:-1], plan.bounds[1:]):
-        for name in LISTS:
-            old_ranks, old_rows, (new, new_ranks) = plan.old_ranks[name], plan.old_rows[name], fresh[name]
-            # (the bounds in the ranks' own type: else numpy converts the whole array on every search)
-            a, b = np.searchsorted(old_ranks, np.array([start, end], dtype=old_ranks.dtype))
-            c, d = np.searchsorted(new_ranks, np.array([start, end], dtype=new_ranks.dtype))
-            order = np.argsort(np.concatenate([old_ranks[a:b], new_ranks[c:d]]), kind="stable")
-            is_new = order >= b - a
-            index = np.empty(order.size, dtype=np.int64)
-            index[is_new] = order[is_new] - (b - a) + c
-            index[~is_new] = old_rows[a:b][order[~is_new]]
-            pieces = []
-            for rebuilt, first, length in _runs(is_new, index) if index.size else ():
-                pieces += [new.slice(first, length)] if rebuilt else stored.slices(first, first + length)
-            stored.done_before(int(old_rows[b]) if b < old_rows.size else int(stored.starts[-1]), name)
-            yield pa.concat_tables(pieces) if pieces else SCHEMA.empty_table()
-
-
-def update(model: RecommenderModel, path: Path, user_ids: Iterable[object], n: int, catalogue: dict) -> int | None:
-    """Rewrite the stored lists at `path` for `model`, building again only the given customers' lists (and any
-    the file lacks); how many customers were built again, or None when the file cannot be built on (no file,
-    lists of another model, too many to build again) and nothing was written."""
-    path = Path(path)
-    current = lineage(model, n)
-    if not path.is_file() or not builds_on(stored_lineage(path), current):
-        return None
-    found = plan(model, path, user_ids)
-    if found is None or found.rebuilt.size > MOST_REBUILT * max(len(found.ids), 1):
-        return None
-    fresh = _fresh(list_building.build(model, n, only=found.order[found.rebuilt]), found)
-    list_building.write(merged(path, found, fresh), path, catalogue, current)
-    return int(found.rebuilt.size)
+    fresh = [t.replace_schema_metadata(None) for t in list_building.build(model, n, only=order[rebuilt[order]])]
+    fresh_table = pa.concat_tables(fresh) if fresh else SCHEMA.empty_table()
+    again = pc.is_in(previous["user_id"], value_set=ids.filter(pa.array(rebuilt)))
+    kept, replaced = previous.filter(pc.invert(again)), previous.filter(again)
+    gone = pd.concat([_summary_frame(base_rows), _summary_frame(replaced)], ignore_index=True)
+    parts = stored.parts().combined(parts_of(gone), -1).combined(parts_of(_summary_frame(fresh_table)))
+    kept_tables = [pa.Table.from_batches([b]) for b in kept.replace_schema_metadata(None).to_batches(KEPT_ROWS)]
+    extra = {list_layers.BASE_KEY: stored.base_id.encode(), list_layers.SUMMARY_KEY: parts.to_json().encode()}
+    return [*kept_tables, *fresh], extra, int(np.count_nonzero(rebuilt))

@@ -11,14 +11,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dagster_project import customer_lists
+from dagster_project import customer_lists, fileio
 from dagster_project.settings import folder
 from streamlit_app import access, charts
 
 
 def _stamp(path: Path) -> str:
-    """Changes whenever the dataset is rewritten (a file, or a folder of parts)."""
+    """Changes whenever the dataset is rewritten (a file, or a folder of parts: the lists' base and layer)."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [p for p in files if not p.name.startswith(fileio.TEMP_PREFIX)]  # a write in progress changes nothing
     return "|".join(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in files)
 
 
@@ -33,8 +34,9 @@ def _csv(storage_dir: Path) -> bytes:
 
 
 def _parquet(storage_dir: Path) -> bytes:
-    """The stored file itself: already one Parquet file, with the catalogue it was made from."""
-    return customer_lists.dataset_path(storage_dir).read_bytes()
+    """One Parquet file of every customer's lists, with the catalogue they were made from: the stored file itself,
+    or after a nightly update the stored file and its changes composed at the click (never kept)."""
+    return customer_lists.parquet_bytes(storage_dir)
 
 
 def _share(value: float) -> str:
@@ -55,7 +57,7 @@ def show_summary() -> None:
         else:
             st.caption("Ask an operator to run a complete refresh.")
         return
-    stamp = _stamp(path)
+    stamp = _stamp(customer_lists.folder_path(storage))
     summary = _summary(str(storage), stamp)
     customers, coverage, fallback = summary["customers"], summary["coverage"], summary["fallback_share"]
     st.markdown(

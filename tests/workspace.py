@@ -152,3 +152,43 @@ def train_on(data: Path, params=None, share: float = 1.0):
     transactions, products, users = prepared_tables(data)
     transactions = transactions.iloc[: int(len(transactions) * share)]
     return train_model(transactions, products, users, fixed=params)
+
+
+def sorted_lists(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored lists in one order (customer, list, rank): a full write's and an update's rows compared row by row
+    (after an update the changed customers' rows come after the others')."""
+    return frame.sort_values(["user_id", "list", "rank"], kind="stable").reset_index(drop=True)
+
+
+def assert_same_lists(storage: Path, full: Path) -> None:
+    """The lists stored under `storage` (perhaps a base and a layer) hold what a full write stored under `full`:
+    every value of every row, the catalogue and lineage, the summary, the CSV and the Parquet download."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dagster_project import customer_lists, list_update
+    from dagster_project.list_building import LINEAGE_KEY
+
+    frame, want = customer_lists.read(storage), customer_lists.read(full)
+    pd.testing.assert_frame_equal(sorted_lists(frame), sorted_lists(want))
+    assert frame.attrs["catalogue"] == want.attrs["catalogue"]
+    assert customer_lists.stored_lineage(storage) == list_update.stored_lineage(customer_lists.dataset_path(full))
+    got_summary, want_summary = customer_lists.summary(storage), customer_lists.summary(full)
+    assert got_summary.keys() == want_summary.keys()
+    for key, value in got_summary.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(value, want_summary[key], obj=key)
+        else:
+            assert value == want_summary[key], key
+    assert customer_lists.to_csv_bytes(sorted_lists(frame)) == customer_lists.to_csv_bytes(sorted_lists(want))
+    download = pq.read_table(io.BytesIO(customer_lists.parquet_bytes(storage)))
+    stored = pq.read_table(customer_lists.dataset_path(full))
+    order = [("user_id", "ascending"), ("list", "ascending"), ("rank", "ascending")]
+    assert download.sort_by(order).equals(stored.sort_by(order))
+    keys = (customer_lists.CATALOGUE_KEY, LINEAGE_KEY)
+    assert {k: download.schema.metadata[k] for k in keys} == {k: stored.schema.metadata[k] for k in keys}
+    assert isinstance(download, pa.Table) and download.num_rows == got_summary["rows"] == len(frame)
+    preview = customer_lists.preview(storage)
+    assert len(preview) == 5 and len(preview.drop(columns="because").merge(want.drop(columns="because"))) == 5

@@ -36,8 +36,11 @@ def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()])
 
 
-def file_metadata(path: Path, records: int | None = None, frame: pd.DataFrame | None = None) -> dict:
-    meta: dict = {"path": path, "size_bytes": path.stat().st_size, "sha256": sha256_of(path)}
+def file_metadata(
+    path: Path, records: int | None = None, frame: pd.DataFrame | None = None, sha256: str | None = None
+) -> dict:
+    """`sha256`: the file's, when known already (else computed)."""
+    meta: dict = {"path": path, "size_bytes": path.stat().st_size, "sha256": sha256 or sha256_of(path)}
     if records is not None:
         meta["records"] = meta["dagster/row_count"] = int(records)
     if frame is not None:

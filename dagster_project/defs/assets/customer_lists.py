@@ -15,7 +15,9 @@ from dagster_project.settings import MODEL_FILENAME
 @dg.asset(group_name="model", deps=["collaborative_filtering_model"], kinds={"parquet"})
 def user_recommendations(context: dg.AssetExecutionContext, paths: RecoMartPaths) -> dg.MaterializeResult:
     """Top-10 new products and top-10 buy-again for every known customer, with why; best-sellers for
-    customers without purchases. One Parquet file in row groups under storage/user_recommendations/.
+    customers without purchases. Under storage/user_recommendations/: one Parquet file in row groups (the
+    base, written whole), and after a nightly model update a layer beside it with the lists of the customers
+    built again since (changes.parquet). The file metadata describe the base; records count both together.
     """
     started, cpu_started = time.perf_counter(), time.process_time()
     model = load_model(paths.models / MODEL_FILENAME)
@@ -44,7 +46,13 @@ def user_recommendations(context: dg.AssetExecutionContext, paths: RecoMartPaths
     )
     return dg.MaterializeResult(
         metadata={
-            **file_metadata(path, records=summary["rows"], frame=customer_lists.preview(paths.storage)),
+            **file_metadata(
+                path,
+                records=summary["rows"],
+                frame=customer_lists.preview(paths.storage),
+                sha256=customer_lists.base_sha256(paths.storage),
+            ),
+            **_layer_metadata(paths),
             "customers": summary["customers"],
             "products_recommended": summary["products_recommended"],
             "coverage": float(round(summary["coverage"], 4)),
@@ -58,3 +66,11 @@ def user_recommendations(context: dg.AssetExecutionContext, paths: RecoMartPaths
             "cpu_seconds": float(round(cpu_seconds, 2)),  # beside wall time: what a busy machine cannot inflate
         }
     )
+
+
+def _layer_metadata(paths: RecoMartPaths) -> dict:
+    """The layer of customers changed since the base, when there is one (the base's figures are `path` and co)."""
+    layer = customer_lists.layer_path(paths.storage)
+    if not layer.is_file():
+        return {}
+    return {"changes_path": layer, "changes_size_bytes": layer.stat().st_size}
