@@ -9,9 +9,10 @@ buyers' rows replacing theirs in the previous layer; small, as a full training c
 A customer's rows in the layer replace their rows in the base; new customers are in the layer only.
 
 No manifest: each file is written atomically (fileio.atomic_path) and the base carries a random id
-(BASE_KEY in its Parquet metadata) that its layer repeats. A reader opens the layer, then the base, and
-uses the layer only when the ids match; so a full write is: the new base, then the layer removed, and a
-reader in between sees the new base and ignores the old layer. Open files keep their contents when the files
+(BASE_KEY in its Parquet metadata; a base from before has its file's identity instead) that its layer
+repeats. A reader opens the layer, then the base, and uses the layer only when the ids match; so a full
+write is: the new base, then the layer removed, and a reader in between sees the new base and ignores the
+old layer. Open files keep their contents when the files
 are replaced, so every read of a `Stored` sees one consistent pair. A layer that cannot be read is an error
 naming the file (an update writes everything again instead), never lists silently missing their changes.
 
@@ -24,6 +25,7 @@ Imports no Dagster; `customer_lists` is the interface.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -96,7 +98,13 @@ class Stored:
 
     @property
     def base_id(self) -> str:
-        return (_metadata(self.base).get(BASE_KEY) or b"").decode()
+        """The id the base carries; for a base written before ids were (no id), its file's identity: inode, size
+        and modification time of the file opened (a full write always makes a new file, and gives it an id)."""
+        found = (_metadata(self.base).get(BASE_KEY) or b"").decode()
+        if found:
+            return found
+        stat = os.fstat(self.base_handle.fileno())
+        return f"file-{stat.st_ino}-{stat.st_size}-{stat.st_mtime_ns}"
 
     @property
     def metadata(self) -> dict[bytes, bytes]:

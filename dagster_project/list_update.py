@@ -143,7 +143,7 @@ def update(
     current = lineage(model, n)
     try:
         with list_layers.opened(storage_dir) as stored:
-            if not stored.base_id or not builds_on(stored.lineage, current):  # (a base from before layers: no id)
+            if not builds_on(stored.lineage, current):
                 return None
             made = _layer(model, stored, user_ids, n, current)
     except (FileNotFoundError, list_layers.DamagedLists):

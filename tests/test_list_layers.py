@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
-from dagster_project import customer_lists, list_layers, model_update
+from dagster_project import customer_lists, list_layers, list_update, model_update
 from dagster_project.fileio import own_temp_files, sha256_of
 from dagster_project.recommender import RecommenderModel
 from tests.apptest import open_page, texts
@@ -236,3 +236,27 @@ def test_the_recommendations_page_reads_base_and_layer(app_env, trained, nights,
     customer_lists.write_for_model(model, storage)
     at = open_page("recommendations")
     assert f"Every one of the {customer_lists.summary(storage)['customers']:,} customers has a list" in texts(at)
+
+
+def test_lists_stored_before_layers_are_built_on(nights, tmp_path):
+    """A base without an id (written before layers were) is named by its file: an update adds a layer to it, and
+    a full write's new file is another base."""
+    (trained, _), (first, buyers1), _ = nights
+    storage, full = tmp_path / "lists", tmp_path / "full"
+    path = customer_lists.write(
+        customer_lists.build(trained),
+        customer_lists.dataset_path(storage),
+        customer_lists.catalogue_counts(trained),
+        list_update.lineage(trained, 10),
+    )
+    saved = sha256_of(path)
+    customer_lists.update_for_model(first, storage, buyers1)
+    assert customer_lists.layer_path(storage).is_file() and sha256_of(path) == saved
+    customer_lists.write_for_model(first, full)
+    assert_same_lists(storage, full)
+    layer = customer_lists.layer_path(storage).read_bytes()
+    customer_lists.write_for_model(trained, storage)
+    customer_lists.layer_path(storage).write_bytes(layer)  # the old layer back: it names the old file, ignored
+    assert customer_lists.stored_relation(trained, storage) == "current"
+    assert len(customer_lists.read(storage)) == customer_lists.summary(storage)["rows"]
+    assert set(customer_lists.read(storage)["user_id"]) == set(trained.customers()["user_id"])
