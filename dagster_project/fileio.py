@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +70,35 @@ def atomic_path(path: Path) -> Iterator[Path]:
             deferred.add(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_link(source: Path, path: Path) -> Path:
+    """Put the file `source` at `path` too, atomically: a hard link renamed over `path` (no byte copied).
+
+    The two names then share one file, which is safe only because nothing here writes a file in place:
+    every write makes a new file and renames it over the old name (`atomic_path`), so a later write to
+    either name leaves the other as it was. Where the folder cannot hold hard links, the file is copied.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+    try:
+        os.link(source, tmp)
+    except OSError:  # no hard links here (another file system, or one without them): copy instead
+        with atomic_path(path) as copy:
+            shutil.copyfile(source, copy)
+        return path
+    try:
+        _test_pause(path)
+        os.replace(tmp, path)
+        deferred = _DEFERRED_FOLDERS.get()
+        if deferred is None:
+            _fsync_dir(path.parent)
+        else:
+            deferred.add(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def own_temp_files(folder: Path, recursive: bool = True) -> list[Path]:

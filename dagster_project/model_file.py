@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ DOCUMENT = "model.json"
 ZIP_SIGNATURE = b"PK\x03\x04"
 PICKLE_ERA_MAGIC = b"RECOMART-MODEL"
 MAX_MEMBERS = 256
+ZIP64_OVER = 1 << 30  # bytes: a member this large is written with ZIP64 sizes
 
 
 class ModelFileError(ValueError):
@@ -78,9 +80,11 @@ def write_bundle(path: Path, bundle: Bundle, version: int) -> Path:
     with atomic_path(Path(path)) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(DOCUMENT, json.dumps(document, default=_json_default))
         for name, array in members.items():
-            buffer = io.BytesIO()
-            np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-            archive.writestr(f"{name}.npy", buffer.getvalue())
+            array = np.ascontiguousarray(array)
+            # written straight into the archive (no in-memory copy of the member first); ZIP64 for a member
+            # that may pass 2 GiB, as writestr would choose it
+            with archive.open(f"{name}.npy", "w", force_zip64=array.nbytes > ZIP64_OVER) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
     return Path(path)
 
 
@@ -154,14 +158,28 @@ def _read_members(archive: zipfile.ZipFile, version: int) -> Bundle:
 
 
 def _array(archive: zipfile.ZipFile, member: str) -> np.ndarray:
-    """One stored array: plain numbers only (an array that would need pickle is refused by numpy)."""
+    """One stored array: plain numbers only, its bytes exactly what its header says.
+
+    The member is read once (its CRC-32 checked by zipfile), its `.npy` header parsed by NumPy's own
+    header readers, and the numbers taken from those bytes with one copy (np.load copies them twice).
+    An object array (pickle), a header of another kind or a size that does not match is refused.
+    """
     try:
-        array = np.load(io.BytesIO(archive.read(f"{member}.npy")), allow_pickle=False)
-    except (ValueError, MemoryError, KeyError):
+        data = archive.read(f"{member}.npy")
+        header = io.BytesIO(data)
+        version = np.lib.format.read_magic(header)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        shape, fortran_order, dtype = readers[version](header)
+    except (ValueError, MemoryError, KeyError, SyntaxError):
         raise ModelFileError(f"its array {member!r} is missing or not plain numbers") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
         raise ModelFileError(f"its array {member!r} is not plain numbers")
-    return array
+    count = math.prod(shape)  # exact: a crafted shape cannot overflow into a matching size
+    if any(n < 0 for n in shape) or len(data) - header.tell() != count * dtype.itemsize:
+        raise ModelFileError(f"its array {member!r} is missing or not plain numbers")
+    values = np.frombuffer(data, dtype=dtype, count=count, offset=header.tell())
+    order = "F" if fortran_order else "C"
+    return values.reshape(shape, order=order).copy(order=order)  # a writable array of its own
 
 
 def _table(archive: zipfile.ZipFile, name: str, layout: object) -> pd.DataFrame:

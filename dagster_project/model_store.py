@@ -1,18 +1,20 @@
 """Model files: the served model plus the last few versions, written atomically.
 
 `models/collaborative_filtering.pkl` is what the app serves; each training also keeps a copy under
-`models/versions/` (newest `KEEP_VERSIONS`), so an earlier model can be put back.
+`models/versions/` (newest `KEEP_VERSIONS`), so an earlier model can be put back. The served file is a
+hard link to its version (fileio.atomic_link: one file under two names, nothing copied), which holds
+because no model file is ever written in place: a new model is a new file renamed over the old name, and
+pruning a version only removes its name.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from dagster_project.fileio import atomic_path
+from dagster_project.fileio import atomic_link
 from dagster_project.recommender import ModelError, RecommenderModel, load_model, save_model
 from dagster_project.settings import MODEL_FILENAME
 
@@ -51,9 +53,7 @@ def publish(model: RecommenderModel, models_dir: Path, version: str) -> Path:
     models_dir = Path(models_dir)
     model.card = replace(model.card, version=version)
     versioned = save_model(model, versions_dir(models_dir) / f"collaborative_filtering-{version}.pkl")
-    served = models_dir / MODEL_FILENAME
-    with atomic_path(served) as tmp:
-        shutil.copyfile(versioned, tmp)
+    served = atomic_link(versioned, models_dir / MODEL_FILENAME)
     for old in [p for p in list_versions(models_dir) if p != versioned][KEEP_VERSIONS - 1 :]:
         old.unlink(missing_ok=True)
     return served
@@ -64,10 +64,8 @@ def roll_back(models_dir: Path, version_file: Path) -> Path:
     if Path(version_file).resolve() not in {p.resolve() for p in list_versions(models_dir)}:
         raise ValueError(f"{Path(version_file).name} is not a kept model version in {versions_dir(models_dir)}")
     load_model(version_file)  # never serve a file that does not load
-    served = Path(models_dir) / MODEL_FILENAME
-    with atomic_path(served) as tmp:
-        shutil.copyfile(version_file, tmp)
-    os.utime(served)
+    served = atomic_link(version_file, Path(models_dir) / MODEL_FILENAME)
+    os.utime(served)  # a new time (of the file both names share): whoever cached the served model reloads it
     return served
 
 

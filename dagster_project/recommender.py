@@ -60,7 +60,7 @@ class RecommenderModel:
     def __post_init__(self) -> None:
         self._item_index = pd.Index(self.items["product_id"])
         self._by_popularity = np.argsort(-self.popularity.astype(np.float64), kind="stable")  # ties: catalogue order
-        self._weighted = weigh(self.counts, self.params.weighting)
+        self._weighted: sp.csr_matrix | None = None  # made on first use: an update only saves the model
         norms = self.item_factors * np.sqrt(self.factor_weights)
         lengths = np.linalg.norm(norms, axis=1, keepdims=True)
         self._item_embeddings = norms / np.where(lengths > 0, lengths, 1.0)
@@ -85,6 +85,8 @@ class RecommenderModel:
     @property
     def weighted(self) -> sp.csr_matrix:
         """The purchase counts as the model weighs them (binary or log), users x items."""
+        if self._weighted is None:
+            self._weighted = weigh(self.counts, self.params.weighting)
         return self._weighted
 
     @property
@@ -107,7 +109,7 @@ class RecommenderModel:
     def factor_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The factor model's scores of many users (len(rows) x items, float32) and each row's largest absolute
         score (explanations are measured on it, and the blend with neighbours scales by it)."""
-        scores = np.asarray(self._weighted[rows] @ self.item_factors) @ self._projection
+        scores = np.asarray(self.weighted[rows] @ self.item_factors) @ self._projection
         if not scores.size:
             return scores, np.zeros(len(rows), dtype=np.float32)
         return scores, np.maximum(scores.max(axis=1), -scores.min(axis=1))  # |scores|.max without a copy
@@ -231,7 +233,8 @@ class RecommenderModel:
         if row is None:
             return self.popular(n)
         bought, counts = self._purchases(row)
-        weights = self._weighted.data[self._weighted.indptr[row] : self._weighted.indptr[row + 1]]
+        weighted = self.weighted
+        weights = weighted.data[weighted.indptr[row] : weighted.indptr[row + 1]]
         scores = ((weights @ self.item_factors[bought]) @ self._projection).astype(np.float64)
         scale = float(max(scores.max(), -scores.min())) if scores.size else 0.0
         if self.params.neighbour_weight > 0 and exclude_purchased:  # variety is for the new-product lists
