@@ -144,7 +144,12 @@ def _favourite_category(pairs: _Pairs, products: pd.DataFrame) -> pd.Series:
     return pd.Series(categories.categories[code], index=index, dtype="string")
 
 
-def _user_features(pairs: _Pairs, users: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+def _user_stats(pairs: _Pairs, products: pd.DataFrame, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Per user with pairs: purchases, spend, first/last time, recency from `as_of` (default: their latest), favourite.
+
+    Each figure is a sum, count, minimum or maximum over the user's own pairs (sums in table order), so the
+    rows of some users come out the same from their pairs alone as from the whole table (feature_update.py).
+    """
     n = len(pairs.users)
     products_bought = pairs.total(pairs.user, n)
     present = np.flatnonzero(products_bought > 0)
@@ -159,10 +164,34 @@ def _user_features(pairs: _Pairs, users: pd.DataFrame, products: pd.DataFrame) -
         },
         index=pd.Index(pairs.users.take(present), name="user_id"),
     )
-    as_of = pairs.table["last_purchase"].max()
+    as_of = pairs.table["last_purchase"].max() if as_of is None else as_of
     stats["avg_order_value"] = stats["total_spend"] / stats["transactions"]
-    stats["recency_days"] = (as_of - stats["last_purchase"]).dt.total_seconds() / 86400.0
+    stats["recency_days"] = recency_days(stats["last_purchase"], as_of)
     stats["favourite_category"] = _favourite_category(pairs, products)
+    return stats
+
+
+def recency_days(last_purchase: pd.Series, as_of: pd.Timestamp) -> pd.Series:
+    """Days from each last purchase to `as_of`, the latest purchase of all (NaN: never bought)."""
+    return (as_of - last_purchase).dt.total_seconds() / 86400.0
+
+
+# The user features' columns counted from purchases (the rest is the customer's profile).
+USER_STATS = [
+    "transactions",
+    "products_bought",
+    "total_quantity",
+    "total_spend",
+    "first_purchase",
+    "last_purchase",
+    "avg_order_value",
+    "recency_days",
+    "favourite_category",
+]
+
+
+def _user_features(pairs: _Pairs, users: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+    stats = _user_stats(pairs, products)
     profile = users[["user_id", "age", "gender", "country", "gender_code", "country_code", "age_scaled"]]
     out = profile.merge(stats.reset_index(), on="user_id", how="left")
     counts = ["transactions", "products_bought", "total_quantity"]
@@ -187,6 +216,11 @@ def _item_features(pairs: _Pairs, products: pd.DataFrame) -> pd.DataFrame:
         },
         index=pd.Index(pairs.products.take(present), name="product_id"),
     )
+    return item_table(stats, products)
+
+
+def item_table(stats: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+    """The catalogue with each sold product's figures (`stats`, by product id), zeros for the unsold, ranked."""
     out = products[["product_id", "name", "category", "brand", "price"]].merge(
         stats.reset_index(), on="product_id", how="left"
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 # Every temporary file RecoMart writes is named .recomart-tmp-<target>.<random>.tmp: a name it owns, so
 # clean-up after a killed run can never take another program's temporary files.
@@ -136,6 +137,15 @@ def _fsync_dir(folder: Path) -> None:
 def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+    return path
+
+
+def write_arrow(table: pa.Table, path: Path) -> Path:
+    """An Arrow table as Parquet, its schema metadata (pandas' column types and attrs) kept."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

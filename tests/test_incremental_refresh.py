@@ -46,6 +46,13 @@ def stored_files(ws: Workspace, key: str) -> dict[str, tuple[int, str]]:
     return {str(p.relative_to(ws.storage)): (p.stat().st_mtime_ns, sha256_of(p)) for p in paths}
 
 
+def transaction_store_tables(ws: Workspace) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The run's prepared customers and products, as stored."""
+    return pd.read_parquet(ws.storage / "prepared" / "users.parquet"), pd.read_parquet(
+        ws.storage / "prepared" / "products.parquet"
+    )
+
+
 def refresh_from_page(live: LiveDagster, kind: str | None) -> str:
     """Start a refresh on the Refresh page (`kind` None: the page's default); returns the run id."""
     at = open_page("refresh")
@@ -122,6 +129,14 @@ def test_new_data_only_reads_just_the_new_file_and_updates_the_model(tmp_path, s
         # the same interaction table and customer lists as counting and building everything again
         interactions = pd.read_parquet(ws.storage / "features" / "interactions.parquet")
         pd.testing.assert_frame_equal(interactions, features.interaction_table(all_prepared), check_exact=False)
+        whole = features.build(all_prepared, *(transaction_store_tables(ws)))
+        for name, table in zip(("user_features", "item_features"), whole, strict=False):
+            table.to_parquet(tmp_path / f"{name}.parquet", index=False)  # stored and read back, as the run's
+            stored = pd.read_parquet(ws.storage / "features" / f"{name}.parquet")
+            pd.testing.assert_frame_equal(stored, pd.read_parquet(tmp_path / f"{name}.parquet"), check_exact=False)
+            assert stored.attrs["covers"] == interactions.attrs["covers"]  # all three count the same files
+        [counted] = [m["metadata"] for m in live.api.materializations("interaction_matrix") if m["run_id"] == second]
+        assert counted["refresh"] == "update" and counted["users"] == interactions["user_id"].nunique()
         customer_lists.write_for_model(model, tmp_path / "whole")
         assert customer_lists.layer_path(ws.storage).is_file()  # the buyers' lists made again, beside the base
         assert_same_lists(ws.storage, tmp_path / "whole")

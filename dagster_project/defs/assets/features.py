@@ -1,42 +1,47 @@
 """Features: per-user and per-item figures, and the user x item interaction table."""
 
-import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dagster_project import features, model_update, transaction_store
+from dagster_project import feature_update, features, model_update, transaction_store
 from dagster_project.defs.metadata import table_out
 from dagster_project.defs.partitions import all_prepared, covered_now, new_data_run
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.model_card import TrainingData
 
 INTERACTIONS = "features/interactions.parquet"
-COVERS = "covers"  # the interaction table's attribute: the files it counts (model_card.TrainingData)
+USER_FEATURES = "features/user_features.parquet"
+ITEM_FEATURES = "features/item_features.parquet"
+COVERS = "covers"  # each table's attribute: the files it counts (model_card.TrainingData), the same on all three
+CUSTOMERS = "customers"  # the interaction table's attribute: how many customers it holds (counted once, then kept)
 
 
-def _covers(path: Path) -> TrainingData | None:
-    """What a stored interaction table counts, from its Parquet metadata alone (None: not said, or unreadable)."""
+def _covers(storage: Path) -> tuple[TrainingData | None, str]:
+    """What the stored tables count, from their Parquet metadata alone, when all three say the same; else why not."""
+    paths = [storage / relative for relative in (USER_FEATURES, ITEM_FEATURES, INTERACTIONS)]
+    if not any(p.exists() for p in paths):
+        return None, "none is stored yet"
+    found, why = feature_update.agreed_covers(paths)
     try:
-        raw = (pq.read_schema(path).metadata or {}).get(b"PANDAS_ATTRS")
-        found = json.loads(raw).get(COVERS) if raw else None
-        return None if found is None else TrainingData.from_document(found)
-    except (OSError, ValueError, AttributeError):
-        return None
+        return (None, why) if found is None else (TrainingData.from_document(found), "")
+    except ValueError:
+        return None, "the stored feature tables do not say which files they count"
 
 
 @dg.multi_asset(
     outs={
         "user_features": table_out(
-            "Per user: purchases, spend, recency, favourite category, profile codes.", "features/user_features.parquet"
+            "Per user: purchases, spend, recency, favourite category, profile codes.", USER_FEATURES
         ),
         "item_features": table_out(
-            "Per product: purchases, buyers, revenue, repeat-buyer share, popularity rank.",
-            "features/item_features.parquet",
+            "Per product: purchases, buyers, revenue, repeat-buyer share, popularity rank.", ITEM_FEATURES
         ),
         "interaction_matrix": table_out(
             "User x product interactions (long form): purchases, quantity, confidence.", INTERACTIONS
@@ -53,36 +58,41 @@ def feature_tables(
 ) -> Iterator[dg.Output]:
     """Aggregate every file's prepared transactions (the whole history) into user, item and interaction features.
 
-    On a refresh of new data only whose files add later purchases to those already counted, the stored
-    interaction table is brought up to date with the new files alone (the same tables, without reading
-    the history); anything else counts the whole history again.
+    On a refresh of new data only whose files add later purchases to those the stored tables count (all three
+    saying the same, in `covers`), the stored tables are brought up to date with the new files alone: the
+    buyers' rows and the pairs they bought (feature_update.py; the same tables, without reading the
+    history). Anything else counts the whole history again.
     """
     now = covered_now(context, paths)
-    stored = paths.storage / INTERACTIONS
-    before = _covers(stored) if new_data_run(context) and stored.exists() else None
-    if before is None:
-        why = "it does not say which files it counts" if stored.exists() else "none is stored yet"
-        added, why = None, f"the stored interaction table cannot be extended: {why}"
-    else:
+    before, why = _covers(paths.storage) if new_data_run(context) else (None, "")
+    added = None
+    if before is not None:
         added, why = model_update.extension(before, now)
-    built = None
+    built, customers = None, None
     if added is not None:
         fresh = transaction_store.load_prepared(paths.storage, added) if added else None
         older = model_update.older_purchases(before, fresh["timestamp"]) if fresh is not None else None
         if older is None:
-            built = features.extend(pd.read_parquet(stored), fresh, prepared_users, prepared_products)
+            built, customers = _updated(context, paths, fresh, prepared_products)
             context.log.info(f"Features brought up to date with {why}: {', '.join(added)[:300] or 'none'}")
         else:
             why = older
     if built is None:
         if new_data_run(context):
-            context.log.info(f"Features counted over the whole history: {why}.")
+            context.log.info(f"Features counted over the whole history: the stored tables cannot be updated: {why}.")
         built = features.build(all_prepared(context, paths), prepared_users, prepared_products)
     users, items, interactions = built
-    last = model_update.latest(interactions["last_purchase"])
-    interactions.attrs[COVERS] = asdict(model_update.training_data(now.files, now.reference, last))
-    n_users, n_items = interactions["user_id"].nunique(), len(prepared_products)
-    density = len(interactions) / (n_users * n_items) if n_users and n_items else 0.0
+    covers = {COVERS: asdict(model_update.training_data(now.files, now.reference, _latest(interactions)))}
+    users.attrs, items.attrs = dict(covers), dict(covers)
+    if isinstance(interactions, pa.Table):
+        n_users = customers if customers is not None else pc.count_distinct(interactions["user_id"]).as_py()
+        interactions = feature_update.with_attrs(interactions, {**covers, CUSTOMERS: n_users})
+        n_pairs = interactions.num_rows
+    else:
+        n_users, n_pairs = interactions["user_id"].nunique(), len(interactions)
+        interactions.attrs = {**covers, CUSTOMERS: int(n_users)}
+    n_items = len(prepared_products)
+    density = n_pairs / (n_users * n_items) if n_users and n_items else 0.0
     yield dg.Output(
         users,
         output_name="user_features",
@@ -95,6 +105,39 @@ def feature_tables(
     yield dg.Output(
         interactions,
         output_name="interaction_matrix",
-        metadata={"users": int(n_users), "items": int(n_items), "density": float(round(density, 6))},
+        metadata={
+            "users": int(n_users),
+            "items": int(n_items),
+            "density": float(round(density, 6)),
+            "refresh": "update" if isinstance(interactions, pa.Table) else "count",
+        },
     )
-    context.log.info(f"Interaction matrix: {n_users} users x {n_items} products, {len(interactions)} pairs")
+    context.log.info(f"Interaction matrix: {n_users} users x {n_items} products, {n_pairs} pairs")
+
+
+def _updated(
+    context: dg.AssetExecutionContext, paths: RecoMartPaths, fresh: pd.DataFrame | None, products: pd.DataFrame
+) -> tuple[tuple[pd.DataFrame, pd.DataFrame, pa.Table], int | None]:
+    """The stored tables with the new files' purchases added: only the rows they change (feature_update.py); and
+    how many customers the interaction table holds now (None: the stored table does not say)."""
+    stored = paths.storage
+    customers = feature_update.stored_attrs(stored / INTERACTIONS).get(CUSTOMERS)
+    customers = customers if isinstance(customers, int) and not isinstance(customers, bool) else None
+    users = pd.read_parquet(stored / USER_FEATURES)
+    interactions = pq.read_table(stored / INTERACTIONS)
+    if fresh is None or fresh.empty:  # no purchase in the new files: the tables stay as they are
+        return (users, pd.read_parquet(stored / ITEM_FEATURES), interactions), customers
+    updated = feature_update.update(users, interactions, fresh, products)
+    context.log.info(
+        f"{len(fresh):,} new purchases: {updated.buyers:,} customers' rows counted again, "
+        f"{updated.new_pairs:,} new customer-product pairs, {updated.new_customers:,} new customers"
+    )
+    added = None if customers is None else customers + updated.new_customers
+    return (updated.users, updated.items, updated.interactions), added
+
+
+def _latest(interactions: pd.DataFrame | pa.Table) -> str | None:
+    if isinstance(interactions, pa.Table):
+        found = pc.max(interactions["last_purchase"]).as_py()
+        return None if found is None else pd.Timestamp(found).isoformat()
+    return model_update.latest(interactions["last_purchase"])

@@ -1,0 +1,157 @@
+"""Updating the stored feature tables with a day of new purchases (feature_update.py): the tables stored after
+an update are the tables a full count over the whole history stores, for customers and products old and new,
+pairs bought again and pairs new; and three tables that do not say they count the same files are not updated."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from dagster_project import feature_update, features
+from dagster_project.fileio import write_arrow, write_parquet
+from tests.workspace import prepared_tables
+
+COVERS = {"covers": {"files": {"a.csv": "1"}, "reference": "r", "last_purchase": None}}
+
+
+def store(folder, users: pd.DataFrame, items: pd.DataFrame, interactions) -> dict:
+    """The three tables written as the pipeline writes them, read back as every reader reads them."""
+    paths = {name: folder / f"{name}.parquet" for name in ("users", "items", "interactions")}
+    for name, table in zip(paths, (users, items, interactions), strict=True):
+        (write_parquet if isinstance(table, pd.DataFrame) else write_arrow)(table, paths[name])
+    return {name: pd.read_parquet(path) for name, path in paths.items()}
+
+
+def update_stored(folder, old: pd.DataFrame, new: pd.DataFrame, users, products) -> feature_update.Updated:
+    """What the nightly refresh does: count the history once, store it, then update the stored tables."""
+    store(folder, *features.build(old, users, products))
+    return feature_update.update(
+        pd.read_parquet(folder / "users.parquet"), pq.read_table(folder / "interactions.parquet"), new, products
+    )
+
+
+def assert_stored_equal(got: dict, want: dict, exact: bool) -> None:
+    for name in ("users", "items", "interactions"):
+        pd.testing.assert_frame_equal(got[name], want[name], check_exact=exact, obj=name)
+
+
+@pytest.fixture(scope="module")
+def history(sample_source):
+    transactions, products, users = prepared_tables(sample_source)
+    cut = int(len(transactions) * 0.9)
+    while cut < len(transactions) and transactions["timestamp"].iloc[cut] == transactions["timestamp"].iloc[cut - 1]:
+        cut += 1
+    return transactions, products, users, cut
+
+
+def test_an_updated_store_equals_a_full_count_of_the_sample(history, tmp_path):
+    transactions, products, users, cut = history
+    old, new = transactions.iloc[:cut], transactions.iloc[cut:].reset_index(drop=True)
+    updated = update_stored(tmp_path / "old", old, new, users, products)
+    got = store(tmp_path / "updated", updated.users, updated.items, updated.interactions)
+    whole = store(tmp_path / "whole", *features.build(transactions, users, products))
+    # money sums of pairs bought again are added in another order (old sum + new): equal to rounding
+    assert_stored_equal(got, whole, exact=False)
+    # everything else, and every figure derived from the updated pairs, to the last bit
+    stored = pd.read_parquet(tmp_path / "old/interactions.parquet")
+    derived = store(tmp_path / "derived", *features.extend(stored.copy(), new, users, products))
+    assert_stored_equal(got, derived, exact=True)
+    assert updated.new_pairs > 0 and len(got["interactions"]) == len(whole["interactions"])
+    assert 0 < updated.buyers < len(users)
+    bought_again = got["interactions"]["purchases"].to_numpy()[: len(stored)] > stored["purchases"].to_numpy()
+    assert bought_again.any()
+
+
+def purchases(rows: list[tuple[str, str, int, float, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": pd.array([r[0] for r in rows], dtype="string"),
+            "product_id": pd.array([r[1] for r in rows], dtype="string"),
+            "quantity": [r[2] for r in rows],
+            "amount": [r[3] for r in rows],
+            "timestamp": pd.to_datetime([r[4] for r in rows], utc=True).as_unit("us"),
+        }
+    )
+
+
+PRODUCTS = pd.DataFrame(
+    {
+        "product_id": pd.array(["a", "b", "c", "d"], dtype="string"),
+        "name": ["A", "B", "C", "D"],
+        "category": ["x", "y", "y", "z"],
+        "brand": ["k", "k", "k", "k"],
+        "price": [10.0, 5.0, 1.0, 2.0],
+    }
+)
+USERS = pd.DataFrame(
+    {
+        "user_id": pd.array(["u1", "u2", "u3", "u4"], dtype="string"),
+        "age": [30, 40, 50, 60],
+        "gender": ["F", "M", "Unknown", "F"],
+        "country": ["US", "DE", "FR", "US"],
+        "gender_code": np.array([0, 1, 2, 0], dtype="int32"),
+        "country_code": np.array([0, 1, 2, 0], dtype="int32"),
+        "age_scaled": [0.0, 0.3, 0.6, 1.0],
+    }
+)
+
+
+def test_every_kind_of_change_a_day_brings(tmp_path):
+    old = purchases(
+        [
+            ("u1", "a", 1, 10.0, "2026-01-01"),
+            ("u1", "b", 2, 10.0, "2026-01-02"),  # u1's favourite: "y" (b bought twice)
+            ("u1", "b", 1, 5.0, "2026-01-02"),
+            ("u2", "a", 1, 10.0, "2026-01-03"),
+            ("u2", "b", 1, 5.0, "2026-01-04"),
+            ("u3", "b", 1, 5.0, "2026-01-05"),  # u3 buys nothing new: only their recency moves
+            ("zz", "a", 1, 10.0, "2026-01-05"),  # a customer missing from the customers file
+        ]
+    )
+    new = purchases(
+        [
+            ("u1", "a", 3, 30.0, "2026-01-10"),  # a pair bought again: u1 now buys "a" more (favourite moves)
+            ("u1", "a", 1, 10.0, "2026-01-10"),
+            ("u2", "c", 1, 1.0, "2026-01-11"),  # a new pair of a known customer; "c" sold for the first time
+            ("u4", "d", 2, 4.0, "2026-01-12"),  # a customer's first purchase; "d" sold for the first time
+            ("u4", "a", 1, 10.0, "2026-01-12"),
+            ("u9", "q", 1, 0.5, "2026-01-12"),  # a customer and a product outside the files: pairs, no rows
+        ]
+    )
+    updated = update_stored(tmp_path / "old", old, new, USERS, PRODUCTS)
+    got = store(tmp_path / "updated", updated.users, updated.items, updated.interactions)
+    whole = store(tmp_path / "whole", *features.build(pd.concat([old, new], ignore_index=True), USERS, PRODUCTS))
+    assert_stored_equal(got, whole, exact=True)  # sums of numbers exact in binary: no rounding to hide behind
+    users = got["users"].set_index("user_id")
+    assert users.loc["u1", "favourite_category"] == "x" and users.loc["u1", "transactions"] == 5
+    assert users.loc["u3", "recency_days"] == 7.0 and users.loc["u4", "products_bought"] == 2
+    items = got["items"].set_index("product_id")
+    assert items.loc["c", "buyers"] == 1 and items.loc["d", "purchases"] == 1 and items.loc["a", "buyers"] == 4
+    assert "zz" not in users.index and "u9" in set(got["interactions"]["user_id"])
+    assert updated.new_pairs == 4 and updated.buyers == 3  # u9 has pairs but no customer row
+    assert updated.new_customers == 2  # u4 and u9 had no pair before
+
+
+def test_tables_that_count_different_files_are_not_updated(tmp_path):
+    frame = pd.DataFrame({"x": [1]})
+    paths = [tmp_path / f"{name}.parquet" for name in ("users", "items", "interactions")]
+    for path in paths:
+        write_parquet(frame.copy(), path)
+    assert feature_update.agreed_covers(paths) == (None, "the stored feature tables do not say which files they count")
+    for path in paths:
+        table = frame.copy()
+        table.attrs = COVERS
+        write_parquet(table, path)
+    assert feature_update.agreed_covers(paths) == (COVERS["covers"], "")
+    other = frame.copy()
+    other.attrs = {"covers": {**COVERS["covers"], "files": {"a.csv": "2"}}}
+    write_parquet(other, paths[0])
+    found, why = feature_update.agreed_covers(paths)
+    assert found is None and why == "the stored feature tables do not count the same files"
+    paths[1].unlink()
+    assert feature_update.agreed_covers(paths) == (None, "the stored feature tables are not all there")
+    assert json.loads(pq.read_schema(paths[2]).metadata[b"PANDAS_ATTRS"]) == COVERS
