@@ -391,15 +391,17 @@ def build(
     workers: int = SCORING_WORKERS,
     head: int = list_candidates.HEAD,
     only: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> Iterator[pa.Table]:
     """Both lists for every known customer, as Arrow tables of at most `block` customers each, in order.
 
     `head`: the items every customer is scored on (list_candidates); 0 scores every customer densely, the
     reference the candidates are tested against. `only`: some customers alone (positions in `model.customers()`,
     in `layout` order), given exactly the rows a build of everyone gives them (list_update rebuilds those).
+    `rows`: `purchase_rows(model, model.customers())` when the caller has it already.
     """
     customers = model.customers()
-    rows = purchase_rows(model, customers)
+    rows = purchase_rows(model, customers) if rows is None else rows
     buyers = np.flatnonzero(rows >= 0)
     likely = _likely_items(model, rows[buyers[:SCORE_ROWS]], n) if buyers.size else None
     ranked = list_candidates.RankedItems.of(model, head)

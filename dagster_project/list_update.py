@@ -104,33 +104,49 @@ def _ids(user_ids: Iterable[object], ids: pa.Array) -> np.ndarray:
     return found[~pd.isna(found)].astype(np.int64)
 
 
-def _base_rows(base: pq.ParquetFile, handle, wanted: pa.Array) -> tuple[pa.Array, pa.Table]:
-    """The base's customers (each once) and its rows of the `wanted` customers (summary columns), read a row group
-    at a time with the ids as dictionaries (one look-up per customer of a row group, not per row)."""
-    file = pq.ParquetFile(handle, read_dictionary=list_layers.SUMMARY_COLUMNS)
-    dictionaries, found = [], []
-    for i in range(base.num_row_groups):
-        group = file.read_row_group(i, columns=list_layers.SUMMARY_COLUMNS)
-        hits = []
-        for chunk in group["user_id"].chunks:
-            dictionaries.append(chunk.dictionary)
-            hits.append(pc.is_in(chunk.dictionary, value_set=wanted).take(chunk.indices))
-        if hits and any(pc.any(hit).as_py() for hit in hits):
-            found.append(group.filter(pa.chunked_array(hits, pa.bool_())))
-    customers = pc.unique(pa.concat_arrays(dictionaries)) if dictionaries else pa.array([], pa.string())
-    rows = pa.concat_tables([t.replace_schema_metadata(None) for t in found]) if found else None
-    return customers, rows
+GONE_COLUMNS = ["user_id", "list", "product_id", "category", "reason"]  # what leaving customers take from a summary
 
 
-def _positions(values: pa.Array, ids: pa.Array) -> np.ndarray:
-    """Each value's position in `ids` (-1 where it is not there)."""
-    return pc.index_in(values, value_set=ids).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+def _base_rows(base: pq.ParquetFile, handle, wanted: pa.Array) -> tuple[pa.Array, pa.Table | None]:
+    """The base's customers (each once) and its rows of the `wanted` customers (the columns their summary parts
+    need), read a row group at a time as dictionaries: one look-up per customer, never per row."""
+    file = pq.ParquetFile(handle, read_dictionary=GONE_COLUMNS)
+    ids = [file.read_row_group(i, columns=["user_id"])["user_id"] for i in range(base.num_row_groups)]
+    chunks = [chunk for column in ids for chunk in column.chunks]
+    if not chunks:
+        return pa.array([], pa.string()), None
+    customers = pa.concat_arrays([chunk.dictionary for chunk in chunks])  # each customer in one row group
+    hit = pc.is_in(customers, value_set=wanted).to_numpy(zero_copy_only=False)
+    found, start = [], 0
+    for i, column in enumerate(ids):
+        masks = []
+        for chunk in column.chunks:
+            size = len(chunk.dictionary)
+            mine = hit[start : start + size]
+            none = np.zeros(len(chunk), dtype=bool)
+            masks.append(mine[chunk.indices.to_numpy(zero_copy_only=False)] if mine.any() else none)
+            start += size
+        mask = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+        if mask.any():  # only then the other columns of this row group
+            group = file.read_row_group(i, columns=GONE_COLUMNS[1:]).append_column("user_id", column)
+            found.append(group.filter(pa.array(mask)).replace_schema_metadata(None))
+    return pc.unique(customers), pa.concat_tables(found) if found else None
 
 
-def _summary_frame(table: pa.Table | None) -> pd.DataFrame:
+def _summary_table(table: pa.Table | None) -> pa.Table:
+    """The summary columns of some rows, as plain text (product names left empty where not read: the parts keep
+    each product's name already)."""
+    columns = list_layers.SUMMARY_COLUMNS
     if table is None or not table.num_rows:
-        return SCHEMA.empty_table().select(list_layers.SUMMARY_COLUMNS).to_pandas()
-    return table.select(list_layers.SUMMARY_COLUMNS).to_pandas()
+        return SCHEMA.empty_table().select(columns)
+    arrays = []
+    for name in columns:
+        if name not in table.column_names:
+            arrays.append(pa.nulls(table.num_rows, pa.string()))
+            continue
+        column = table[name]
+        arrays.append(column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column)
+    return pa.Table.from_arrays(arrays, names=columns)
 
 
 def update(
@@ -163,29 +179,28 @@ def _layer(
     ids = pa.array(customers["user_id"], pa.string(), from_pandas=True)
     given = _ids(user_ids, ids)
     previous = stored.read_layer() if stored.layer is not None else SCHEMA.empty_table()
-    in_layer = np.zeros(len(ids), dtype=bool)
-    found = _positions(pc.unique(previous["user_id"]), ids)
-    in_layer[found[found >= 0]] = True
+    layer_customers = pc.unique(previous["user_id"])
+    in_layer = pc.is_in(ids, value_set=layer_customers).to_numpy(zero_copy_only=False)
     wanted = ids.take(pa.array(given[~in_layer[given]]))  # their base rows leave the lists now
     base_customers, base_rows = _base_rows(stored.base, stored.base_handle, wanted)
-    found_in_base = _positions(base_customers, ids)
-    if (found < 0).any() or (found_in_base < 0).any():  # customers the model no longer has: written whole
-        return None
-    in_base = np.zeros(len(ids), dtype=bool)
-    in_base[found_in_base] = True
+    in_base = pc.is_in(ids, value_set=base_customers).to_numpy(zero_copy_only=False)
+    if in_layer.sum() < len(layer_customers) or in_base.sum() < len(base_customers):
+        return None  # customers the model no longer has: written whole
     rebuilt = np.zeros(len(ids), dtype=bool)
     rebuilt[given] = True
     rebuilt |= ~(in_base | in_layer)  # customers the lists lack (new ones not named)
     if np.count_nonzero(rebuilt | in_layer) > MOST_REBUILT * max(len(ids), 1):
         return None
-    blocks = list_building.layout(list_building.purchase_rows(model, customers))
+    rows = list_building.purchase_rows(model, customers)
+    blocks = list_building.layout(rows)
     order = np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
-    fresh = [t.replace_schema_metadata(None) for t in list_building.build(model, n, only=order[rebuilt[order]])]
+    built = list_building.build(model, n, only=order[rebuilt[order]], rows=rows)
+    fresh = [t.replace_schema_metadata(None) for t in built]
     fresh_table = pa.concat_tables(fresh) if fresh else SCHEMA.empty_table()
     again = pc.is_in(previous["user_id"], value_set=ids.filter(pa.array(rebuilt)))
     kept, replaced = previous.filter(pc.invert(again)), previous.filter(again)
-    gone = pd.concat([_summary_frame(base_rows), _summary_frame(replaced)], ignore_index=True)
-    parts = stored.parts().combined(parts_of(gone), -1).combined(parts_of(_summary_frame(fresh_table)))
+    gone = pa.concat_tables([_summary_table(base_rows), _summary_table(replaced)])
+    parts = stored.parts().combined(parts_of(gone), -1).combined(parts_of(_summary_table(fresh_table)))
     kept_tables = [pa.Table.from_batches([b]) for b in kept.replace_schema_metadata(None).to_batches(KEPT_ROWS)]
     extra = {list_layers.BASE_KEY: stored.base_id.encode(), list_layers.SUMMARY_KEY: parts.to_json().encode()}
     return [*kept_tables, *fresh], extra, int(np.count_nonzero(rebuilt))
