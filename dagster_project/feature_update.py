@@ -2,27 +2,29 @@
 
 A day of new purchases (27,000 at 10M, from 25,000 of 985,000 customers) changes few rows: the buyers'
 pairs in the interaction table (bought again: updated; new: appended), the buyers' user-feature rows and
-the bought products' item-feature rows. Everything else is the same, except `recency_days`, which counts
-from the latest purchase of all and so moves for every customer (one vectorised column).
+the bought products' item figures. Everything else stays, except `recency_days`, which counts from the
+latest purchase of all and so moves for every customer (one vectorised column).
 
-- **Interaction table**: read as Arrow columns (text stays Arrow text, never pandas objects, and the ids
-  are not factorized); the buyers' rows are found with one `is_in` over the customer ids, their pairs
-  matched with the new pairs, six numeric columns updated at those rows, the new pairs appended. The file
-  is then written again whole. Why not a base file plus appended part files: a pair bought again changes
-  a row of the base, so parts could only hold new pairs if readers merged rows per pair; every reader
-  (`pd.read_parquet`, the IO manager, the tests) would need that merge, and the base would be rewritten
-  anyway once the changed rows pile up. Reading and writing the 6.7M pairs as Arrow costs about 2 s of
-  CPU at 10M; deriving every feature from them took the other 8 s (docs/BENCHMARKS.md), and that is what
-  this module removes.
+- **Interaction table** (6.7M pairs at 10M): one pass over the stored Parquet file, one row group (a
+  million pairs) at a time, writing the new file beside it as it goes: in each group the day's buyers'
+  rows are found with Arrow's `is_in`, their pairs matched with the day's pairs on integer codes, six
+  numeric columns updated at those rows; the pairs nobody had bought go at the end. Text stays Arrow text
+  (never pandas objects) and no id is factorized. Memory: two row groups, not the table (the step held
+  1.5 GB more before). Why not a base file plus appended part files: a pair bought again changes a row
+  of the base, so parts could only hold new pairs if every reader (`pd.read_parquet`, the IO manager,
+  the tests) merged rows per pair, and the base would have to be rewritten once changes piled up. Reading
+  and writing the pairs is then the floor (about 2.5 s of CPU at 10M, docs/BENCHMARKS.md).
 - **User features**: the stored table (one row per customer, in profile order) gets its buyers' rows
   counted again from the buyers' pairs alone, with the code of a full count (`features._user_stats`): sums
   over the same pairs in the same order, so each row is bit for bit what a count over the whole updated
   table gives; `recency_days` is recomputed for everyone.
-- **Item features**: per product sums over every pair by catalogue code (`np.bincount`, the order a full
-  count adds them in), the latest purchase as the stored one or the new pairs' latest. 20,000 products.
+- **Item features**: per catalogue product, sums over every pair gathered during the same pass (whole
+  numbers by `np.bincount` per row group, money added one pair at a time in table order, as a full count
+  adds it), the latest purchase by `np.maximum.at`. 20,000 products.
 
 The caller checks first that the new purchases only extend what all three tables count (the same
-`covers` on each, model_update.extension / older_purchases); otherwise it counts the whole history.
+`covers` on each, `agreed_covers`, model_update.extension / older_purchases); otherwise it counts the
+whole history.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class Updated:
 
     users: pd.DataFrame
     items: pd.DataFrame
-    interactions: pa.Table
+    preview: pd.DataFrame  # the interaction table's first rows (the table itself is written, not held)
+    pairs: int  # the interaction table's rows
     buyers: int  # customers whose rows were counted again
     new_pairs: int  # pairs appended (the rest of the new purchases updated pairs already there)
     new_customers: int  # customers with no pair in the table before
@@ -83,11 +86,9 @@ def agreed_covers(paths: list[Path]) -> tuple[dict | None, str]:
     return found[0], ""
 
 
-def with_attrs(table: pa.Table, attrs: dict) -> pa.Table:
-    """`table` carrying `attrs` where pandas keeps them, so `pd.read_parquet(...).attrs` reads them back."""
-    metadata = dict(table.schema.metadata or {})
-    metadata[ATTRS_KEY] = json.dumps(attrs).encode()
-    return table.replace_schema_metadata(metadata)
+def with_attrs(schema: pa.Schema, attrs: dict) -> pa.Schema:
+    """`schema` carrying `attrs` where pandas keeps them, so `pd.read_parquet(...).attrs` reads them back."""
+    return schema.with_metadata({**(schema.metadata or {}), ATTRS_KEY: json.dumps(attrs).encode()})
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -99,32 +100,10 @@ def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
-def _extended(column: pa.ChunkedArray, extra: np.ndarray) -> np.ndarray:
-    """A new, writable array: the column's values (times as int64) followed by `extra`; one copy, chunk by chunk."""
-    out = np.empty(len(column) + len(extra), dtype=extra.dtype)
-    start = 0
-    for chunk in column.chunks:
-        out[start : start + len(chunk)] = _numpy(chunk)
-        start += len(chunk)
-    out[start:] = extra
-    return out
-
-
 def _arrow(values: np.ndarray, kind: pa.DataType) -> pa.Array:
     if pa.types.is_timestamp(kind):
         return pa.array(values, type=pa.int64()).view(kind)
     return pa.array(values, type=kind)
-
-
-def _take(column: pa.ChunkedArray, rows: np.ndarray) -> pa.ChunkedArray:
-    """`column.take(rows)` for ascending rows, chunk by chunk, so no chunk is joined to another first."""
-    parts, start = [], 0
-    for chunk in column.chunks:
-        low, high = np.searchsorted(rows, [start, start + len(chunk)])
-        if high > low:
-            parts.append(chunk.take(pa.array(rows[low:high] - start)))
-        start += len(chunk)
-    return pa.chunked_array(parts, type=column.type)
 
 
 def _codes(values: pa.ChunkedArray | pa.Array, uniques: pa.Array) -> np.ndarray:
@@ -132,62 +111,177 @@ def _codes(values: pa.ChunkedArray | pa.Array, uniques: pa.Array) -> np.ndarray:
     return pc.index_in(values, value_set=uniques).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def add_pairs(table: pa.Table, transactions: pd.DataFrame) -> tuple[pa.Table, np.ndarray, int, int]:
-    """`features.add_purchases` on an Arrow table: the updated table, the rows of every buyer's pairs (positions
-    in the updated table, ascending: each buyer's pairs in table order), the pairs and the customers added."""
-    fresh = features.interaction_table(transactions)
-    fresh_table = pa.Table.from_pandas(fresh, schema=table.schema.remove_metadata(), preserve_index=False)
-    n = table.num_rows
-    buyers, bought = (pc.unique(fresh_table[name]) for name in ("user_id", "product_id"))
-    rows = np.flatnonzero(pc.is_in(table["user_id"], value_set=buyers).to_numpy(zero_copy_only=False))
-    # pairs as integer keys over the new purchases' customers and products: the buyers' stored pairs whose
-    # product nobody bought today get no key (-1) and match nothing
-    width = max(len(bought), 1)
-    product = _codes(_take(table["product_id"], rows), bought)
-    customer = _codes(_take(table["user_id"], rows), buyers)
-    stored_keys = np.where(product >= 0, customer * width + product, -1)
-    new_customers = len(buyers) - len(np.unique(customer))
-    fresh_keys = _codes(fresh_table["user_id"], buyers) * width + _codes(fresh_table["product_id"], bought)
-    found = pd.Index(fresh_keys).get_indexer(stored_keys)
-    at, new = rows[found >= 0], found[found >= 0]
-    added = np.setdiff1d(np.arange(len(fresh)), new)  # in order of first purchase, as `add_purchases` appends
-    columns: dict[str, pa.ChunkedArray] = {}
-    for name in table.column_names:
-        old, kind = table[name], table.schema.field(name).type
-        if name in ("user_id", "product_id"):
-            columns[name] = pa.chunked_array([*old.chunks, *fresh_table[name].take(added).chunks], type=kind)
-            continue
-        incoming = _numpy(fresh_table[name])
-        values = _extended(old, incoming[added])
-        if name in SUMS:
-            values[at] += incoming[new]
-        elif name in dict(SPANS):
-            values[at] = dict(SPANS)[name](values[at], incoming[new])
-        elif name == "confidence":
-            values[at] = np.log1p(_numpy(columns["purchases"])[at].astype("float64"))
-        columns[name] = pa.chunked_array([_arrow(values, kind)])
-    out = pa.table(columns, schema=table.schema)
-    buyer_rows = np.concatenate([rows, np.arange(n, n + len(added))])
-    return out, buyer_rows, len(added), new_customers
+@dataclass
+class _Day:
+    """The day's pairs, keyed by integer codes over the day's own customers and products."""
+
+    table: pa.Table
+    buyers: pa.Array
+    bought: pa.Array
+    keys: pd.Index
+    matched: np.ndarray  # per new pair: found among the stored pairs
+    seen: np.ndarray  # per buyer: has stored pairs
+
+    @classmethod
+    def of(cls, transactions: pd.DataFrame, schema: pa.Schema) -> _Day:
+        schema = schema.remove_metadata()
+        if transactions is None or transactions.empty:
+            table = schema.empty_table()
+        else:
+            table = pa.Table.from_pandas(features.interaction_table(transactions), schema=schema, preserve_index=False)
+        buyers, bought = (pc.unique(table[name]) for name in ("user_id", "product_id"))
+        keys = _codes(table["user_id"], buyers) * max(len(bought), 1) + _codes(table["product_id"], bought)
+        return cls(table, buyers, bought, pd.Index(keys), np.zeros(len(table), bool), np.zeros(len(buyers), bool))
+
+    def added(self) -> pa.Table:
+        """The new pairs not found among the stored ones, in order of first purchase (as `add_purchases` appends)."""
+        return self.table.take(pa.array(np.flatnonzero(~self.matched)))
+
+    def update(self, group: pa.Table) -> tuple[pa.Table, np.ndarray]:
+        """One row group of the stored pairs with the day's purchases added, and the rows of the day's buyers."""
+        rows = np.flatnonzero(pc.is_in(group["user_id"], value_set=self.buyers).to_numpy(zero_copy_only=False))
+        customer = _codes(group["user_id"].take(pa.array(rows)), self.buyers)
+        product = _codes(group["product_id"].take(pa.array(rows)), self.bought)
+        self.seen[customer] = True
+        # a buyer's stored pair whose product nobody bought today has no key (-1) and matches nothing
+        found = self.keys.get_indexer(np.where(product >= 0, customer * max(len(self.bought), 1) + product, -1))
+        at, new = rows[found >= 0], found[found >= 0]
+        self.matched[new] = True
+        if not len(at):
+            return group, rows
+        columns = {}
+        for name in group.column_names:
+            if name in ("user_id", "product_id"):
+                columns[name] = group[name]
+                continue
+            values = _numpy(group[name]).copy()
+            if name in SUMS:
+                values[at] += _numpy(self.table[name])[new]
+            elif name in dict(SPANS):
+                values[at] = dict(SPANS)[name](values[at], _numpy(self.table[name])[new])
+            elif name == "confidence":
+                values[at] = np.log1p(_numpy(columns["purchases"])[at].astype("float64"))
+            columns[name] = _arrow(values, group.schema.field(name).type)
+        return pa.table(columns, schema=group.schema), rows
 
 
-def _pairs_frame(table: pa.Table, rows: np.ndarray) -> pd.DataFrame:
-    """The pairs at `rows` as pandas columns (text as Arrow-backed strings)."""
-    return pa.table({name: _take(table[name], rows) for name in PAIR_COLUMNS}).to_pandas()
+class _ItemSums:
+    """Per catalogue product, sums over the pairs in table order (what `np.bincount` over the whole table adds)."""
+
+    def __init__(self, products: pd.DataFrame, kind: pa.DataType):
+        self.products = products
+        self.catalogue = pa.array(products["product_id"].to_numpy(dtype=object), type=kind)
+        n = len(self.catalogue)
+        self.sums = {name: np.zeros(n) for name in ("buyers", "purchases", "quantity", "spend", "repeat")}
+        self.latest = np.full(n, np.iinfo(np.int64).min)
+
+    def add(self, group: pa.Table) -> None:
+        found = pc.index_in(group["product_id"], value_set=self.catalogue)
+        known = found.is_valid().to_numpy(zero_copy_only=False)
+        every = bool(known.all())
+        codes = found.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = codes if every else codes[known]
+
+        def column(name: str) -> np.ndarray:
+            values = _numpy(group[name])
+            return values if every else values[known]
+
+        purchases = column("purchases")
+        n = len(self.catalogue)
+        counts = {  # whole numbers: exact in any order, one bincount per row group
+            "buyers": None,
+            "purchases": purchases.astype("float64"),
+            "quantity": column("quantity").astype("float64"),
+            "repeat": (purchases > 1).astype("float64"),
+        }
+        for name, weights in counts.items():
+            self.sums[name] += np.bincount(codes, weights=weights, minlength=n)
+        # money: added in row order, one at a time, onto the sums so far (the additions a full count makes)
+        np.add.at(self.sums["spend"], codes, np.nan_to_num(column("spend"), nan=0.0))
+        np.maximum.at(self.latest, codes, column("last_purchase"))
+
+    def table(self, kind: pa.DataType) -> pd.DataFrame:
+        """`features._item_features` of every pair added."""
+        buyers = self.sums["buyers"]
+        present = np.flatnonzero(buyers > 0)
+        stats = pd.DataFrame(
+            {
+                "purchases": self.sums["purchases"][present].round().astype("int64"),
+                "total_quantity": self.sums["quantity"][present].round().astype("int64"),
+                "revenue": self.sums["spend"][present],
+                "last_purchase": _arrow(self.latest[present], kind).to_pandas().array,
+                "buyers": buyers[present].astype("int64"),
+                "repeat_buyer_share": self.sums["repeat"][present] / buyers[present],
+            },
+            index=pd.Index(self.products["product_id"]).take(present).rename("product_id"),
+        )
+        return features.item_table(stats, self.products)
 
 
-def _latest(table: pa.Table) -> pd.Timestamp | None:
-    found = pc.max(table["last_purchase"]).as_py()
-    return None if found is None else pd.Timestamp(found)
+@dataclass(frozen=True)
+class _Pass:
+    """What one pass over the interaction table gathers besides the table it writes."""
+
+    buyer_pairs: pd.DataFrame  # every pair of the day's buyers, in table order
+    items: pd.DataFrame  # the item features of every pair
+    pairs: int
+    new_pairs: int
+    new_customers: int
+    preview: pd.DataFrame  # the table's first rows
+    latest: pd.Timestamp | None  # the latest purchase of all
+
+
+def update_interactions(
+    source: Path, target: Path, transactions: pd.DataFrame, products: pd.DataFrame, attrs: dict
+) -> _Pass:
+    """Write the stored interaction table at `source` with `transactions` added to `target`, one row group at a time.
+
+    Memory: two row groups (about a million pairs each), not the table. Pairs bought again are updated where
+    they are; new pairs go at the end, as `features.add_purchases` does.
+    """
+    with pq.ParquetFile(source) as stored:
+        schema = stored.schema_arrow
+        day = _Day.of(transactions, schema)
+        items = _ItemSums(products, schema.field("product_id").type)
+        kind = schema.field("last_purchase").type
+        buyer_parts: list[pa.Table] = []
+        preview: pd.DataFrame | None = None
+        latest: list = []
+        held: pa.Table | None = None  # the last row group is written with the new pairs, once they are known
+        with pq.ParquetWriter(target, with_attrs(schema, attrs)) as writer:
+            for index in range(stored.num_row_groups):
+                group, rows = day.update(stored.read_row_group(index).replace_schema_metadata(None))
+                buyer_parts.append(group.select(PAIR_COLUMNS).take(pa.array(rows)))
+                items.add(group)
+                latest.append(pc.max(group["last_purchase"]).as_py())
+                if held is not None:
+                    writer.write_table(held)
+                held = group
+                preview = group.slice(0, 5).to_pandas() if preview is None else preview
+            added = day.added()
+            items.add(added)
+            buyer_parts.append(added.select(PAIR_COLUMNS))
+            latest.append(pc.max(added["last_purchase"]).as_py())
+            last = pa.concat_tables([held, added]) if held is not None else added
+            writer.write_table(last)
+            preview = last.slice(0, 5).to_pandas() if preview is None else preview
+    found = [t for t in latest if t is not None]
+    return _Pass(
+        pa.concat_tables(buyer_parts).to_pandas(),
+        items.table(kind),
+        stored.metadata.num_rows + added.num_rows,
+        added.num_rows,
+        int((~day.seen).sum()),
+        preview,
+        pd.Timestamp(max(found)) if found else None,
+    )
 
 
 def update_users(
-    stored: pd.DataFrame, table: pa.Table, buyer_rows: np.ndarray, products: pd.DataFrame
+    stored: pd.DataFrame, buyer_pairs: pd.DataFrame, products: pd.DataFrame, as_of: pd.Timestamp | None
 ) -> tuple[pd.DataFrame, int]:
     """The stored user features with the buyers' rows counted again from their pairs and everyone's recency."""
-    as_of = _latest(table)
-    pairs = features._Pairs.of(_pairs_frame(table, buyer_rows))
-    stats = features._user_stats(pairs, products, as_of)
+    stats = features._user_stats(features._Pairs.of(buyer_pairs), products, as_of)
     out = stored.copy(deep=False)
     ids = pa.array(stats.index.to_numpy(dtype=object), type=pa.large_string())
     at = _codes(ids, pa.array(out["user_id"]).cast(pa.large_string()))
@@ -203,52 +297,16 @@ def update_users(
     return out, len(at)
 
 
-def item_features(table: pa.Table, products: pd.DataFrame) -> pd.DataFrame:
-    """`features._item_features` of the whole table on catalogue codes: no text hashed per pair, no pandas group-by.
-
-    Sums run over the pairs in table order, as a full count adds them; pairs of products outside the
-    catalogue count for nothing, as the full count's join with the catalogue drops them.
-    """
-    catalogue = pa.array(products["product_id"].to_numpy(dtype=object), type=table.schema.field("product_id").type)
-    found = pc.index_in(table["product_id"], value_set=catalogue)
-    known = found.is_valid().to_numpy(zero_copy_only=False)
-    every = bool(known.all())
-    codes = found.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    codes = codes if every else codes[known]
-    n = len(catalogue)
-
-    def column(name: str) -> np.ndarray:
-        values = _numpy(table[name])
-        return values if every else values[known]
-
-    def total(weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(codes, weights=weights, minlength=n)
-
-    purchases = column("purchases")
-    buyers = total()
-    present = np.flatnonzero(buyers > 0)
-    latest = np.full(n, np.iinfo(np.int64).min)
-    np.maximum.at(latest, codes, column("last_purchase"))
-    kind = table.schema.field("last_purchase").type
-    stats = pd.DataFrame(
-        {
-            "purchases": total(purchases.astype("float64"))[present].round().astype("int64"),
-            "total_quantity": total(column("quantity").astype("float64"))[present].round().astype("int64"),
-            "revenue": total(np.nan_to_num(column("spend"), nan=0.0))[present],
-            "last_purchase": _arrow(latest[present], kind).to_pandas().array,
-            "buyers": buyers[present].astype("int64"),
-            "repeat_buyer_share": total((purchases > 1).astype("float64"))[present] / buyers[present],
-        },
-        index=pd.Index(products["product_id"]).take(present).rename("product_id"),
-    )
-    return features.item_table(stats, products)
-
-
 def update(
-    stored_users: pd.DataFrame, interactions: pa.Table, transactions: pd.DataFrame, products: pd.DataFrame
+    stored_users: pd.DataFrame,
+    source: Path,
+    target: Path,
+    transactions: pd.DataFrame,
+    products: pd.DataFrame,
+    attrs: dict,
 ) -> Updated:
-    """The three feature tables with `transactions` (purchases after all those counted) added."""
-    table, buyer_rows, new_pairs, new_customers = add_pairs(interactions, transactions)
-    del interactions
-    users, buyers = update_users(stored_users, table, buyer_rows, products)
-    return Updated(users, item_features(table, products), table, buyers, new_pairs, new_customers)
+    """The three feature tables with `transactions` (purchases after all those counted) added; the interaction
+    table written to `target` (with `attrs`), the user and item features returned."""
+    done = update_interactions(source, target, transactions, products, attrs)
+    users, buyers = update_users(stored_users, done.buyer_pairs, products, done.latest)
+    return Updated(users, done.items, done.preview, done.pairs, buyers, done.new_pairs, done.new_customers)

@@ -16,11 +16,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 # Every temporary file RecoMart writes is named .recomart-tmp-<target>.<random>.tmp: a name it owns, so
 # clean-up after a killed run can never take another program's temporary files.
@@ -53,24 +53,44 @@ def folders_synced_once() -> Iterator[None]:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
+    tmp = staged_path(path)
+    try:
+        yield tmp
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def staged_path(path: Path) -> Path:
+    """A new temporary file beside `path`, named so the clean-up after a killed run removes it; `publish` it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        _test_pause(path)
-        os.replace(tmp, path)
-        deferred = _DEFERRED_FOLDERS.get()
-        if deferred is None:
-            _fsync_dir(path.parent)
-        else:
-            deferred.add(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return Path(tmp_name)
+
+
+@dataclass(frozen=True)
+class StagedTable:
+    """A table already written to a temporary file beside its destination (`staged_path`), for the storage IO
+    manager to `publish`: a table too large to hand over in memory is written as it is made."""
+
+    tmp: Path
+    records: int
+    preview: pd.DataFrame  # its first rows
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Fsync the written temporary file `tmp` and rename it over `path` (the folder fsynced, or deferred)."""
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    _test_pause(path)
+    os.replace(tmp, path)
+    deferred = _DEFERRED_FOLDERS.get()
+    if deferred is None:
+        _fsync_dir(path.parent)
+    else:
+        deferred.add(path.parent)
 
 
 def atomic_link(source: Path, path: Path) -> Path:
@@ -137,15 +157,6 @@ def _fsync_dir(folder: Path) -> None:
 def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
-    return path
-
-
-def write_arrow(table: pa.Table, path: Path) -> Path:
-    """An Arrow table as Parquet, its schema metadata (pandas' column types and attrs) kept."""
-    import pyarrow.parquet as pq
-
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
     return path
 
 

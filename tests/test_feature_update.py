@@ -12,26 +12,35 @@ import pyarrow.parquet as pq
 import pytest
 
 from dagster_project import feature_update, features
-from dagster_project.fileio import write_arrow, write_parquet
+from dagster_project.fileio import atomic_path, write_parquet
 from tests.workspace import prepared_tables
 
 COVERS = {"covers": {"files": {"a.csv": "1"}, "reference": "r", "last_purchase": None}}
 
 
-def store(folder, users: pd.DataFrame, items: pd.DataFrame, interactions) -> dict:
-    """The three tables written as the pipeline writes them, read back as every reader reads them."""
+def store(folder, users: pd.DataFrame, items: pd.DataFrame, interactions: pd.DataFrame, group_rows=None) -> dict:
+    """The three tables written as the pipeline writes them (`group_rows`: pairs per Parquet row group), read back
+    as every reader reads them."""
     paths = {name: folder / f"{name}.parquet" for name in ("users", "items", "interactions")}
-    for name, table in zip(paths, (users, items, interactions), strict=True):
-        (write_parquet if isinstance(table, pd.DataFrame) else write_arrow)(table, paths[name])
+    for name, table in zip(paths, (users, items), strict=False):
+        write_parquet(table, paths[name])
+    with atomic_path(paths["interactions"]) as tmp:
+        interactions.to_parquet(tmp, index=False, row_group_size=group_rows)
     return {name: pd.read_parquet(path) for name, path in paths.items()}
 
 
-def update_stored(folder, old: pd.DataFrame, new: pd.DataFrame, users, products) -> feature_update.Updated:
+def update_stored(folder, old: pd.DataFrame, new: pd.DataFrame, users, products, group_rows=None) -> dict:
     """What the nightly refresh does: count the history once, store it, then update the stored tables."""
-    store(folder, *features.build(old, users, products))
-    return feature_update.update(
-        pd.read_parquet(folder / "users.parquet"), pq.read_table(folder / "interactions.parquet"), new, products
+    store(folder, *features.build(old, users, products), group_rows=group_rows)
+    target = folder / "updated.parquet"
+    updated = feature_update.update(
+        pd.read_parquet(folder / "users.parquet"), folder / "interactions.parquet", target, new, products, COVERS
     )
+    got = store(folder / "updated", updated.users, updated.items, pd.read_parquet(target))
+    assert pd.read_parquet(target).attrs == COVERS  # the table says what it counts
+    pd.testing.assert_frame_equal(updated.preview, got["interactions"].head(5), check_dtype=False)  # shown as text
+    assert updated.pairs == len(got["interactions"])
+    return {"updated": updated, **got}
 
 
 def assert_stored_equal(got: dict, want: dict, exact: bool) -> None:
@@ -48,11 +57,11 @@ def history(sample_source):
     return transactions, products, users, cut
 
 
-def test_an_updated_store_equals_a_full_count_of_the_sample(history, tmp_path):
+@pytest.mark.parametrize("group_rows", [None, 997])  # one Parquet row group, or many (read one at a time)
+def test_an_updated_store_equals_a_full_count_of_the_sample(history, tmp_path, group_rows):
     transactions, products, users, cut = history
     old, new = transactions.iloc[:cut], transactions.iloc[cut:].reset_index(drop=True)
-    updated = update_stored(tmp_path / "old", old, new, users, products)
-    got = store(tmp_path / "updated", updated.users, updated.items, updated.interactions)
+    got = update_stored(tmp_path / "old", old, new, users, products, group_rows)
     whole = store(tmp_path / "whole", *features.build(transactions, users, products))
     # money sums of pairs bought again are added in another order (old sum + new): equal to rounding
     assert_stored_equal(got, whole, exact=False)
@@ -60,10 +69,20 @@ def test_an_updated_store_equals_a_full_count_of_the_sample(history, tmp_path):
     stored = pd.read_parquet(tmp_path / "old/interactions.parquet")
     derived = store(tmp_path / "derived", *features.extend(stored.copy(), new, users, products))
     assert_stored_equal(got, derived, exact=True)
-    assert updated.new_pairs > 0 and len(got["interactions"]) == len(whole["interactions"])
-    assert 0 < updated.buyers < len(users)
+    updated = got["updated"]
+    assert updated.new_pairs > 0 and 0 < updated.buyers < len(users)
     bought_again = got["interactions"]["purchases"].to_numpy()[: len(stored)] > stored["purchases"].to_numpy()
     assert bought_again.any()
+    if group_rows:
+        assert pq.ParquetFile(tmp_path / "old/updated.parquet").num_row_groups > 1
+
+
+def test_a_day_without_purchases_keeps_the_tables(history, tmp_path):
+    transactions, products, users, cut = history
+    got = update_stored(tmp_path, transactions, transactions.iloc[:0], users, products, group_rows=997)
+    whole = store(tmp_path / "whole", *features.build(transactions, users, products))
+    assert_stored_equal(got, whole, exact=True)
+    assert got["updated"].new_pairs == 0 and got["updated"].buyers == 0
 
 
 def purchases(rows: list[tuple[str, str, int, float, str]]) -> pd.DataFrame:
@@ -122,8 +141,8 @@ def test_every_kind_of_change_a_day_brings(tmp_path):
             ("u9", "q", 1, 0.5, "2026-01-12"),  # a customer and a product outside the files: pairs, no rows
         ]
     )
-    updated = update_stored(tmp_path / "old", old, new, USERS, PRODUCTS)
-    got = store(tmp_path / "updated", updated.users, updated.items, updated.interactions)
+    got = update_stored(tmp_path / "old", old, new, USERS, PRODUCTS)
+    updated = got["updated"]
     whole = store(tmp_path / "whole", *features.build(pd.concat([old, new], ignore_index=True), USERS, PRODUCTS))
     assert_stored_equal(got, whole, exact=True)  # sums of numbers exact in binary: no rounding to hide behind
     users = got["users"].set_index("user_id")

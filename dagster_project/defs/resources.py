@@ -11,12 +11,11 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 
 from dagster_project import settings
 from dagster_project.defs.metadata import RELATIVE_PATH, file_metadata
 from dagster_project.defs.run_config import InputLimitsResource, check_run_config
-from dagster_project.fileio import write_arrow, write_json, write_parquet
+from dagster_project.fileio import StagedTable, publish, write_json, write_parquet
 from dagster_project.storage_lock import remove_stale_temp_files, storage_lock
 from dagster_project.validation import ValidationReport
 
@@ -73,14 +72,16 @@ class StorageIOManager(dg.ConfigurableIOManager):
         date = datetime.now(UTC).strftime("%Y-%m-%d")
         return self.paths.storage / relative_path.format(date=date)
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | pa.Table | ValidationReport) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | StagedTable | ValidationReport) -> None:
         path = self._path_for(context.definition_metadata[RELATIVE_PATH])
         if isinstance(obj, pd.DataFrame):
             write_parquet(obj, path)
             context.add_output_metadata(file_metadata(path, records=len(obj), frame=obj))
-        elif isinstance(obj, pa.Table):  # a large table kept in Arrow (feature_update.py): read back as a frame
-            write_arrow(obj, path)
-            context.add_output_metadata(file_metadata(path, records=obj.num_rows, frame=obj.slice(0, 5).to_pandas()))
+        elif isinstance(obj, StagedTable):  # written while it was made (feature_update.py): renamed into place
+            if obj.tmp.parent != path.parent:
+                raise ValueError(f"{context.asset_key.to_user_string()}: {obj.tmp} is not beside {path}")
+            publish(obj.tmp, path)
+            context.add_output_metadata(file_metadata(path, records=obj.records, frame=obj.preview))
         elif isinstance(obj, ValidationReport):
             write_json(obj.to_dict(), path)
             context.add_output_metadata(file_metadata(path, records=len(obj.checks)))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -14,13 +13,14 @@ from dagster_project import feature_update, features, model_update, transaction_
 from dagster_project.defs.metadata import table_out
 from dagster_project.defs.partitions import all_prepared, covered_now, new_data_run
 from dagster_project.defs.resources import RecoMartPaths
+from dagster_project.fileio import StagedTable, staged_path
 from dagster_project.model_card import TrainingData
 
 INTERACTIONS = "features/interactions.parquet"
 USER_FEATURES = "features/user_features.parquet"
 ITEM_FEATURES = "features/item_features.parquet"
 COVERS = "covers"  # each table's attribute: the files it counts (model_card.TrainingData), the same on all three
-CUSTOMERS = "customers"  # the interaction table's attribute: how many customers it holds (counted once, then kept)
+CUSTOMERS = "customers"  # the user features' attribute: how many customers the interaction table holds (then kept)
 
 
 def _covers(storage: Path) -> tuple[TrainingData | None, str]:
@@ -68,12 +68,14 @@ def feature_tables(
     added = None
     if before is not None:
         added, why = model_update.extension(before, now)
-    built, customers = None, None
+    built, covers, n_users = None, {}, None
     if added is not None:
         fresh = transaction_store.load_prepared(paths.storage, added) if added else None
         older = model_update.older_purchases(before, fresh["timestamp"]) if fresh is not None else None
         if older is None:
-            built, customers = _updated(context, paths, fresh, prepared_products)
+            newest = model_update.latest(fresh["timestamp"]) if fresh is not None else None
+            covers = _covers_of(now, newest or before.last_purchase)
+            built, n_users = _updated(context, paths, fresh, prepared_products, covers)
             context.log.info(f"Features brought up to date with {why}: {', '.join(added)[:300] or 'none'}")
         else:
             why = older
@@ -81,16 +83,14 @@ def feature_tables(
         if new_data_run(context):
             context.log.info(f"Features counted over the whole history: the stored tables cannot be updated: {why}.")
         built = features.build(all_prepared(context, paths), prepared_users, prepared_products)
+        covers = _covers_of(now, model_update.latest(built[2]["last_purchase"]))
     users, items, interactions = built
-    covers = {COVERS: asdict(model_update.training_data(now.files, now.reference, _latest(interactions)))}
-    users.attrs, items.attrs = dict(covers), dict(covers)
-    if isinstance(interactions, pa.Table):
-        n_users = customers if customers is not None else pc.count_distinct(interactions["user_id"]).as_py()
-        interactions = feature_update.with_attrs(interactions, {**covers, CUSTOMERS: n_users})
-        n_pairs = interactions.num_rows
+    if isinstance(interactions, StagedTable):
+        n_pairs = interactions.records
     else:
-        n_users, n_pairs = interactions["user_id"].nunique(), len(interactions)
-        interactions.attrs = {**covers, CUSTOMERS: int(n_users)}
+        n_users, n_pairs = int(interactions["user_id"].nunique()), len(interactions)
+        interactions.attrs = dict(covers)
+    users.attrs, items.attrs = {**covers, CUSTOMERS: n_users}, dict(covers)
     n_items = len(prepared_products)
     density = n_pairs / (n_users * n_items) if n_users and n_items else 0.0
     yield dg.Output(
@@ -109,35 +109,40 @@ def feature_tables(
             "users": int(n_users),
             "items": int(n_items),
             "density": float(round(density, 6)),
-            "refresh": "update" if isinstance(interactions, pa.Table) else "count",
+            "refresh": "update" if isinstance(interactions, StagedTable) else "count",
         },
     )
     context.log.info(f"Interaction matrix: {n_users} users x {n_items} products, {n_pairs} pairs")
 
 
+def _covers_of(now: TrainingData, last_purchase: str | None) -> dict:
+    return {COVERS: asdict(model_update.training_data(now.files, now.reference, last_purchase))}
+
+
 def _updated(
-    context: dg.AssetExecutionContext, paths: RecoMartPaths, fresh: pd.DataFrame | None, products: pd.DataFrame
-) -> tuple[tuple[pd.DataFrame, pd.DataFrame, pa.Table], int | None]:
-    """The stored tables with the new files' purchases added: only the rows they change (feature_update.py); and
-    how many customers the interaction table holds now (None: the stored table does not say)."""
-    stored = paths.storage
-    customers = feature_update.stored_attrs(stored / INTERACTIONS).get(CUSTOMERS)
-    customers = customers if isinstance(customers, int) and not isinstance(customers, bool) else None
-    users = pd.read_parquet(stored / USER_FEATURES)
-    interactions = pq.read_table(stored / INTERACTIONS)
-    if fresh is None or fresh.empty:  # no purchase in the new files: the tables stay as they are
-        return (users, pd.read_parquet(stored / ITEM_FEATURES), interactions), customers
-    updated = feature_update.update(users, interactions, fresh, products)
+    context: dg.AssetExecutionContext,
+    paths: RecoMartPaths,
+    fresh: pd.DataFrame | None,
+    products: pd.DataFrame,
+    covers: dict,
+) -> tuple[tuple[pd.DataFrame, pd.DataFrame, StagedTable], int]:
+    """The stored tables with the new files' purchases added, only the rows they change (feature_update.py): the
+    interaction table written beside the stored one as it is made; and how many customers it holds."""
+    stored = paths.storage / INTERACTIONS
+    users = pd.read_parquet(paths.storage / USER_FEATURES)
+    customers = users.attrs.get(CUSTOMERS)
+    target = staged_path(stored)
+    try:
+        updated = feature_update.update(users, stored, target, fresh, products, covers)
+        if isinstance(customers, int) and not isinstance(customers, bool):
+            customers += updated.new_customers
+        else:  # tables stored before the count was kept: count once
+            customers = pc.count_distinct(pq.read_table(target, columns=["user_id"])["user_id"]).as_py()
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     context.log.info(
-        f"{len(fresh):,} new purchases: {updated.buyers:,} customers' rows counted again, "
-        f"{updated.new_pairs:,} new customer-product pairs, {updated.new_customers:,} new customers"
+        f"{len(fresh) if fresh is not None else 0:,} new purchases: {updated.buyers:,} customers' rows counted "
+        f"again, {updated.new_pairs:,} new customer-product pairs, {updated.new_customers:,} new customers"
     )
-    added = None if customers is None else customers + updated.new_customers
-    return (updated.users, updated.items, updated.interactions), added
-
-
-def _latest(interactions: pd.DataFrame | pa.Table) -> str | None:
-    if isinstance(interactions, pa.Table):
-        found = pc.max(interactions["last_purchase"]).as_py()
-        return None if found is None else pd.Timestamp(found).isoformat()
-    return model_update.latest(interactions["last_purchase"])
+    return (updated.users, updated.items, StagedTable(target, updated.pairs, updated.preview)), customers
