@@ -36,6 +36,20 @@ def test_transactions_keep_only_valid_rows_with_reasons(prepared):
     assert amounts["A"] == 1.5 and pd.isna(amounts["B"])  # B has no valid price to fall back on
 
 
+def test_purchases_prepared_from_a_table_read_for_it_alone_are_the_same(prepared):
+    """The pipeline lets preparation drop each raw column once used (one copy of the purchases held): the same
+    rows and counts come out, with list prices filled where a line has no unit price."""
+    *_, products, tx, dropped = prepared
+    f = frames()
+    f.transactions.loc[f.transactions["product_id"] == "A", "unit_price"] = None  # A's list price is used
+    again, again_dropped = preparation.prepare_transactions(f, products, consume=True)
+    assert again_dropped == dropped
+    assert again.set_index("product_id")["amount"]["A"] == products.set_index("product_id")["price"]["A"]
+    prices = ["unit_price", "amount"]
+    pd.testing.assert_frame_equal(again.drop(columns=prices), tx.drop(columns=prices))
+    assert not {"transaction_id", "user_id", "product_id", "timestamp", "quantity", "unit_price"} & set(f.transactions)
+
+
 def test_products_encode_categories_and_clear_bad_prices(prepared):
     _, _, products, *_ = prepared
     assert products["price"].isna().tolist() == [False, True]

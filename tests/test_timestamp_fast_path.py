@@ -58,6 +58,20 @@ def test_fast_path_reads_what_pandas_reads(values):
     pd.testing.assert_series_equal(contract.parse_timestamps(series), pandas_only(series))
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(value, max_size=12), st.integers(1, 4))
+def test_a_column_read_in_blocks_reads_as_pandas_reads_it(values, block):
+    """Large columns are parsed a block of rows at a time (bounded memory): across block edges, with rows
+    picked from a larger table (their index kept), the result is pandas' own."""
+    series = pd.Series(values, dtype="string", index=range(7, 7 + 3 * len(values), 3))
+    saved, contract.TIMESTAMP_BLOCK = contract.TIMESTAMP_BLOCK, block
+    try:
+        parsed = contract.parse_timestamps(series)
+    finally:
+        contract.TIMESTAMP_BLOCK = saved
+    pd.testing.assert_series_equal(parsed, pandas_only(series))
+
+
 @pytest.mark.parametrize(
     "text",
     ["2016-12-31 23:59:60", "2026-02-30 10:00:00", "2026-13-01 00:00:00", "2026-10-27 24:00:00", "0000-01-01 00:00:00"],

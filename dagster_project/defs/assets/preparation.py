@@ -83,7 +83,7 @@ def _prepare_file(paths: RecoMartPaths, key: str, products: pd.DataFrame) -> tup
         )
     raw = pd.read_parquet(transaction_store.raw_path(storage, key))
     frames = Frames(pd.DataFrame(), pd.DataFrame(), raw).with_masks({"transactions": masks})
-    prepared, dropped = preparation.prepare_transactions(frames, products)
+    prepared, dropped = preparation.prepare_transactions(frames, products, consume=True)
     return prepared, dropped, {**manifest, "input_records": len(raw)}
 
 
