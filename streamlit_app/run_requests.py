@@ -80,9 +80,9 @@ REFRESH_KINDS = {
     transaction_files.NEW_DATA: (
         "New data only",
         "reads the purchase files that are new or changed since the last refresh; customers and products are "
-        "read whole. When the new files only add later purchases, the model adds them to the customers' "
-        "histories and only those customers' lists are made again; it trains again in full every third day, "
-        "after much new data, or when an older file changed",
+        "read again only when their files changed. When the new files only add later purchases, the model adds "
+        "them to the customers' histories and only those customers' lists are made again; it trains again in "
+        "full every third day, after much new data, or when an older file changed",
     ),
     transaction_files.EVERYTHING: (
         "Everything",

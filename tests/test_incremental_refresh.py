@@ -108,7 +108,7 @@ def test_new_data_only_reads_just_the_new_file_and_updates_the_model(tmp_path, s
         at = open_page("refresh")
         assert at.radio(key="refresh_kind").value == transaction_files.NEW_DATA
         shown = at.dataframe[0].value.set_index("file")["this refresh"]
-        assert shown[NEW_DAY] == "read" and shown["users1.csv"] == "read whole"
+        assert shown[NEW_DAY] == "read" and shown["users1.csv"] == "read again if changed"
         assert all(shown[f] == "kept: unchanged since the last refresh" for f in FILES)
         second = refresh_from_page(live, None)
         tags = live.api.run(second).tags

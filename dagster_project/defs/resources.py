@@ -15,6 +15,7 @@ import pandas as pd
 from dagster_project import settings
 from dagster_project.defs.metadata import RELATIVE_PATH, file_metadata
 from dagster_project.defs.run_config import InputLimitsResource, check_run_config
+from dagster_project.defs.whole_tables import StoredOutput
 from dagster_project.fileio import StagedTable, publish, write_json, write_parquet
 from dagster_project.storage_lock import remove_stale_temp_files, storage_lock
 from dagster_project.validation import ValidationReport
@@ -72,7 +73,12 @@ class StorageIOManager(dg.ConfigurableIOManager):
         date = datetime.now(UTC).strftime("%Y-%m-%d")
         return self.paths.storage / relative_path.format(date=date)
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | StagedTable | ValidationReport) -> None:
+    def handle_output(
+        self, context: dg.OutputContext, obj: pd.DataFrame | StagedTable | ValidationReport | StoredOutput
+    ) -> None:
+        if isinstance(obj, StoredOutput):  # an earlier run's file, unchanged: recorded again, not rewritten
+            context.add_output_metadata(obj.metadata)
+            return
         path = self._path_for(context.definition_metadata[RELATIVE_PATH])
         if isinstance(obj, pd.DataFrame):
             write_parquet(obj, path)

@@ -92,6 +92,23 @@ def load_masks(context: dg.AssetExecutionContext, paths: RecoMartPaths, raw_tabl
     return masks
 
 
+def stored_for(paths: RecoMartPaths, run_id: str) -> tuple[ValidationReport, dict[str, pd.DataFrame]] | None:
+    """The customers' and products' result and masks exactly as run `run_id` stored them; None when it did not
+    store them all (the masks are written first, the result last: a result of that run means its masks are there)."""
+    stored = transaction_store.read_json(paths.storage / RELATIVE_PATH)
+    if not isinstance(stored, dict) or stored.get("run_id") != run_id or "report" not in stored:
+        return None
+    masks = {}
+    for path in sorted((paths.storage / MASKS_FOLDER).glob("*.parquet")):
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException):
+            continue
+        if (table.schema.metadata or {}).get(RUN_ID_KEY) == run_id.encode():
+            masks[path.stem] = table.to_pandas()
+    return ValidationReport.from_dict(stored["report"]), masks
+
+
 def load(
     context: dg.AssetExecutionContext, paths: RecoMartPaths, raw_tables: Iterable[dg.AssetKey]
 ) -> ValidationReport:

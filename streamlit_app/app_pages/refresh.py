@@ -107,6 +107,11 @@ def start_refresh(job: str, options: RefreshOptions, kind: str) -> None:
                 tags = {**run_tags(acting.name), **request.tags}
                 st.session_state["tracked_run"] = api.submit(job, run_config, tags, assets=request.assets)
                 st.session_state["refresh_reads"] = request.words()
+                st.session_state["refresh_whole"] = (
+                    "customers and products again only if their files changed"
+                    if kind == transaction_files.NEW_DATA
+                    else "customers and products whole"
+                )
     except transaction_files.FileNameError as exc:
         st.error(str(exc), icon=":material/error:")
         return
@@ -173,8 +178,8 @@ reading = (
 
 
 def read_words(table: str, name: str) -> str:
-    if table != "transactions":
-        return "read whole"
+    if table != "transactions":  # new data only takes them as stored when their files did not change
+        return "read again if changed" if kind == transaction_files.NEW_DATA else "read whole"
     if reading is None:
         return "–"
     return "read" if name in reading else "kept: unchanged since the last refresh"
@@ -203,7 +208,8 @@ if files:
             "this refresh": st.column_config.TextColumn(
                 "this refresh",
                 help="Purchase files are kept one by one; new data only reads those that are new or changed "
-                "(from the first of them to the last file). Customers and products are read whole every time.",
+                "(from the first of them to the last file). Customers and products are read whole by a refresh of "
+                "everything, and by new data only when their files changed.",
             ),
         },
     )
@@ -285,7 +291,8 @@ if tracked:
     if note := st.session_state.get("follow_note"):
         st.info(note, icon=":material/hourglass_top:")
     elif reads := st.session_state.get("refresh_reads"):
-        st.caption(f"This refresh reads {reads}; customers and products are read whole.")
+        whole = st.session_state.get("refresh_whole", "customers and products whole")
+        st.caption(f"This refresh reads {reads}; {whole}.")
 
     @st.fragment(run_every=2)
     def follow() -> None:

@@ -1,11 +1,13 @@
-"""Ingestion: users and products read whole every run; each transactions file read as its own partition.
+"""Ingestion: users and products read whole (unless unchanged); each transactions file read as its own partition.
 
-Users and products are small and re-read every run (`raw_data`: one step, both on threads, their
-rules run while the frames are in memory). Transactions are what grows: `raw_transactions` has one
-partition per export file (see dagster_project/transaction_files.py) and a run reads only the files in
-its range, in one step (`BackfillPolicy.single_run`). The transactions rules run per file, against the
-current users and products; a line repeated across files is found from the row hashes kept beside each
-file. Each file's table, hashes, rule result and masks are stored per partition (transaction_store).
+Users and products are read whole (`raw_data`: one step, both on threads, their rules run while the
+frames are in memory), except by a refresh of new data only that finds their files byte for byte those the
+stored tables came from: that run records the stored tables again (defs/whole_tables.py). Transactions
+are what grows: `raw_transactions` has one partition per export file (see dagster_project/transaction_files.py)
+and a run reads only the files in its range, in one step (`BackfillPolicy.single_run`). The transactions
+rules run per file, against the current users and products; a line repeated across files is found from the
+row hashes kept beside each file. Each file's table, hashes, rule result and masks are stored per partition
+(transaction_store).
 """
 
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import pandas as pd
 
 from dagster_project import data_files, ingest, repeated_lines, transaction_files, transaction_store, validation
 from dagster_project.contract import PRODUCTS, TRANSACTIONS, USERS
-from dagster_project.defs import rule_results, step_log
+from dagster_project.defs import rule_results, step_log, whole_tables
 from dagster_project.defs.automation import INPUT_FINGERPRINT_TAG
 from dagster_project.defs.checks import check_results, rule_check_specs
 from dagster_project.defs.freshness import FRESHNESS_POLICY
@@ -26,6 +28,7 @@ from dagster_project.defs.partitions import (
     TRANSACTION_FILES,
     check_named_files,
     current_keys,
+    new_data_run,
     step_keys,
     sync,
 )
@@ -74,6 +77,11 @@ def raw_data(
     scanned = data_files.scan(data_dir, data_files.state_of(transaction_store.read_json(storage / SCAN_FILE)))
     fingerprint = data_files.fingerprint(scanned)
     context.instance.add_run_tags(context.run_id, {INPUT_FINGERPRINT_TAG: fingerprint})
+    # On a refresh of new data only, exports byte for byte those an earlier run read (same limits, same code):
+    # its tables, rule results and figures are this run's too (whole_tables.py); nothing read or written again.
+    if new_data_run(context) and (reused := _earlier_tables(context, paths, scanned, fingerprint, limits)):
+        yield from reused
+        return
     lines = step_log.Lines(context)  # one log entry for both tables' files
     lines.add(f"Reading exports from {data_dir}")
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -95,6 +103,10 @@ def raw_data(
     if transaction_files.reference(after) != reference:
         reference = f"changed while run {context.run_id} read them"
     write_json({"run_id": context.run_id, "reference": reference, "files": after}, storage / SCAN_FILE)
+    raw = validation.Frames(frames["users"], frames["products"], pd.DataFrame(), limits=limits)
+    report = validation.validate(raw, ("users", "products"))
+    # stored before the tables are recorded: tables recorded by a run mean its rule results are complete
+    rule_results.store(paths, report, context.run_id, raw.masks)
     for entity, frame in frames.items():
         yield dg.Output(
             frame,
@@ -102,12 +114,51 @@ def raw_data(
             metadata={
                 "source_files": sorted(frame[ingest.SOURCE_COLUMN].unique().tolist()),
                 "input_fingerprint": fingerprint,
+                whole_tables.MADE_FROM: whole_tables.made_from(files=reference, limits=limits),
             },
         )
-    raw = validation.Frames(frames["users"], frames["products"], pd.DataFrame(), limits=limits)
-    report = validation.validate(raw, ("users", "products"))
-    rule_results.store(paths, report, context.run_id, raw.masks)
     yield from check_results(report, WHOLE_TABLES)
+
+
+def _earlier_tables(
+    context: dg.AssetExecutionContext,
+    paths: RecoMartPaths,
+    scanned: data_files.FileState,
+    fingerprint: str,
+    limits: object,
+) -> list[dg.Output | dg.AssetCheckResult] | None:
+    """`raw_data`'s outputs and checks taken from the earlier run that read these same exports, or None: read them.
+
+    Its rule results and masks are stored again under this run (the steps after it take them by run).
+    """
+    reference = transaction_files.reference(scanned)
+    source = whole_tables.made_from(files=reference, limits=limits)
+    earlier = whole_tables.stored(context.instance, paths.storage, tuple(WHOLE_TABLES.values()), source)
+    kept = rule_results.stored_for(paths, earlier.writer) if earlier else None
+    if earlier is None or kept is None:
+        return None
+    sync(context, paths)
+    write_json({"run_id": context.run_id, "reference": reference, "files": scanned}, paths.storage / SCAN_FILE)
+    report, masks = kept
+    rule_results.store(paths, report, context.run_id, masks)
+    context.log.info(
+        f"Customers and products: the exports in {paths.data} are byte for byte those run {earlier.origin[:8]} "
+        "read, so its tables, rule results and figures are used again (nothing read, checked or written twice)."
+    )
+    outputs: list[dg.Output | dg.AssetCheckResult] = [
+        dg.Output(
+            earlier.outputs[name],
+            output_name=name,
+            metadata={
+                **earlier.outputs[name].recorded,
+                "input_fingerprint": fingerprint,
+                whole_tables.MADE_FROM: source,
+                whole_tables.REUSED_FROM: earlier.origin,
+            },
+        )
+        for name in WHOLE_TABLES.values()
+    ]
+    return [*outputs, *check_results(report, WHOLE_TABLES)]
 
 
 def _reference(context: dg.AssetExecutionContext, data_dir, storage) -> tuple[str, data_files.FileState]:

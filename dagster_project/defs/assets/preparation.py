@@ -1,6 +1,7 @@
 """Preparation: deduplicated, typed, encoded and normalized tables, with the rows dropped and why.
 
-Users and products are prepared whole every run; transactions per file (the partitions the run read),
+Users and products are prepared whole (a refresh of new data only takes the stored ones when their raw
+tables and the settings are those they were made from); transactions per file (the partitions the run read),
 each from its stored raw table and the rule masks stored with it.
 """
 
@@ -10,11 +11,11 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import preparation, transaction_store
-from dagster_project.defs import rule_results, step_log
+from dagster_project.defs import rule_results, step_log, whole_tables
 from dagster_project.defs.assets import ingestion
 from dagster_project.defs.assets.validation import validation_report
 from dagster_project.defs.metadata import counts_table, file_metadata, table_out
-from dagster_project.defs.partitions import SINGLE_RUN, TRANSACTION_FILES, step_keys
+from dagster_project.defs.partitions import SINGLE_RUN, TRANSACTION_FILES, new_data_run, step_keys
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.defs.run_config import InputLimitsResource, PreparationConfig
 from dagster_project.fileio import write_json, write_parquet
@@ -33,8 +34,9 @@ FILES_MANIFEST = "prepared/transactions_files.json"
             "Unique products; invalid prices cleared; category and brand encoded.", "prepared/products.parquet"
         ),
     },
-    # Not read here: the edge puts preparation behind the blocking quality_gate on the report.
-    deps=[validation_report],
+    # The report is not read here: the edge puts preparation behind the blocking quality_gate on the report.
+    # The raw tables are read only when they are prepared again (`_earlier_tables`: not when nothing changed).
+    deps=[validation_report, *ingestion.WHOLE_TABLES.values()],
     group_name="preparation",
 )
 def prepared_data(
@@ -42,10 +44,31 @@ def prepared_data(
     config: PreparationConfig,
     input_limits: InputLimitsResource,
     paths: RecoMartPaths,
-    raw_users: pd.DataFrame,
-    raw_products: pd.DataFrame,
 ) -> Iterator[dg.Output]:
-    """Clean, encode and normalize users and products; count every dropped row under the rule it failed."""
+    """Clean, encode and normalize users and products; count every dropped row under the rule it failed.
+
+    When the raw tables are the very files an earlier preparation started from, with the same settings and
+    code, that preparation's tables and figures are this run's (whole_tables.py): nothing is prepared again.
+    """
+    source = whole_tables.made_from(
+        raw={name: _recorded_sha256(context, name) for name in ingestion.WHOLE_TABLES.values()},
+        non_product_pattern=config.non_product_pattern,
+        limits=input_limits.limits(),
+    )
+    outputs = ("prepared_users", "prepared_products")
+    earlier = whole_tables.stored(context.instance, paths.storage, outputs, source) if new_data_run(context) else None
+    if earlier is not None:
+        context.log.info(
+            f"Customers and products: the raw tables are those run {earlier.origin[:8]} prepared, with the same "
+            "settings, so its prepared tables and figures are used again (nothing prepared twice)."
+        )
+        for name, stored in earlier.outputs.items():
+            metadata = {**stored.recorded, whole_tables.MADE_FROM: source, whole_tables.REUSED_FROM: earlier.origin}
+            yield dg.Output(stored, output_name=name, metadata=metadata)
+        return
+    raw_users, raw_products = (
+        whole_tables.read_latest(context.instance, name) for name in ingestion.WHOLE_TABLES.values()
+    )
     # the masks the ingestion step computed for these same tables: the rules do not run a second time
     masks = rule_results.load_masks(context, paths, ingestion.raw_data.keys)
     frames = Frames(raw_users, raw_products, pd.DataFrame(), input_limits.limits()).with_masks(masks)
@@ -66,8 +89,16 @@ def prepared_data(
                 "dropped_by_reason": dropped,
                 "dropped_table": counts_table(dropped),
                 "rule_masks_reused": set(masks) == {"users", "products"},
+                whole_tables.MADE_FROM: source,
             },
         )
+
+
+def _recorded_sha256(context: dg.AssetExecutionContext, name: str) -> str:
+    """The sha256 of the stored table the latest materialization of `name` recorded ("" when none)."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+    entry = event.asset_materialization.metadata.get("sha256") if event and event.asset_materialization else None
+    return str(entry.value) if entry is not None else ""
 
 
 def _prepare_file(paths: RecoMartPaths, key: str, products: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
