@@ -44,6 +44,9 @@ from dagster_project import features
 ATTRS_KEY = b"PANDAS_ATTRS"  # where pandas keeps a frame's attrs in Parquet metadata (and so `covers`)
 SUMS = ("purchases", "quantity", "spend")  # added up per pair
 SPANS = (("first_purchase", np.minimum), ("last_purchase", np.maximum))
+# Dictionary-encoded in the file: the ids and the small counts (times and money rarely repeat: trying costs
+# a fifth of the write for nothing at 10M)
+DICTIONARY_COLUMNS = ["user_id", "product_id", "purchases", "quantity"]
 PAIR_COLUMNS = ["user_id", "product_id", "purchases", "quantity", "spend", "first_purchase", "last_purchase"]
 
 
@@ -248,7 +251,8 @@ def update_interactions(
         preview: pd.DataFrame | None = None
         latest: list = []
         held: pa.Table | None = None  # the last row group is written with the new pairs, once they are known
-        with pq.ParquetWriter(target, with_attrs(schema, attrs)) as writer:
+        dictionary = [name for name in DICTIONARY_COLUMNS if name in schema.names]
+        with pq.ParquetWriter(target, with_attrs(schema, attrs), use_dictionary=dictionary) as writer:
             for index in range(stored.num_row_groups):
                 group, rows = day.update(stored.read_row_group(index).replace_schema_metadata(None))
                 buyer_parts.append(group.select(PAIR_COLUMNS).take(pa.array(rows)))
