@@ -174,3 +174,61 @@ def test_tables_that_count_different_files_are_not_updated(tmp_path):
     paths[1].unlink()
     assert feature_update.agreed_covers(paths) == (None, "the stored feature tables are not all there")
     assert json.loads(pq.read_schema(paths[2]).metadata[b"PANDAS_ATTRS"]) == COVERS
+
+
+@pytest.mark.webserver
+def test_tables_from_different_counts_are_counted_again(tmp_path, sample_source, monkeypatch):
+    """On a real webserver and daemon: the nightly refresh updates the stored tables, except when they do not
+    say they count the same files (here the item table was put back from an older count): then it counts the
+    whole history, and the next night updates again."""
+    from dagster_project import transaction_store
+    from dagster_project.fileio import write_parquet as store_table
+    from streamlit_app.dagster_api import Connection, DagsterAPI
+    from tests.servers import dagster_server
+    from tests.test_incremental_refresh import refresh_from_page
+    from tests.workspace import LiveDagster, make_workspace
+
+    ws = make_workspace(tmp_path, sample_source)
+    lines = pd.read_csv(ws.data / "transactions.csv", dtype=str, keep_default_na=False)
+    folder = ws.storage / "features"
+
+    def new_day(day: str) -> None:
+        fresh = lines.iloc[:8].assign(transaction_id=[f"{day}-{i}" for i in range(8)], timestamp=f"{day} 12:00:00")
+        fresh.to_csv(ws.data / f"transactions_{day}.csv", index=False)
+
+    def refreshed(run_id: str) -> tuple[str, dict]:
+        [meta] = [m["metadata"] for m in live.api.materializations("interaction_matrix") if m["run_id"] == run_id]
+        return meta["refresh"], {p.stem: pd.read_parquet(p) for p in folder.glob("*.parquet")}
+
+    def assert_full_count(got: dict) -> None:
+        prepared = transaction_store.load_prepared(ws.storage, live.api.partition_keys())
+        users = pd.read_parquet(ws.storage / "prepared" / "users.parquet")
+        products = pd.read_parquet(ws.storage / "prepared" / "products.parquet")
+        whole = store(tmp_path / "whole", *features.build(prepared, users, products))
+        renamed = {"users": got["user_features"], "items": got["item_features"], "interactions": got["interactions"]}
+        assert_stored_equal(renamed, whole, exact=False)
+
+    with dagster_server(tmp_path / "dagster_home", ws.env()) as server:
+        live = LiveDagster(server, ws, Connection(port=server.port), DagsterAPI(Connection(port=server.port)))
+        for key, value in live.app_env().items():
+            monkeypatch.setenv(key, value)
+        refresh_from_page(live, None)  # everything: the tables are counted and say what they count
+        older = pd.read_parquet(folder / "item_features.parquet")
+
+        new_day("2026-11-01")
+        kind, got = refreshed(refresh_from_page(live, None))
+        assert kind == "update"
+        assert_full_count(got)
+
+        older.attrs = {}  # the item table of the earlier count put back: the three tables disagree
+        store_table(older, folder / "item_features.parquet")
+        new_day("2026-11-02")
+        kind, got = refreshed(refresh_from_page(live, None))
+        assert kind == "count"  # the whole history, not an update on mismatched tables
+        assert_full_count(got)
+        assert len({json.dumps(t.attrs["covers"], sort_keys=True) for t in got.values()}) == 1
+
+        new_day("2026-11-03")
+        kind, got = refreshed(refresh_from_page(live, None))
+        assert kind == "update"  # and the night after, an update again
+        assert_full_count(got)
