@@ -117,7 +117,7 @@ def row_hashes(frame: pd.DataFrame) -> pd.DataFrame:
 
 def repeated(frame: pd.DataFrame, hashes: pd.DataFrame, earlier: EarlierLines | pd.DataFrame | None) -> np.ndarray:
     """True for each row that repeats a row earlier in `frame` or a line of `earlier` (older files' lines)."""
-    within = duplicated_rows(frame)
+    within = duplicated_rows(frame, hashes if len(hashes) == len(frame) else None)
     if earlier is None or len(earlier) == 0 or hashes.empty:
         return within
     lines = earlier if isinstance(earlier, EarlierLines) else EarlierLines.of(earlier)

@@ -173,7 +173,8 @@ def _bad_timestamp(f: Frames) -> pd.Series:
 def _duplicate_rows(f: Frames) -> pd.Series:
     data = f.transactions.drop(columns=[SOURCE_COLUMN, ROW_COLUMN], errors="ignore")
     if f.earlier_rows is None:
-        return pd.Series(duplicated_rows(data), index=data.index)
+        hashes = f.row_hashes if f.row_hashes is not None and len(f.row_hashes) == len(data) else None
+        return pd.Series(duplicated_rows(data, hashes), index=data.index)
     hashes = f.row_hashes if f.row_hashes is not None else repeated_lines.row_hashes(data)
     return pd.Series(repeated_lines.repeated(data, hashes, f.earlier_rows), index=data.index)
 

@@ -105,6 +105,7 @@ def test_rule_masks_are_computed_once_per_table_and_limits():
 def test_repeated_lines_are_found_as_pandas_finds_them():
     import numpy as np
 
+    from dagster_project import repeated_lines
     from dagster_project.contract import duplicated_rows
 
     rng = np.random.default_rng(7)
@@ -112,7 +113,10 @@ def test_repeated_lines_are_found_as_pandas_finds_them():
         n, width = int(rng.integers(1, 40)), int(rng.integers(1, 4))
         values = {c: rng.choice(["a", "b", None, "1"], n, p=[0.4, 0.3, 0.2, 0.1]) for c in "xyz"[:width]}
         frame = pd.DataFrame({c: pd.array(v, dtype="string") for c, v in values.items()})
-        assert (duplicated_rows(frame) == frame.duplicated(keep="first").to_numpy()).all()
+        expected = frame.duplicated(keep="first").to_numpy()
+        assert (duplicated_rows(frame) == expected).all()
+        # starting from the rows whose line hashes repeat (what the pipeline does): the same rows
+        assert (duplicated_rows(frame, repeated_lines.row_hashes(frame)) == expected).all()
     ids = pd.DataFrame({"id": ["T1", "T2", "T2", "T3"], "v": ["x", "y", "y", "z"]}, dtype="string")
     assert duplicated_rows(ids).tolist() == [False, False, True, False]  # the id column alone decides
     assert duplicated_rows(ids.iloc[0:0]).tolist() == []
