@@ -206,11 +206,20 @@ def test_line_hashes_of_a_column_read_in_blocks_equal_those_of_one_block():
     """Large files come out of the reader in several Arrow chunks per column."""
     import pyarrow as pa
 
-    chunked = pa.chunked_array([["a", "b"], ["a", None]], type=pa.large_string())
-    frame = pd.DataFrame({"x": pd.Series(pd.arrays.ArrowStringArray(chunked)), "y": ["1", "2", "1", None]})
+    def column(*chunks: list) -> pd.Series:
+        return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(chunks, type=pa.large_string())))
+
+    frame = pd.DataFrame(
+        {
+            "x": column(["a", "b"], ["a", None, "a"]),  # few values: hashed once each
+            "y": ["1", "2", "1", None, "1"],
+            "id": column(["T1", "T2", "T3"], [], ["T4", "T1"]),  # mostly distinct: hashed chunk by chunk
+        }
+    )
     whole = frame.astype(object).astype("string")
     pd.testing.assert_frame_equal(repeated_lines.row_hashes(frame), repeated_lines.row_hashes(whole))
-    assert repeated_lines.row_hashes(frame)["h1"].iloc[0] == repeated_lines.row_hashes(frame)["h1"].iloc[2]
+    assert repeated_lines.row_hashes(frame)["h1"].iloc[0] == repeated_lines.row_hashes(frame)["h1"].iloc[4]
+    assert repeated_lines.row_hashes(frame)["h1"].nunique() == 4
 
 
 def test_a_value_hashes_the_same_in_any_file_whatever_path_hashes_it():
