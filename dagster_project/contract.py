@@ -166,7 +166,11 @@ LOOKUP_BLOCK = 1 << 20  # values looked up at once: pandas makes a Python string
 
 def in_index(values: pd.Series, index: pd.Index) -> np.ndarray:
     """`is_in(values, reference)` for `index = value_index(reference)`: the index's hash table is built
-    once, so a lookup costs the looked-up values, not the reference's size."""
+    once, so a lookup costs the looked-up values, not the reference's size. As many values as the index
+    holds or more (one large file): Arrow's set of the index costs less (10M against 1M: 0.7 s, not 5)."""
+    if len(values) >= len(index):
+        found = pc.is_in(_arrow_text(values), value_set=_arrow_text(pd.Series(index, copy=False)))
+        return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
     found = np.empty(len(values), dtype=bool)
     for start in range(0, len(values), LOOKUP_BLOCK):
         block = values.iloc[start : start + LOOKUP_BLOCK]

@@ -15,13 +15,14 @@ from tests.workspace import small_frames
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_an_indexed_lookup_finds_what_the_plain_lookup_finds(seed):
+@pytest.mark.parametrize("size", [40, 4])  # more values than the index holds (one large file), and fewer
+def test_an_indexed_lookup_finds_what_the_plain_lookup_finds(seed, size):
     rng = np.random.default_rng(seed)
     pool = np.array(["1", "01", "1.0", " 1", "é", "", "U7", "u7", "P-9", "None"], dtype=object)
     reference = pd.Series(rng.choice(pool, 12), dtype="string")
     reference[rng.random(12) < 0.2] = pd.NA
-    values = pd.Series(rng.choice(pool, 40), dtype="string")
-    values[rng.random(40) < 0.2] = pd.NA
+    values = pd.Series(rng.choice(pool, size), dtype="string")
+    values[rng.random(size) < 0.2] = pd.NA
     index = contract.value_index(reference)
     assert contract.in_index(values, index).tolist() == contract.is_in(values, reference).tolist()
     numbers = pd.Series(rng.integers(0, 5, 12))  # ids read as numbers compare as their text
