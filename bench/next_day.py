@@ -38,6 +38,23 @@ def _copy(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=one, symlinks=True)
 
 
+def copy_state(state: Path, saved: dict, work: Path) -> tuple[Path, Path, dict]:
+    """A working copy of a kept state in `work` with the next day's export added: its Dagster home, data folder
+    and the environment that points a run at them."""
+    for part in ("home", "storage", "models"):
+        _copy(state / part, work / part)
+    home = work / "home"
+    data = with_next_day(saved["size"], Path(saved["data"]), work / "data")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "RECOMART_DATA_DIR": str(data),
+        "RECOMART_STORAGE_DIR": str(work / "storage"),
+        "RECOMART_MODELS_DIR": str(work / "models"),
+    }
+    return home, data, env
+
+
 def following_day(data: Path) -> str:
     """Another night's export: the last daily file's lines one day later, with new transaction ids."""
     import pandas as pd
@@ -74,17 +91,7 @@ def run_once(state: Path, nights: int = 1) -> list[dict]:
     saved = json.loads((state / "state.json").read_text())
     work = Path(tempfile.mkdtemp(prefix="recomart-next-day-"))
     try:
-        for part in ("home", "storage", "models"):
-            _copy(state / part, work / part)
-        home = work / "home"
-        data = with_next_day(saved["size"], Path(saved["data"]), work / "data")
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "RECOMART_DATA_DIR": str(data),
-            "RECOMART_STORAGE_DIR": str(work / "storage"),
-            "RECOMART_MODELS_DIR": str(work / "models"),
-        }
+        home, data, env = copy_state(state, saved, work)
         results = []
         for night in range(1, nights + 1):
             new_file = following_day(data) if night > 1 else None

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.next_day import _copy
-from bench.scale import BIN, new_data_tags, with_next_day
+from bench.next_day import copy_state
+from bench.scale import BIN, new_data_tags
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -49,17 +49,7 @@ def run_once(state: Path) -> dict:
     saved = json.loads((state / "state.json").read_text())
     work = Path(tempfile.mkdtemp(prefix="recomart-step-profile-"))
     try:
-        for part in ("home", "storage", "models"):
-            _copy(state / part, work / part)
-        home = work / "home"
-        data = with_next_day(saved["size"], Path(saved["data"]), work / "data")
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "RECOMART_DATA_DIR": str(data),
-            "RECOMART_STORAGE_DIR": str(work / "storage"),
-            "RECOMART_MODELS_DIR": str(work / "models"),
-        }
+        home, data, env = copy_state(state, saved, work)
         tags = new_data_tags(home, data, work / "storage")
         command = [str(BIN / "dagster"), "job", "execute", "-m", "dagster_project.definitions"]
         command += ["-j", "complete_pipeline_job", "--tags", json.dumps(tags)]

@@ -84,6 +84,11 @@ def publish(tmp: Path, path: Path) -> None:
     """Fsync the written temporary file `tmp` and rename it over `path` (the folder fsynced, or deferred)."""
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
+    _rename_over(tmp, path)
+
+
+def _rename_over(tmp: Path, path: Path) -> None:
+    """Rename `tmp` over `path`, then fsync the folder (or leave it to the deferred fsync of the step)."""
     _test_pause(path)
     os.replace(tmp, path)
     deferred = _DEFERRED_FOLDERS.get()
@@ -110,13 +115,7 @@ def atomic_link(source: Path, path: Path) -> Path:
             shutil.copyfile(source, copy)
         return path
     try:
-        _test_pause(path)
-        os.replace(tmp, path)
-        deferred = _DEFERRED_FOLDERS.get()
-        if deferred is None:
-            _fsync_dir(path.parent)
-        else:
-            deferred.add(path.parent)
+        _rename_over(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

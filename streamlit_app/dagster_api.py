@@ -202,7 +202,10 @@ class Connection:
     port: int = 3000
     use_https: bool = False
     token: str | None = None
-    timeout: float = 10.0
+    timeout: float = 10.0  # reads: a page waits this long at most
+    # Launching a run makes the webserver fetch the job's plan from the code server and write the run: seconds
+    # on a busy machine, so the client calls (submit, run status) may wait longer than a page's reads.
+    launch_timeout: float = 60.0
 
     @property
     def base_url(self) -> str:
@@ -284,8 +287,15 @@ class DagsterAPI:
         return self._local.session
 
     def _unavailable(self, exc: Exception) -> DagsterUnavailable:
+        root = list(_causes(exc))[-1]
+        if any(isinstance(e, requests.Timeout) for e in _causes(exc)):
+            return DagsterUnavailable(
+                f"The Dagster webserver at {self.connection.base_url} did not answer in time ({type(root).__name__}):"
+                " it is busy or stuck. A refresh started just now may have begun all the same: look at the runs"
+                " before starting another. If it stays silent, restart it with `./run_pipeline.sh ui`."
+            )
         return DagsterUnavailable(
-            f"The Dagster webserver at {self.connection.base_url} is not reachable ({type(exc).__name__}). "
+            f"The Dagster webserver at {self.connection.base_url} is not reachable ({type(root).__name__}). "
             f"Start it with `./run_pipeline.sh ui` (or `./run_pipeline.sh up` for the app and Dagster together), "
             f"or set DAGSTER_HOST / DAGSTER_PORT to where it runs."
         )
@@ -298,7 +308,11 @@ class DagsterAPI:
             c = self.connection
             try:
                 self._local.client = DagsterGraphQLClient(
-                    c.host, port_number=c.port, use_https=c.use_https, headers=c.headers or None, timeout=int(c.timeout)
+                    c.host,
+                    port_number=c.port,
+                    use_https=c.use_https,
+                    headers=c.headers or None,
+                    timeout=int(max(c.timeout, c.launch_timeout)),
                 )
             except Exception as exc:  # the client may probe the server when it is built
                 raise self._unavailable(exc) from exc

@@ -1,5 +1,7 @@
 """The connection module against a real webserver and daemon: submit, follow, read runs, metadata, checks."""
 
+import socket
+
 import pytest
 
 from dagster_project.recommender import load_model
@@ -82,6 +84,19 @@ def test_webserver_down_gives_clear_error():
         api.submit("ingestion_job")
     with pytest.raises(DagsterUnavailable):
         api.server_info()
+
+
+def test_a_webserver_that_does_not_answer_is_called_busy_not_missing():
+    """A server that takes the connection and never answers (busy or stuck) is told apart from one that is not
+    there: a refresh started against it may have begun, so the words say to look before starting another."""
+    with socket.socket() as stuck:
+        stuck.bind(("127.0.0.1", 0))
+        stuck.listen(8)  # the kernel accepts connections; nothing ever reads or answers them
+        api = DagsterAPI(Connection(port=stuck.getsockname()[1], timeout=1, launch_timeout=1))
+        with pytest.raises(DagsterUnavailable, match="did not answer in time.*look at the runs"):
+            api.runs()
+        with pytest.raises(DagsterUnavailable, match="did not answer in time"):
+            api.submit("ingestion_job")
 
 
 def test_failed_run_explains_itself(live, trained):

@@ -13,7 +13,7 @@ import pytest
 
 from dagster_project import feature_update, features
 from dagster_project.fileio import atomic_path, write_parquet
-from tests.workspace import prepared_tables
+from tests.workspace import history_and_day
 
 COVERS = {"covers": {"files": {"a.csv": "1"}, "reference": "r", "last_purchase": None}}
 
@@ -50,11 +50,7 @@ def assert_stored_equal(got: dict, want: dict, exact: bool) -> None:
 
 @pytest.fixture(scope="module")
 def history(sample_source):
-    transactions, products, users = prepared_tables(sample_source)
-    cut = int(len(transactions) * 0.9)
-    while cut < len(transactions) and transactions["timestamp"].iloc[cut] == transactions["timestamp"].iloc[cut - 1]:
-        cut += 1
-    return transactions, products, users, cut
+    return history_and_day(sample_source)
 
 
 @pytest.mark.parametrize("group_rows", [None, 997])  # one Parquet row group, or many (read one at a time)

@@ -13,7 +13,7 @@ from dagster_project import model_update
 from dagster_project.model_card import ModelParams, TrainingData
 from dagster_project.recommender import load_model, save_model
 from dagster_project.training import train_model
-from tests.workspace import prepared_tables
+from tests.workspace import history_and_day
 
 PARAMS = ModelParams(factors=16, shrinkage=1.0, weighting="log", neighbour_weight=0.3, rebuy_weight=1.0)
 
@@ -21,12 +21,7 @@ PARAMS = ModelParams(factors=16, shrinkage=1.0, weighting="log", neighbour_weigh
 @pytest.fixture(scope="module")
 def history(sample_source):
     """The sample's prepared tables, and a cut: the first 90% is what the model learnt, the rest the new day."""
-    transactions, products, users = prepared_tables(sample_source)
-    cut = int(len(transactions) * 0.9)
-    # the new part starts strictly after the old one ends (a day's file comes after the history)
-    while cut < len(transactions) and transactions["timestamp"].iloc[cut] == transactions["timestamp"].iloc[cut - 1]:
-        cut += 1
-    return transactions, products, users, cut
+    return history_and_day(sample_source)
 
 
 def data(files: dict[str, str], last: str | None = None, reference: str = "ref") -> TrainingData:

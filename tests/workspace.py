@@ -142,6 +142,16 @@ def prepared_tables(data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     return transactions, products, users
 
 
+def history_and_day(data: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+    """The prepared tables of a data folder and a cut: the first 90% of the purchases is the history, the rest
+    the new day, starting strictly after the history ends (a day's file comes after the history)."""
+    transactions, products, users = prepared_tables(data)
+    cut = int(len(transactions) * 0.9)
+    while cut < len(transactions) and transactions["timestamp"].iloc[cut] == transactions["timestamp"].iloc[cut - 1]:
+        cut += 1
+    return transactions, products, users, cut
+
+
 def train_on(data: Path, params=None, share: float = 1.0):
     """A model trained on a data folder through the pipeline's own reading and preparation (no Dagster).
 

@@ -80,14 +80,18 @@ def load_masks(context: dg.AssetExecutionContext, paths: RecoMartPaths, raw_tabl
     }
     if len(runs) != 1:  # raw tables from different runs: no one run's masks describe them all
         return {}
-    run_id = runs.pop().encode()
+    return _masks_of(paths, runs.pop())
+
+
+def _masks_of(paths: RecoMartPaths, run_id: str) -> dict[str, pd.DataFrame]:
+    """The stored rule masks that run `run_id` wrote, by table name (unreadable files skipped)."""
     masks = {}
     for path in sorted((paths.storage / MASKS_FOLDER).glob("*.parquet")):
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException):
             continue
-        if (table.schema.metadata or {}).get(RUN_ID_KEY) == run_id:
+        if (table.schema.metadata or {}).get(RUN_ID_KEY) == run_id.encode():
             masks[path.stem] = table.to_pandas()
     return masks
 
@@ -98,15 +102,7 @@ def stored_for(paths: RecoMartPaths, run_id: str) -> tuple[ValidationReport, dic
     stored = transaction_store.read_json(paths.storage / RELATIVE_PATH)
     if not isinstance(stored, dict) or stored.get("run_id") != run_id or "report" not in stored:
         return None
-    masks = {}
-    for path in sorted((paths.storage / MASKS_FOLDER).glob("*.parquet")):
-        try:
-            table = pq.read_table(path)
-        except (OSError, pa.ArrowException):
-            continue
-        if (table.schema.metadata or {}).get(RUN_ID_KEY) == run_id.encode():
-            masks[path.stem] = table.to_pandas()
-    return ValidationReport.from_dict(stored["report"]), masks
+    return ValidationReport.from_dict(stored["report"]), _masks_of(paths, run_id)
 
 
 def load(
