@@ -70,6 +70,13 @@ def scan(data_dir: Path, previous: FileState | None = None) -> FileState:
     return state
 
 
+def forget(state: FileState, data_dir: Path, specs: tuple[EntitySpec, ...]) -> FileState:
+    """`state` without the files of `specs`: a scan given it hashes those again instead of trusting their size and
+    modification time (which a copy with `cp -p`, `rsync -t` or an unzip keeps while the bytes change)."""
+    names = {path.name for spec in specs for path in matching(data_dir, spec)}
+    return {name: entry for name, entry in state.items() if name not in names}
+
+
 def fingerprint(state: FileState) -> str:
     digest = hashlib.sha256()
     for name in sorted(state):

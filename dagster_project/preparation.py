@@ -69,6 +69,16 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     return _clean(frame[column])
 
 
+def dates_judged_by_today(frames: Frames) -> int:
+    """How many customers' sign-up dates are left out only for being later than tomorrow: what a preparation on a
+    later day would keep. Prepared customers are used again on later days only when this is 0."""
+    users = frames.users
+    if "signup_date" not in users:
+        return 0
+    signup = parse_timestamps(users["signup_date"])
+    return int(((signup >= frames.limits.earliest) & ~plausible_times(signup, frames.limits)).sum())
+
+
 def prepare_users(frames: Frames) -> tuple[pd.DataFrame, dict[str, int]]:
     raw = frames.users
     users, dropped = _drop(raw, failure_masks(frames, "users"), ["user_id_present", "user_id_unique"])

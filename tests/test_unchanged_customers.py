@@ -6,6 +6,8 @@ read and prepared again."""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -141,7 +143,9 @@ def test_one_byte_changed_reads_them_again(workspace, instance, first):
     users = sorted(ws.data.glob("users*.csv"))[0]
     text = users.read_text()
     at = text.index("\n") + 1  # first character of the first customer line
+    stat = users.stat()
     users.write_text(text[:at] + ("8" if text[at] != "8" else "9") + text[at + 1 :])  # same size, one byte other
+    os.utime(users, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time, as `cp -p` or an unzip leave it
     new_day(ws, 1)
     second = refresh_new_data(ws, instance).run_id
     assert_read_again(instance, second)
@@ -180,3 +184,21 @@ def test_other_settings_or_a_refresh_of_everything_read_them_again(workspace, in
     everything = run_complete(ws, instance)
     assert everything.success
     assert_read_again(instance, everything.run_id)
+
+
+def test_a_sign_up_date_later_than_tomorrow_prepares_the_customers_again(workspace, instance):
+    """A date left out for being in the future may be kept on a later day: such a preparation is not used again."""
+    ws = workspace
+    users = sorted(ws.data.glob("users*.csv"))[0]
+    later = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=30)).strftime("%Y-%m-%d")
+    lines = users.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].rsplit(",", 1)[0] + f',"{later}"\n'  # the first customer signs up in a month
+    users.write_text("".join(lines))
+    first = run_complete(ws, instance).run_id
+    assert recorded(instance, first)["prepared_users"]["signup_dates_after_tomorrow"] == 1
+    new_day(ws, 1)
+    second = refresh_new_data(ws, instance).run_id
+    meta = recorded(instance, second)
+    assert meta["raw_users"]["reused_from_run"] == first  # the same bytes: read once
+    assert "reused_from_run" not in meta["prepared_users"] and "reused_from_run" not in meta["prepared_products"]
+    assert "later than tomorrow" in logged(instance, second)

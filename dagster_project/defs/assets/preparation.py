@@ -24,6 +24,9 @@ from dagster_project.validation import Frames
 # The list of files the last complete preparation stored (the unpartitioned materialization's file).
 FILES_MANIFEST = "prepared/transactions_files.json"
 
+# Sign-up dates left out for being later than tomorrow: prepared customers are used again only when there are none.
+JUDGED_BY_TODAY = "signup_dates_after_tomorrow"
+
 
 @dg.multi_asset(
     outs={
@@ -57,6 +60,13 @@ def prepared_data(
     )
     outputs = ("prepared_users", "prepared_products")
     earlier = whole_tables.stored(context.instance, paths.storage, outputs, source) if new_data_run(context) else None
+    judged = earlier.outputs["prepared_users"].recorded.get(JUDGED_BY_TODAY) if earlier is not None else None
+    if earlier is not None and getattr(judged, "value", None) != 0:
+        context.log.info(
+            "Customers: prepared again, not used from the last run: some sign-up dates were later than tomorrow "
+            "then (left out), and a day later they may not be."
+        )
+        earlier = None
     if earlier is not None:
         context.log.info(
             f"Customers and products: the raw tables are those run {earlier.origin[:8]} prepared, with the same "
@@ -79,11 +89,13 @@ def prepared_data(
         ("prepared_products", products, raw_products, products_dropped),
     )
     context.log.info("\n".join(f"{n}: {len(f)} of {len(r)} rows kept; dropped {d or 'none'}" for n, f, r, d in tables))
+    judged_by_today = {"prepared_users": {JUDGED_BY_TODAY: preparation.dates_judged_by_today(frames)}}
     for name, frame, raw, dropped in tables:
         yield dg.Output(
             frame,
             output_name=name,
             metadata={
+                **judged_by_today.get(name, {}),
                 "input_records": len(raw),
                 "rows_dropped": sum(dropped.values()),
                 "dropped_by_reason": dropped,
