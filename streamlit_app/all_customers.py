@@ -12,15 +12,34 @@ import pandas as pd
 import streamlit as st
 
 from dagster_project import customer_lists, fileio
+from dagster_project.model_card import ModelCard
 from dagster_project.settings import folder
-from streamlit_app import access, charts
+from streamlit_app import access, charts, model_versions
 
 
 def _stamp(path: Path) -> str:
     """Changes whenever the dataset is rewritten (a file, or a folder of parts: the lists' base and layer)."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    files = [p for p in files if not p.name.startswith(fileio.TEMP_PREFIX)]  # a write in progress changes nothing
-    return "|".join(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in files)
+    files = [path] if path.is_file() else sorted(path.rglob("*"))
+    parts = []
+    for file in files:
+        if file.name.startswith(fileio.TEMP_PREFIX):  # a write in progress changes nothing
+            continue
+        try:
+            stat = file.stat()
+        except FileNotFoundError:  # removed since the folder was listed (a full write drops the layer)
+            continue
+        if not file.is_dir():
+            parts.append(f"{file.name}:{stat.st_mtime_ns}:{stat.st_size}")
+    return "|".join(parts)
+
+
+def _made_by_other_model(storage: Path, card: ModelCard) -> dict | None:
+    """The stored lists' lineage when they come from another model than the one served (after a roll-back, until
+    the next refresh makes them again), else None."""
+    stored = customer_lists.stored_lineage(storage)
+    if not stored or (stored.get("version"), stored.get("updates")) == (card.version, card.updates):
+        return None
+    return stored
 
 
 @st.cache_data(max_entries=2, show_spinner="Reading every customer's list...")
@@ -43,7 +62,8 @@ def _share(value: float) -> str:
     return f"{value:.0%}" if value >= 0.01 or value == 0 else "under 1%"
 
 
-def show_summary() -> None:
+def show_summary(card: ModelCard) -> None:
+    """The summary of the stored lists and their downloads; says so when they are another model's than `card`'s."""
     storage = folder("storage")
     path = customer_lists.dataset_path(storage)
     if not path.exists():
@@ -58,6 +78,17 @@ def show_summary() -> None:
             st.caption("Ask an operator to run a complete refresh.")
         return
     stamp = _stamp(customer_lists.folder_path(storage))
+    other = _made_by_other_model(storage, card)
+    if other is not None:
+        made_by, serving = (model_versions.version_label(v) for v in (other.get("version"), card.version))
+        st.warning(
+            "**These lists are from another model than the one served now** (made by the version of "
+            f"{made_by}; serving {serving}, put back on the Model history page). The Customers tab already uses the "
+            "served model; the figures and downloads below are made again from it by the next refresh.",
+            icon=":material/history:",
+        )
+        if access.current_user().is_operator:
+            st.page_link("app_pages/refresh.py", label="Start a refresh now", icon=":material/refresh:")
     summary = _summary(str(storage), stamp)
     customers, coverage, fallback = summary["customers"], summary["coverage"], summary["fallback_share"]
     st.markdown(

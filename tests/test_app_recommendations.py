@@ -121,6 +121,21 @@ def test_every_customers_lists_summarised_and_downloadable(app_env, trained, dow
     assert len(parquet) == len(lists) and set(parquet["user_id"]) == set(lists["user_id"])
 
 
+def test_every_customers_lists_say_when_another_model_made_them(app_env, trained, tmp_path, monkeypatch):
+    """After a roll-back (here: another version served), the stored lists are the other model's until the next
+    refresh: the summary says so; with the lists' own model served it does not."""
+    at = open_page("recommendations")
+    assert not [w for w in at.warning if "another model" in w.value]
+    models = tmp_path / "models"
+    shutil.copytree(app_env.workspace.models, models)
+    monkeypatch.setenv("RECOMART_MODELS_DIR", str(models))
+    made_by = customer_lists.stored_lineage(app_env.workspace.storage)["version"]
+    model_store.publish(load_model(models / model_store.MODEL_FILENAME), models, "20200101T000000Z-0000beef")
+    at = open_page("recommendations")
+    [warning] = [w.value for w in at.warning if "another model" in w.value]
+    assert "01 Jan 2020" in warning and made_by[-8:] in warning and "next refresh" in warning
+
+
 def test_lists_missing_are_explained(app_env, trained, tmp_path, monkeypatch):
     monkeypatch.setenv("RECOMART_STORAGE_DIR", str(tmp_path))
     at = open_page("recommendations")

@@ -187,6 +187,12 @@ with st.container(border=True, key="rollback_panel"):
             model_store.roll_back(models_dir, version.path)
         except (ModelError, ValueError) as exc:
             st.error(f"Cannot serve the version of {label(chosen)}: {exc}")
+        except OSError:  # the kept versions changed under it (a refresh publishing a model drops the oldest)
+            st.error(
+                f"Cannot serve the version of {label(chosen)}: the kept versions changed while it was being put back "
+                "(a refresh may have just published a model). The served model is as it was; look at the list above "
+                "and try again."
+            )
         else:
             st.session_state.pop("version_choice", None)
             st.toast(f"Now serving the version of {label(chosen)}")

@@ -196,4 +196,4 @@ customers_tab, summary_tab = st.tabs(["Customers", "Across all customers"])
 with customers_tab:
     find_customer(model)
 with summary_tab:
-    all_customers.show_summary()
+    all_customers.show_summary(card)
