@@ -18,7 +18,8 @@ from dagster_project.defs.resources import RecoMartPaths
     description="Refresh the data and the model every night at 02:00, reading only new or changed purchase files.",
 )
 def daily_pipeline(context: dg.ScheduleEvaluationContext, paths: RecoMartPaths) -> dg.RunRequest:
-    """Add the new files' partitions, then request the refresh over them (users and products are read whole)."""
+    """Add the new files' partitions, then request the refresh over them (customers and products are read again
+    only when their exports changed)."""
     found = new_data.plan(context.instance, paths)
     new_data.apply(context.instance, found)
     return new_data.run_request(found, run_key=None, tags={"recomart/trigger": "daily_pipeline"})

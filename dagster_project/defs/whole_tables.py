@@ -18,6 +18,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 
 import dagster as dg
@@ -46,10 +47,14 @@ class StoredOutput:
 
 @cache
 def code_fingerprint() -> str:
-    """The package's pure modules (readers, rules, preparation among them): any change means reading again."""
+    """The package's modules (readers, rules, preparation, and the assets applying them) and the versions of the
+    libraries that parse and hold the tables: any change means reading again."""
     digest = hashlib.sha256()
-    for path in sorted(Path(dagster_project.__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    package = Path(dagster_project.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    for library in ("numpy", "pandas", "pyarrow"):
+        digest.update(f"{library}=={version(library)}\n".encode())
     return digest.hexdigest()
 
 
