@@ -63,8 +63,7 @@ def read_files(data: Path, storage: Path, keys: list[str]) -> None:
     # the customers' and products' ids indexed once for all files, as the step does (older code: no such field)
     shared = {"lookups": {}} if "lookups" in validation.Frames.__dataclass_fields__ else {}
     with stage("raw: older files' line hashes"):
-        if found := transaction_store.earlier_hashes(storage, [k for k in stored if k < keys[0]]):
-            earlier.add(pd.concat(found, ignore_index=True))
+        earlier.add_stored(transaction_store.hashes_path(storage, k) for k in stored if k < keys[0])
     for key in keys:
         path = data / key
         with stage("raw: sha256"):

@@ -143,9 +143,8 @@ def to_number(values: pd.Series) -> pd.Series:
 
 
 def is_in(values: pd.Series, reference: pd.Series) -> np.ndarray:
-    """Whether each value occurs in `reference` (missing values never do)."""
-    found = pc.is_in(_arrow_text(values), value_set=_arrow_text(reference.dropna()))
-    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+    """Whether each value occurs in `reference` as text (missing values never do)."""
+    return in_known(values, known_values(reference))
 
 
 def positions_in(values: pd.Series, reference: pd.Series) -> np.ndarray:
@@ -155,27 +154,25 @@ def positions_in(values: pd.Series, reference: pd.Series) -> np.ndarray:
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
-def value_index(reference: pd.Series) -> pd.Index:
-    """`reference`'s values as text, each once (missing ones left out): for `in_index`, built once and
-    looked up by many small tables (each purchase file of a run against the same customers)."""
-    return pd.Index(reference.dropna().astype("string").unique())
+def known_values(reference: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """`reference`'s values as Arrow text (missing ones left out): for `in_known`, made once and looked up by
+    many tables (each purchase file of a run against the same customers)."""
+    return _arrow_text(reference.dropna())
 
 
-LOOKUP_BLOCK = 1 << 20  # values looked up at once: pandas makes a Python string of each (10M at once: ~700 MB)
+def in_known(values: pd.Series, known: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """`is_in(values, reference)` for `known = known_values(reference)`, at the cost of the smaller side.
 
-
-def in_index(values: pd.Series, index: pd.Index) -> np.ndarray:
-    """`is_in(values, reference)` for `index = value_index(reference)`: the index's hash table is built
-    once, so a lookup costs the looked-up values, not the reference's size. As many values as the index
-    holds or more (one large file): Arrow's set of the index costs less (10M against 1M: 0.7 s, not 5)."""
-    if len(values) >= len(index):
-        found = pc.is_in(_arrow_text(values), value_set=_arrow_text(pd.Series(index, copy=False)))
-        return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
-    found = np.empty(len(values), dtype=bool)
-    for start in range(0, len(values), LOOKUP_BLOCK):
-        block = values.iloc[start : start + LOOKUP_BLOCK]
-        found[start : start + LOOKUP_BLOCK] = index.get_indexer(block.astype("string")) >= 0
-    return found
+    Fewer values than known ones (a day's file against every customer): the values are the set, probed by
+    each known value, and the values are then looked up among the few known ones found (27,000 ids against
+    1M customers: 0.03 s of CPU, where a set of the 1M took 0.25 s and a pandas index of them 0.5 s to build
+    and probe). As many values or more (one large file): a set of the known values (10M against 1M: 0.7 s).
+    """
+    text = _arrow_text(values)
+    if len(values) < len(known):
+        known = known.filter(pc.is_in(known, value_set=text))
+    found = pc.is_in(text, value_set=known)
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
 
 
 def _repeated(values: pd.Series) -> np.ndarray:

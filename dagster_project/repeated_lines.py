@@ -10,11 +10,14 @@ each column adds its hash only where it has a value, mixed with the column's nam
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from dagster_project.contract import duplicated_rows
 
@@ -132,6 +135,9 @@ def repeated(frame: pd.DataFrame, hashes: pd.DataFrame, earlier: EarlierLines | 
 # sixth of sorting them) until this many lookups, then sorted into the index: a refresh of one new file
 # scans the history once, a refresh of many files sorts it once (rent until renting costs what buying does).
 SCANS_BEFORE_SORT = 4
+# Stored first hashes read at once when scanning a file on disk (at least as many as the lines looked up, so
+# the looked-up lines' hash table is built once per block): 8 MB a block, reused, instead of the whole column.
+SCAN_ROWS = 1 << 20
 
 
 def _distinct_sorted(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,25 +162,63 @@ def _pairs(hashes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return hashes["h1"].to_numpy(np.uint64), hashes["h2"].to_numpy(np.uint64)
 
 
+def _columns(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    first, second = (table.column(c).to_numpy().astype(np.uint64, copy=False) for c in HASH_COLUMNS)
+    return first, second
+
+
+def _read_pairs(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    return _columns(pq.read_table(path, columns=list(HASH_COLUMNS)))
+
+
+def _stored_candidates(path: Path, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lines of a stored hashes file whose first hash is one of `a`: their two hashes, nothing else read.
+
+    Only the first-hash column is read, a block at a time, each block probing a hash table of `a`; the
+    second hashes are read from the row groups that hold a candidate (none, most nights).
+    """
+    file = pq.ParquetFile(path)
+    rows, start = [], 0
+    for batch in file.iter_batches(batch_size=max(len(a), SCAN_ROWS), columns=[HASH_COLUMNS[0]], use_threads=False):
+        first = batch.column(0).to_numpy().astype(np.uint64, copy=False)
+        rows.append(start + np.flatnonzero(pd.Series(first, copy=False).isin(a).to_numpy()))
+        start += len(first)
+    at = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    if at.size == 0:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.uint64)
+    sizes = np.array([file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)], dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes
+    group = np.searchsorted(starts, at, "right") - 1  # each candidate's row group
+    groups = np.unique(group)
+    table = file.read_row_groups(groups.tolist(), columns=list(HASH_COLUMNS), use_threads=False)
+    # a row's place in the groups read: its place in its group plus the rows of the groups read before it
+    before = np.cumsum(sizes[groups]) - sizes[groups]
+    local = at - starts[group] + before[np.searchsorted(groups, group)]
+    return _columns(table.take(pa.array(local)))
+
+
 class EarlierLines:
     """The hashes of every line of the files before the one being read.
 
     Lines are kept two ways: a sorted index of distinct lines (looked up in O(log n) each, grown by merging)
-    and, not yet sorted, files added as they were stored. A lookup scans each unsorted file once (a hash
-    table of the looked-up lines, probed by every stored line: the cost of one pass over the stored hashes),
-    and after `SCANS_BEFORE_SORT` lookups the unsorted files are sorted into the index. So judging one new
-    file against a long history costs one pass over the history, and reading many files sorts it once
-    instead of comparing each file with all the files before it again.
+    and, not yet sorted, files added as they were stored: in memory, or left on disk (`add_stored`). A
+    lookup scans each unsorted file once (a hash table of the looked-up lines, probed by every stored
+    line's first hash: the cost of one pass over them; a file on disk is read a block of first hashes at a
+    time, and only its matching lines whole), and after `SCANS_BEFORE_SORT` lookups the unsorted files are
+    read and sorted into the index. So judging one new file against a long history costs one pass over the
+    history's first hashes, and reading many files sorts it once instead of comparing each file with all
+    the files before it again.
     """
 
     def __init__(self) -> None:
         self.h1 = np.empty(0, dtype=np.uint64)  # sorted, each distinct line once
         self.h2 = np.empty(0, dtype=np.uint64)
         self._unsorted: list[tuple[np.ndarray, np.ndarray]] = []
+        self._stored: list[tuple[Path, int]] = []  # files on disk, not read yet, and their line counts
         self._scans = 0  # lookups since the oldest unsorted file was added
 
     def __len__(self) -> int:
-        return len(self.h1) + sum(len(a) for a, _ in self._unsorted)
+        return len(self.h1) + sum(len(a) for a, _ in self._unsorted) + sum(rows for _, rows in self._stored)
 
     @classmethod
     def of(cls, hashes: pd.DataFrame | None) -> EarlierLines:
@@ -188,22 +232,32 @@ class EarlierLines:
         if not hashes.empty:
             self._unsorted.append(_pairs(hashes))
 
+    def add_stored(self, paths: Iterable[Path]) -> None:
+        """Keep the lines of these stored hashes files (`row_hashes` as Parquet), read only when looked up;
+        files that do not exist are skipped."""
+        for path in paths:
+            if Path(path).exists() and (rows := pq.read_metadata(path).num_rows):
+                self._stored.append((Path(path), rows))
+
     def contains(self, hashes: pd.DataFrame) -> np.ndarray:
         """Whether each line (its two hashes) is one of the kept lines."""
         a, b = _pairs(hashes)
-        if self._unsorted and self._scans + 1 >= SCANS_BEFORE_SORT:
+        if (self._unsorted or self._stored) and self._scans + 1 >= SCANS_BEFORE_SORT:
             self._sort_in()
         found = self._in_index(a, b)
-        if self._unsorted and len(a):
+        if (self._unsorted or self._stored) and len(a):
             self._scans += 1
             for h1, h2 in self._unsorted:
                 found |= self._in_unsorted(h1, h2, a, b)
+            for path, _ in self._stored:
+                found |= self._among(*_stored_candidates(path, a), a, b)
         return found
 
     def _sort_in(self) -> None:
         """Merge the unsorted files into the sorted index (lines it holds already are not added twice)."""
-        a, b = (np.concatenate(parts) for parts in zip(*self._unsorted, strict=True))
-        self._unsorted, self._scans = [], 0
+        parts = [*self._unsorted, *(_read_pairs(path) for path, _ in self._stored)]
+        a, b = (np.concatenate(columns) for columns in zip(*parts, strict=True))
+        self._unsorted, self._stored, self._scans = [], [], 0
         a, b = _distinct_sorted(a, b)
         new = ~self._in_index(a, b)
         a, b = a[new], b[new]
@@ -224,8 +278,13 @@ class EarlierLines:
         """Which lines (a, b) are among the stored lines (h1, h2): one pass over the stored first hashes
         finds the candidates, then their pairs are compared exactly."""
         candidates = pd.Series(h1, copy=False).isin(a).to_numpy()
-        if not candidates.any():
+        return EarlierLines._among(h1[candidates], h2[candidates], a, b)
+
+    @staticmethod
+    def _among(h1: np.ndarray, h2: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Which lines (a, b) are among the few lines (h1, h2), their pairs compared exactly."""
+        if not len(h1):
             return np.zeros(len(a), dtype=bool)
         index = EarlierLines()
-        index.h1, index.h2 = _distinct_sorted(h1[candidates], h2[candidates])
+        index.h1, index.h2 = _distinct_sorted(h1, h2)
         return index._in_index(a, b)

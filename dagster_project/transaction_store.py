@@ -132,8 +132,3 @@ def load_prepared(storage: Path, keys: Sequence[str]) -> pd.DataFrame:
         raise FileNotFoundError(f"No prepared purchases under {Path(storage) / PREPARED_FOLDER}")
     merged = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return merged.sort_values("timestamp", kind="stable").reset_index(drop=True)
-
-
-def earlier_hashes(storage: Path, keys: Iterable[str]) -> list[pd.DataFrame]:
-    """The stored row hashes of `keys` (files whose rows count as earlier); absent ones are skipped."""
-    return [pd.read_parquet(hashes_path(storage, k)) for k in keys if hashes_path(storage, k).exists()]

@@ -29,11 +29,11 @@ from dagster_project.contract import (
     EntitySpec,
     InputLimits,
     duplicated_rows,
-    in_index,
+    in_known,
     is_in,
+    known_values,
     parse_timestamps,
     to_number,
-    value_index,
 )
 from dagster_project.ingest import ROW_COLUMN, SOURCE_COLUMN
 
@@ -62,8 +62,8 @@ class Frames:
     # a line repeated across files is a repeated line too (see `repeated_lines`).
     earlier_rows: repeated_lines.EarlierLines | pd.DataFrame | None = None
     row_hashes: pd.DataFrame | None = None
-    # Given (a dict shared by the Frames of one step's files): the reference tables' ids kept indexed across
-    # files, so each file's "known customer / product" rules cost its own rows, not the customers' count.
+    # Given (a dict shared by the Frames of one step's files): the reference tables' ids kept as Arrow text
+    # across files, so each file's "known customer / product" rules convert them once (`contract.in_known`).
     lookups: dict | None = field(default=None, compare=False, repr=False)
     _masks: dict[str, tuple[pd.DataFrame, InputLimits, pd.DataFrame]] = field(
         default_factory=dict, init=False, compare=False, repr=False
@@ -147,9 +147,9 @@ def _unknown(column: str, reference: str) -> Callable[[Frames], pd.Series]:
         if f.lookups is None:
             return ids.notna() & ~is_in(ids, table[column])
         kept = f.lookups.get((reference, column))
-        if kept is None or kept[0] is not table:  # indexed for this very table only
-            kept = f.lookups[(reference, column)] = (table, value_index(table[column]))
-        return ids.notna() & ~in_index(ids, kept[1])
+        if kept is None or kept[0] is not table:  # made from this very table only
+            kept = f.lookups[(reference, column)] = (table, known_values(table[column]))
+        return ids.notna() & ~in_known(ids, kept[1])
 
     return failing
 

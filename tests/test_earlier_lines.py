@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dagster_project import repeated_lines
@@ -17,8 +21,15 @@ def _file(rng: np.random.Generator, rows: int, spread: int) -> pd.DataFrame:
     )
 
 
+def _stored(hashes: pd.DataFrame, path: Path, rng: np.random.Generator) -> Path:
+    """The hashes as a stored file, in row groups of a few lines (a long history's file has many)."""
+    pq.write_table(pa.Table.from_pandas(hashes, preserve_index=False), path, row_group_size=int(rng.integers(1, 9)))
+    return path
+
+
 @pytest.mark.parametrize("seed", range(6))
-def test_verdicts_equal_a_set_of_the_earlier_lines_whatever_the_order_of_adds_and_lookups(seed):
+def test_verdicts_equal_a_set_of_the_earlier_lines_whatever_the_order_of_adds_and_lookups(seed, tmp_path, monkeypatch):
+    monkeypatch.setattr(repeated_lines, "SCAN_ROWS", 5)  # stored files scanned in blocks across row groups
     rng = np.random.default_rng(seed)
     lines, kept = repeated_lines.EarlierLines(), set()
     for step in range(3 * repeated_lines.SCANS_BEFORE_SORT + 2):
@@ -27,7 +38,10 @@ def test_verdicts_equal_a_set_of_the_earlier_lines_whatever_the_order_of_adds_an
         assert lines.contains(probe).tolist() == expected, step
         if rng.random() < 0.7:  # the probed file becomes an earlier file, or a stored file joins at once
             added = probe if rng.random() < 0.5 else _file(rng, int(rng.integers(0, 200)), spread=25)
-            lines.add(added)
+            if rng.random() < 0.5:  # kept in memory, or left on disk as the refresh leaves the older files
+                lines.add(added)
+            else:
+                lines.add_stored([_stored(added, tmp_path / f"{step}.hashes.parquet", rng), tmp_path / "absent"])
             kept |= set(zip(added["h1"].tolist(), added["h2"].tolist(), strict=True))
         assert (len(lines) == 0) == (not kept)
 
@@ -52,3 +66,20 @@ def test_a_new_file_is_judged_against_a_long_stored_history_without_sorting_it()
     lines.add(history)
     assert lines.contains(day).tolist() == [True] * 10 + [False] * 20
     assert len(lines.h1) == 0  # still as stored: one pass over it, no sort
+
+
+def test_a_new_file_is_judged_against_stored_files_reading_only_their_matching_lines(tmp_path, monkeypatch):
+    """The history left on disk: its first hashes scanned a block at a time, its matching lines read whole;
+    a line sharing only its first hash with a stored line is not one of them."""
+    monkeypatch.setattr(repeated_lines, "SCAN_ROWS", 100)
+    rng = np.random.default_rng(11)
+    history = pd.DataFrame({"h1": rng.integers(0, 2**63, 1000, dtype=np.uint64), "h2": np.uint64(1)})
+    pq.write_table(pa.Table.from_pandas(history, preserve_index=False), tmp_path / "a.parquet", row_group_size=64)
+    copied = history.iloc[[3, 64, 500, 999]]  # the first and last line of row groups, and lines inside them
+    other = history.iloc[[200]].assign(h2=np.uint64(2))  # the same first hash, another line
+    day = pd.concat([_file(rng, 5, spread=2**40), copied, other], ignore_index=True)
+    lines = repeated_lines.EarlierLines()
+    lines.add_stored([tmp_path / "a.parquet", tmp_path / "b.parquet"])  # b was never stored: skipped
+    assert len(lines) == 1000
+    assert lines.contains(day).tolist() == [False] * 5 + [True] * 4 + [False]
+    assert len(lines.h1) == 0 and lines.contains(day.iloc[:5]).tolist() == [False] * 5

@@ -1,4 +1,4 @@
-"""Purchase files of one step judged against the same customers and products: the ids are indexed once and
+"""Purchase files of one step judged against the same customers and products: the ids are converted once and
 every file gets the verdicts the plain lookup gives; a step's files log one entry, not one per file."""
 
 from __future__ import annotations
@@ -14,19 +14,25 @@ from tests.pipeline_runs import run_complete
 from tests.workspace import small_frames
 
 
+def _as_text(values: pd.Series) -> list[str | None]:
+    return [None if pd.isna(v) else str(v) for v in values.tolist()]
+
+
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("size", [40, 4])  # more values than the index holds (one large file), and fewer
-def test_an_indexed_lookup_finds_what_the_plain_lookup_finds(seed, size):
+@pytest.mark.parametrize("size", [40, 12, 4])  # more values than the reference holds (one large file), as many, fewer
+def test_a_lookup_finds_each_value_whose_text_is_a_known_value_whichever_side_is_the_set(seed, size):
     rng = np.random.default_rng(seed)
-    pool = np.array(["1", "01", "1.0", " 1", "é", "", "U7", "u7", "P-9", "None"], dtype=object)
+    pool = np.array(["1", "01", "1.0", " 1", "1 ", "é", "", "U7", "u7", "P-9", "None", "3"], dtype=object)
     reference = pd.Series(rng.choice(pool, 12), dtype="string")
     reference[rng.random(12) < 0.2] = pd.NA
     values = pd.Series(rng.choice(pool, size), dtype="string")
     values[rng.random(size) < 0.2] = pd.NA
-    index = contract.value_index(reference)
-    assert contract.in_index(values, index).tolist() == contract.is_in(values, reference).tolist()
     numbers = pd.Series(rng.integers(0, 5, 12))  # ids read as numbers compare as their text
-    assert contract.in_index(values, contract.value_index(numbers)).tolist() == contract.is_in(values, numbers).tolist()
+    for known in (reference, numbers):
+        texts = {v for v in _as_text(known) if v is not None}
+        expected = [v is not None and v in texts for v in _as_text(values)]  # blanks, "01", "1.0": other ids
+        assert contract.in_known(values, contract.known_values(known)).tolist() == expected
+        assert contract.is_in(values, known).tolist() == expected
 
 
 def test_files_judged_with_shared_lookups_get_the_plain_verdicts_even_when_the_customers_change():

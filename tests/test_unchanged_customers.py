@@ -12,12 +12,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from dagster_project import data_files, transaction_files, transaction_store
-from dagster_project.definitions import defs
+from dagster_project import transaction_store
 from dagster_project.defs import rule_results
 from dagster_project.defs.resources import RecoMartPaths
 from dagster_project.validation import ValidationReport
-from tests.pipeline_runs import run_complete
+from tests.pipeline_runs import refresh_new_data, run_complete
 
 WHOLE = ("raw_users", "raw_products", "prepared_users", "prepared_products")
 
@@ -27,27 +26,6 @@ def new_day(ws, day: int) -> None:
     lines = pd.read_csv(ws.data / "transactions.csv", dtype=str, keep_default_na=False).iloc[:4]
     lines = lines.assign(transaction_id=[f"D{day}-{i}" for i in range(4)], timestamp=f"2026-11-{day:02d} 12:00:00")
     lines.to_csv(ws.data / f"transactions_2026-11-{day:02d}.csv", index=False)
-
-
-def refresh_new_data(ws, instance: dg.DagsterInstance, run_config: dict | None = None):
-    """What the nightly schedule does: add the new files' partitions, then run the complete job over them."""
-    scanned = data_files.scan(ws.data)
-    stored = transaction_store.prepared_state(ws.storage, transaction_files.reference(scanned))
-    plan = transaction_files.plan(
-        transaction_files.current_files(scanned),
-        stored,
-        instance.get_dynamic_partitions(transaction_files.PARTITIONS_NAME),
-    )
-    if plan.add:
-        instance.add_dynamic_partitions(transaction_files.PARTITIONS_NAME, plan.add)
-    result = defs.resolve_job_def("complete_pipeline_job").execute_in_process(
-        run_config=run_config or ws.run_config(),
-        instance=instance,
-        tags={**plan.tags(), transaction_files.REFRESH_KIND_TAG: transaction_files.NEW_DATA},
-        raise_on_error=False,
-    )
-    assert result.success
-    return result
 
 
 def recorded(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:

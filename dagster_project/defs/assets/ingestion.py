@@ -215,13 +215,13 @@ def raw_transactions(
     earlier, stored_before = repeated_lines.EarlierLines(), sorted(others)
     lines = step_log.Lines(context)  # one log entry for all files (each file's figures: its partition's metadata)
     lines.add(f"Reading {len(keys)} purchase file(s): {', '.join(keys)[:300]}")
-    parts, per_file, lookups = [], {}, {}  # lookups: the customers' and products' ids, indexed once for all files
+    parts, per_file, lookups = [], {}, {}  # lookups: the customers' and products' ids as Arrow text, once for all files
     for key in keys:
         due = []
         while stored_before and stored_before[0] < key:
             due.append(stored_before.pop(0))
-        if found := transaction_store.earlier_hashes(storage, due):  # added at once: one sort, not one per file
-            earlier.add(pd.concat(found, ignore_index=True))
+        # left on disk: a lookup reads their first hashes a block at a time, and only matching lines whole
+        earlier.add_stored(transaction_store.hashes_path(storage, k) for k in due)
         path = files.get(key)
         if path is None:
             raise dg.Failure(description=transaction_files.not_in_folder(key, data_dir), allow_retries=False)

@@ -99,7 +99,8 @@ def _update(
             "refresh": "update",
             "purchases_added": len(fresh),
             "customers_updated": len(buyers),
-            "new_customers": len(buyers.difference(model.user_ids)),
+            # the customers the update appended (its buyers not in the model): no look-up of ~1M text ids again
+            "new_customers": updated.n_users - model.n_users,
             "updates_since_training": update.updates,
             "purchases_added_since_training": update.transactions,
         },
