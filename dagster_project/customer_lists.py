@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dagster_project import list_layers, list_summary, list_update
+from dagster_project import list_building, list_layers, list_summary, list_update
 from dagster_project.fileio import sha256_of, write_json
 from dagster_project.list_building import (  # noqa: F401  (part of this module's interface)
     BLOCK_USERS,
@@ -59,7 +59,7 @@ def layer_path(storage_dir: Path) -> Path:
 
 
 def folder_path(storage_dir: Path) -> Path:
-    """The folder of the lists' files: the base, its summary parts, the layer."""
+    """The folder of the lists' files: the base, its summary parts and record of customers' rows, the layer."""
     return list_layers.folder(storage_dir)
 
 
@@ -77,8 +77,9 @@ def write_for_model(model: RecommenderModel, storage_dir: Path, n: int = LIST_LE
 
 
 def _write_base(model: RecommenderModel, storage_dir: Path, n: int) -> Path:
-    """The full write: the base file (a new id), its summary parts beside it, then the layer removed (a reader in
-    between sees the new base and ignores the old layer: it names the old base)."""
+    """The full write: the base file (a new id), its summary parts and the record of its customers' rows beside it,
+    then the layer removed (a reader in between sees the new base and ignores the old layer and record: they name
+    the old base)."""
     base_id = list_layers.new_base_id()
     path = dataset_path(storage_dir)
     extra = {list_layers.BASE_KEY: base_id.encode()}
@@ -86,6 +87,8 @@ def _write_base(model: RecommenderModel, storage_dir: Path, n: int) -> Path:
     parts, digest = list_layers.parts_of_base(path), sha256_of(path)
     kept = {"base": base_id, "sha256": digest, "parts": json.loads(parts.to_json())}
     write_json(kept, list_layers.summary_path(storage_dir))
+    record = list_layers.BaseRecord.of_base(path).in_order_of(list_building.profile_ids(model))
+    list_layers.write_record(record, storage_dir, base_id)
     layer_path(storage_dir).unlink(missing_ok=True)
     return path
 

@@ -14,6 +14,7 @@ Imports no Dagster; `customer_lists` is the data product's interface.
 from __future__ import annotations
 
 import json
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from dagster_project import explanations, list_candidates
+from dagster_project.customer_directory import customer_columns
 from dagster_project.fileio import atomic_path
 from dagster_project.ranking import top_k, top_k_wide
 from dagster_project.recommender import RecommenderModel
@@ -228,7 +230,7 @@ def _score(
 
 
 def _candidates(
-    model: RecommenderModel, ranked: list_candidates.RankedItems, rows: np.ndarray, n: int, likely: np.ndarray | None
+    model: RecommenderModel, ranked: list_candidates.RankedItems, rows: np.ndarray, n: int, likely: _Likely | None
 ) -> tuple[_Picks, _Picks, np.ndarray, np.ndarray]:
     """`_score`'s answer for a block of customers, from list_candidates' exact candidates; the few customers
     whose bounds do not settle their lists are scored densely, SCORE_ROWS at a time (never more than one such
@@ -243,9 +245,10 @@ def _candidates(
     unsettled = np.flatnonzero(~found.settled)
     if unsettled.size:
         owner = np.repeat(np.arange(len(rows)), np.diff(model.counts[rows].indptr))
+        items = likely() if likely is not None else None
         for start in range(0, unsettled.size, SCORE_ROWS):
             some = unsettled[start : start + SCORE_ROWS]
-            dense_new, dense_again, dense_own, dense_largest = _score(model, rows[some], n, likely)
+            dense_new, dense_again, dense_own, dense_largest = _score(model, rows[some], n, items)
             for picks, dense in ((new, dense_new), (again, dense_again)) if again is not new else ((new, dense_new),):
                 picks.items[some], picks.scores[some], picks.valid[some] = dense.items, dense.scores, dense.valid
             own_scores[np.isin(owner, some)] = dense_own
@@ -259,6 +262,22 @@ def _likely_items(model: RecommenderModel, rows: np.ndarray, n: int) -> np.ndarr
     picked = _score(model, rows, n)[1].items
     picked = picked[picked >= 0]
     return np.argsort(-np.bincount(picked, minlength=model.n_items), kind="stable")[: 4 * n]
+
+
+class _Likely:
+    """`_likely_items` of the first customers, made when a customer needs dense scoring (most builds have none:
+    scoring those customers densely costs half a second at 20,000 products), once, whichever thread asks first."""
+
+    def __init__(self, model: RecommenderModel, rows: np.ndarray, n: int) -> None:
+        self._made: np.ndarray | None = None
+        self._make = lambda: _likely_items(model, rows, n)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> np.ndarray:
+        with self._lock:
+            if self._made is None:
+                self._made = self._make()
+            return self._made
 
 
 def _explain(model: RecommenderModel, weighted: sp.csr_matrix, largest: np.ndarray, *picks: _Picks) -> None:
@@ -277,7 +296,7 @@ def _buyer_tables(
     rows: np.ndarray,
     n: int,
     ranked: list_candidates.RankedItems,
-    likely: np.ndarray | None = None,
+    likely: _Likely | None = None,
 ) -> Iterator[pa.Table]:
     """Both lists for a block of customers with purchases (`rows` in the purchase matrix), from their candidates
     (see `_candidates`)."""
@@ -370,8 +389,25 @@ def _popular_tables(model: RecommenderModel, cat: _Catalogue, positions: np.ndar
 def purchase_rows(model: RecommenderModel, customers: pd.DataFrame) -> np.ndarray:
     """Each customer's row in the purchase matrix, -1 for those without purchases (Arrow's hash look-up: a quarter
     of pandas' time on a million ids)."""
-    found = pc.index_in(_strings(customers["user_id"]), value_set=_strings(model.user_ids))
+    return purchase_rows_of(model, _strings(customers["user_id"]))
+
+
+def purchase_rows_of(model: RecommenderModel, ids: pa.Array) -> np.ndarray:
+    """`purchase_rows` of the customers with these ids."""
+    found = pc.index_in(ids, value_set=_strings(model.user_ids))
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def profile_ids(model: RecommenderModel) -> pa.Array:
+    """The ids of the model's customers in Arrow, in the order of its profiles (`model.customer_order()` gives the
+    order of `model.customers()` in it: no frame of every customer is made)."""
+    ids = _strings(pd.array(model.user_profiles.index, dtype="string"))
+    return ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+
+
+def customer_frame(model: RecommenderModel, places: np.ndarray) -> pd.DataFrame:
+    """The rows of `model.customers()` of the customers at these positions of its profiles."""
+    return customer_columns(model.user_profiles, places)
 
 
 def layout(rows: np.ndarray, block: int = BLOCK_USERS) -> list[np.ndarray]:
@@ -392,23 +428,27 @@ def build(
     head: int = list_candidates.HEAD,
     only: np.ndarray | None = None,
     rows: np.ndarray | None = None,
+    customers: pd.DataFrame | None = None,
 ) -> Iterator[pa.Table]:
     """Both lists for every known customer, as Arrow tables of at most `block` customers each, in order.
 
     `head`: the items every customer is scored on (list_candidates); 0 scores every customer densely, the
     reference the candidates are tested against. `only`: some customers alone (positions in `model.customers()`,
     in `layout` order), given exactly the rows a build of everyone gives them (list_update rebuilds those).
-    `rows`: `purchase_rows(model, model.customers())` when the caller has it already.
+    `rows`: `purchase_rows(model, model.customers())` when the caller has it already; `customers`: with `only`
+    and `rows`, the rows of `model.customers()` at `only` (`customer_frame`), so every customer's is not made.
     """
-    customers = model.customers()
-    rows = purchase_rows(model, customers) if rows is None else rows
+    if rows is None or only is None or customers is None:
+        everyone = model.customers()
+        rows = purchase_rows(model, everyone) if rows is None else rows
+        customers = everyone.iloc[np.asarray(only, dtype=np.int64)] if only is not None else everyone
     buyers = np.flatnonzero(rows >= 0)
-    likely = _likely_items(model, rows[buyers[:SCORE_ROWS]], n) if buyers.size else None
+    likely = _Likely(model, rows[buyers[:SCORE_ROWS]], n) if buyers.size else None
     ranked = list_candidates.RankedItems.of(model, head)
     if head and not list_candidates.pays_off(model, ranked, rows[buyers], n):
         ranked = list_candidates.RankedItems.of(model, 0)  # every customer scored densely, without the attempt
     if only is not None:  # chosen as for everyone above (the same path, the same rows), then narrowed
-        customers, rows = customers.iloc[np.asarray(only, dtype=np.int64)], rows[only]
+        rows = rows[np.asarray(only, dtype=np.int64)]
         buyers = np.flatnonzero(rows >= 0)
     cat = _Catalogue(model, customers)
 

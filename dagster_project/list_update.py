@@ -9,7 +9,10 @@ rows at 10M purchases (about 17 s of CPU at least, 37 s measured), because custo
 they buy; the layer costs the rebuilt lists and writing their rows (docs/BENCHMARKS.md, "Updating the lists").
 The layer carries the summary parts of base and layer together, so no reader counts the base again: the
 previous parts, minus those of the rebuilt customers' previous rows (from the previous layer, or read from the
-base: its user_id column a row group at a time, as dictionaries), plus those of their new rows.
+base: only the row groups the base's record places them in, list_layers.BaseRecord), plus those of their new rows.
+The cost grows with the day's buyers, not the history, where it can: the base's customers come from its record
+(not from its 19.7M customer ids at 10M purchases), the customers' order and ids from the model's profiles in
+Arrow (no table of every customer), and only the rebuilt customers' names and e-mails are taken.
 
 The lists say what they came from (`lineage`, under list_building.LINEAGE_KEY): an update builds only on lists
 of the same trained model, from its previous update or this one; anything else is for a full write.
@@ -24,6 +27,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -94,43 +98,37 @@ def builds_on(stored: dict, current: dict) -> bool:
 
 
 def _ids(user_ids: Iterable[object], ids: pa.Array) -> np.ndarray:
-    """The ranks of the given customers (stored ids as they are, others normalized); ids not there are left out."""
-    given = [u if isinstance(u, str) else id_key(u) for u in user_ids]
-    found = pc.index_in(pa.array(given, pa.string()), value_set=ids).to_numpy(zero_copy_only=False)
-    missing = [i for i, rank in enumerate(found) if pd.isna(rank)]
+    """The ranks of the given customers (stored ids as they are, others normalized); ids not there are left out.
+    Looked up in the given ids, not in all the customers: a hash of the day's buyers, not of a million ids."""
+    given = pa.array([u if isinstance(u, str) else id_key(u) for u in user_ids], pa.string())
+    hit = pc.is_in(ids, value_set=given).to_numpy(zero_copy_only=False)
+    found = pc.is_in(given, value_set=ids.filter(pa.array(hit)))
+    missing = given.filter(pc.invert(found)).to_pylist()
     if missing:  # text ids not in stored form ("  1001 ")
-        again = pc.index_in(pa.array([id_key(given[i]) for i in missing], pa.string()), value_set=ids)
-        found = np.concatenate([found[~pd.isna(found)], again.to_numpy(zero_copy_only=False)])
-    return found[~pd.isna(found)].astype(np.int64)
+        hit |= pc.is_in(ids, value_set=pa.array([id_key(u) for u in missing], pa.string())).to_numpy(False)
+    return np.flatnonzero(hit)
 
 
 GONE_COLUMNS = ["user_id", "list", "product_id", "category", "reason"]  # what leaving customers take from a summary
 
 
-def _base_rows(base: pq.ParquetFile, handle, wanted: pa.Array) -> tuple[pa.Array, pa.Table | None]:
-    """The base's customers (each once) and its rows of the `wanted` customers (the columns their summary parts
-    need), read a row group at a time as dictionaries: one look-up per customer, never per row."""
-    file = pq.ParquetFile(handle, read_dictionary=GONE_COLUMNS)
-    ids = [file.read_row_group(i, columns=["user_id"])["user_id"] for i in range(base.num_row_groups)]
-    chunks = [chunk for column in ids for chunk in column.chunks]
-    if not chunks:
-        return pa.array([], pa.string()), None
-    customers = pa.concat_arrays([chunk.dictionary for chunk in chunks])  # each customer in one row group
-    hit = pc.is_in(customers, value_set=wanted).to_numpy(zero_copy_only=False)
-    found, start = [], 0
-    for i, column in enumerate(ids):
-        masks = []
-        for chunk in column.chunks:
-            size = len(chunk.dictionary)
-            mine = hit[start : start + size]
-            none = np.zeros(len(chunk), dtype=bool)
-            masks.append(mine[chunk.indices.to_numpy(zero_copy_only=False)] if mine.any() else none)
-            start += size
-        mask = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
-        if mask.any():  # only then the other columns of this row group
-            group = file.read_row_group(i, columns=GONE_COLUMNS[1:]).append_column("user_id", column)
-            found.append(group.filter(pa.array(mask)).replace_schema_metadata(None))
-    return pc.unique(customers), pa.concat_tables(found) if found else None
+def _base_rows(base: BinaryIO, record: list_layers.BaseRecord, wanted: pa.Array) -> pa.Table | None:
+    """The base's rows of the `wanted` customers (the columns their summary parts need): from the row groups the
+    record places them in, their ids from the record (the base's id column is not read)."""
+    hit = pc.is_in(record.customers, value_set=wanted).to_numpy(zero_copy_only=False)
+    runs = np.flatnonzero(hit[record.customer]) if hit.any() else np.zeros(0, dtype=np.int64)
+    if not runs.size:
+        return None
+    file = pq.ParquetFile(base, read_dictionary=GONE_COLUMNS)
+    groups, begins = np.unique(record.group[runs], return_index=True)  # runs are in the file's order
+    found = []
+    for group, mine in zip(groups, np.split(runs, begins[1:])):
+        first, rows = record.first[mine], record.rows[mine]
+        where = np.repeat(first - np.r_[0, np.cumsum(rows)[:-1]], rows) + np.arange(rows.sum())
+        table = file.read_row_group(int(group), columns=GONE_COLUMNS[1:]).take(pa.array(where))
+        ids = record.customers.take(pa.array(np.repeat(record.customer[mine], rows)))
+        found.append(table.append_column("user_id", ids).replace_schema_metadata(None))
+    return pa.concat_tables(found)
 
 
 def _summary_table(table: pa.Table | None) -> pa.Table:
@@ -161,29 +159,46 @@ def update(
         with list_layers.opened(storage_dir) as stored:
             if not builds_on(stored.lineage, current):
                 return None
-            made = _layer(model, stored, user_ids, n, current)
+            record = stored.record()
+            kept = record is not None
+            if record is None:  # lists written before the record was kept, or it is not this base's
+                try:
+                    record = list_layers.BaseRecord.of_base(stored.base_handle)
+                except ValueError:  # rows without a customer id: written whole
+                    return None
+                record = record.in_order_of(list_building.profile_ids(model))
+            made = _layer(model, stored, record, user_ids, n, current)
+            base_id = stored.base_id
     except (FileNotFoundError, list_layers.DamagedLists):
         return None
     if made is None:
         return None
     tables, extra, rebuilt = made
     list_building.write(tables, list_layers.layer_path(storage_dir), catalogue, current, extra)
+    if not kept:  # the next night reads only its buyers' row groups
+        list_layers.write_record(record, storage_dir, base_id)
     return rebuilt
 
 
 def _layer(
-    model: RecommenderModel, stored: list_layers.Stored, user_ids: Iterable[object], n: int, current: dict
+    model: RecommenderModel,
+    stored: list_layers.Stored,
+    record: list_layers.BaseRecord,
+    user_ids: Iterable[object],
+    n: int,
+    current: dict,
 ) -> tuple[list[pa.Table], dict[bytes, bytes], int] | None:
     """The new layer's tables and metadata, and how many customers were built again (None: write everything)."""
-    customers = model.customers()
-    ids = pa.array(customers["user_id"], pa.string(), from_pandas=True)
+    order = model.customer_order()
+    profile = list_building.profile_ids(model)
+    ids = profile.take(pa.array(order))
     given = _ids(user_ids, ids)
     previous = stored.read_layer() if stored.layer is not None else SCHEMA.empty_table()
     layer_customers = pc.unique(previous["user_id"])
     in_layer = pc.is_in(ids, value_set=layer_customers).to_numpy(zero_copy_only=False)
     wanted = ids.take(pa.array(given[~in_layer[given]]))  # their base rows leave the lists now
-    base_customers, base_rows = _base_rows(stored.base, stored.base_handle, wanted)
-    in_base = pc.is_in(ids, value_set=base_customers).to_numpy(zero_copy_only=False)
+    base_customers, base_rows = record.customers, _base_rows(stored.base_handle, record, wanted)
+    in_base = record.members(profile)[order]
     if in_layer.sum() < len(layer_customers) or in_base.sum() < len(base_customers):
         return None  # customers the model no longer has: written whole
     rebuilt = np.zeros(len(ids), dtype=bool)
@@ -191,10 +206,11 @@ def _layer(
     rebuilt |= ~(in_base | in_layer)  # customers the lists lack (new ones not named)
     if np.count_nonzero(rebuilt | in_layer) > MOST_REBUILT * max(len(ids), 1):
         return None
-    rows = list_building.purchase_rows(model, customers)
-    blocks = list_building.layout(rows)
-    order = np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
-    built = list_building.build(model, n, only=order[rebuilt[order]], rows=rows)
+    rows = list_building.purchase_rows_of(model, ids)
+    chosen = np.flatnonzero(rebuilt)
+    chosen = np.concatenate([chosen[rows[chosen] >= 0], chosen[rows[chosen] < 0]])  # in `layout` order
+    customers = list_building.customer_frame(model, order[chosen])
+    built = list_building.build(model, n, only=chosen, rows=rows, customers=customers)
     fresh = [t.replace_schema_metadata(None) for t in built]
     fresh_table = pa.concat_tables(fresh) if fresh else SCHEMA.empty_table()
     again = pc.is_in(previous["user_id"], value_set=ids.filter(pa.array(rebuilt)))

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from dagster_project import explanations, model_file
 from dagster_project.contract import id_key, product_key
-from dagster_project.customer_directory import CustomerDirectory
+from dagster_project.customer_directory import CustomerDirectory, customer_order
 from dagster_project.model_card import ModelCard, ModelParams
 from dagster_project.ranking import top_k
 from dagster_project.scorers import blend_neighbours, blend_neighbours_into, blend_rebuy, debias_weights, weigh
@@ -160,6 +160,10 @@ class RecommenderModel:
         Columns: customer_directory.CUSTOMER_COLUMNS (email and segment only when the export had them).
         """
         return self._directory().frame.copy()
+
+    def customer_order(self) -> np.ndarray:
+        """Positions in `user_profiles` of the customers in `customers()` order."""
+        return customer_order(self.user_profiles)
 
     def _directory(self) -> CustomerDirectory:
         if self._customers is None:

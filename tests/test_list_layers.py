@@ -16,11 +16,12 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
-from dagster_project import customer_lists, list_layers, list_update, model_update
+from dagster_project import customer_lists, list_building, list_layers, list_update, model_update
 from dagster_project.fileio import own_temp_files, sha256_of
 from dagster_project.recommender import RecommenderModel
 from tests.apptest import open_page, texts
@@ -260,3 +261,82 @@ def test_lists_stored_before_layers_are_built_on(nights, tmp_path):
     assert customer_lists.stored_relation(trained, storage) == "current"
     assert len(customer_lists.read(storage)) == customer_lists.summary(storage)["rows"]
     assert set(customer_lists.read(storage)["user_id"]) == set(trained.customers()["user_id"])
+
+
+def reads_of_base_ids(monkeypatch) -> list[object]:
+    """Every time an update reads the base's customer ids to learn where their rows are (no usable record)."""
+    real = list_layers.BaseRecord.of_base
+    calls: list[object] = []
+
+    def of_base(cls, source):
+        calls.append(source)
+        return real(source)
+
+    monkeypatch.setattr(list_layers.BaseRecord, "of_base", classmethod(of_base))
+    return calls
+
+
+def test_a_full_write_keeps_where_each_customers_rows_are(nights, tmp_path, monkeypatch):
+    """The record beside the base places every row; updates on top read neither the base's ids nor its other
+    customers' row groups, and still store what a full write stores."""
+    (trained, _), (first, buyers1), (second, buyers2) = nights
+    storage, full1, full2 = tmp_path / "lists", tmp_path / "full1", tmp_path / "full2"
+    for model, folder in ((first, full1), (second, full2), (trained, storage)):
+        customer_lists.write_for_model(model, folder)
+    with list_layers.opened(storage) as stored:
+        record = stored.record()
+        base = stored.read(["user_id"])
+    assert record is not None and len(record.customers) == len(set(trained.customers()["user_id"]))
+    assert record.group.max() == pq.ParquetFile(customer_lists.dataset_path(storage)).num_row_groups - 1
+    placed = record.customers.take(pa.array(np.repeat(record.customer, record.rows)))
+    assert placed.equals(base["user_id"].combine_chunks())
+    # in the model's order: the next models' first customers are the base's (new ones join after them)
+    assert record.customers.equals(list_building.profile_ids(trained))
+    assert record.members(list_building.profile_ids(second)).tolist() == [True] * len(record.customers) + [False] * 8
+
+    reads = reads_of_base_ids(monkeypatch)
+    groups = []
+    real_read = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(
+        pq.ParquetFile, "read_row_group", lambda self, i, *a, **k: groups.append(i) or real_read(self, i, *a, **k)
+    )
+    customer_lists.update_for_model(first, storage, buyers1)
+    assert not reads and set(groups) == set(
+        record.group[np.isin(record.customers.to_numpy(False), buyers1)[record.customer]]
+    )
+    assert_same_lists(storage, full1)
+    customer_lists.update_for_model(second, storage, buyers2)
+    assert not reads
+    assert_same_lists(storage, full2)
+
+
+@pytest.mark.parametrize("record", ["missing", "of another base", "cut short", "not the base's rows"])
+def test_without_a_record_of_its_base_an_update_reads_the_base_ids_and_keeps_one(nights, tmp_path, monkeypatch, record):
+    (trained, _), (first, buyers1), (second, buyers2) = nights
+    storage, full1, full2 = tmp_path / "lists", tmp_path / "full1", tmp_path / "full2"
+    for model, folder in ((first, full1), (second, full2), (trained, storage)):
+        customer_lists.write_for_model(model, folder)
+    path = list_layers.record_path(storage)
+    if record == "missing":  # lists written before the record was kept
+        path.unlink()
+    elif record == "of another base":
+        shutil.copy2(list_layers.record_path(full1), path)
+    elif record == "cut short":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:  # whole and of this base, but its runs leave a row out
+        with list_layers.opened(storage) as stored:
+            kept, base_id = stored.record(), stored.base_id
+        shifted = dataclasses.replace(kept, first=kept.first + (np.arange(len(kept.first)) == 1))
+        list_layers.write_record(shifted, storage, base_id)
+    with list_layers.opened(storage) as stored:
+        assert stored.record() is None
+
+    reads = reads_of_base_ids(monkeypatch)
+    customer_lists.update_for_model(first, storage, buyers1)
+    assert len(reads) == 1
+    assert_same_lists(storage, full1)
+    with list_layers.opened(storage) as stored:  # kept for the next night
+        assert stored.record() is not None
+    customer_lists.update_for_model(second, storage, buyers2)
+    assert len(reads) == 1
+    assert_same_lists(storage, full2)
