@@ -335,7 +335,7 @@ def parts_of_base(source: BinaryIO | Path) -> Parts:
 
 def _damaged(path: Path, why: str) -> DamagedLists:
     return DamagedLists(
-        f"The customer lists' changes file {path} cannot be read: {why}. Run a complete refresh to write every "
+        f"The customer lists' file {path} cannot be read: {why}. Run a complete refresh to write every "
         "customer's lists again."
     )
 
@@ -344,7 +344,8 @@ def _damaged(path: Path, why: str) -> DamagedLists:
 def opened(storage_dir: Path) -> Iterator[Stored]:
     """The stored lists, base and layer opened as one consistent pair (see the module docstring).
 
-    FileNotFoundError without a base; DamagedLists when a layer is there but cannot be read.
+    FileNotFoundError without a base; DamagedLists when a layer is there but cannot be read, or when reading either
+    file fails inside the block (the footers are read here, the data only when asked for).
     """
     storage_dir = Path(storage_dir)
     base, layer = base_path(storage_dir), layer_path(storage_dir)
@@ -357,7 +358,11 @@ def opened(storage_dir: Path) -> Iterator[Stored]:
             base_handle = files.enter_context(open(base, "rb"))
         except FileNotFoundError:
             raise FileNotFoundError(f"No customer lists at {base}: run the complete pipeline to make them.") from None
-        stored = Stored(storage_dir, pq.ParquetFile(base_handle), base_handle, None, None)
+        try:
+            base_file = pq.ParquetFile(base_handle)
+        except (OSError, pa.ArrowException) as error:
+            raise _damaged(base, f"it is not a readable Parquet file ({error})") from None
+        stored = Stored(storage_dir, base_file, base_handle, None, None)
         if layer_handle is not None:
             try:
                 layer_file = pq.ParquetFile(layer_handle)
@@ -368,7 +373,17 @@ def opened(storage_dir: Path) -> Iterator[Stored]:
                 if not layer_file.schema_arrow.remove_metadata().equals(SCHEMA):
                     raise _damaged(layer, "its columns are not the lists' columns")
                 stored.layer, stored.layer_handle = layer_file, layer_handle
-        yield stored
+        try:
+            yield stored
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException) as error:  # data damaged behind a readable footer (a bad block)
+            files = base.name + (f" and {layer.name}" if stored.layer is not None else "")
+            why = " ".join(str(error).split()).rstrip(".")
+            raise DamagedLists(
+                f"The customer lists in {storage_dir} ({files}) cannot be read: {why}. Run a complete refresh to "
+                "write every customer's lists again."
+            ) from None
 
 
 def frame_of(table: pa.Table) -> pd.DataFrame:

@@ -89,7 +89,21 @@ def show_summary(card: ModelCard) -> None:
         )
         if access.current_user().is_operator:
             st.page_link("app_pages/refresh.py", label="Start a refresh now", icon=":material/refresh:")
-    summary = _summary(str(storage), stamp)
+    try:
+        summary = _summary(str(storage), stamp)
+    except customer_lists.DamagedLists as exc:
+        st.error(
+            "**The lists for all customers cannot be read** (a stored file is damaged). The Customers tab still "
+            "works from the model. A refresh of everything writes every customer's lists again.",
+            icon=":material/error:",
+        )
+        with st.expander("Details for the engineer"):
+            st.markdown(str(exc))
+        if access.current_user().is_operator:
+            st.page_link("app_pages/refresh.py", label="Start a refresh of everything", icon=":material/refresh:")
+        else:
+            st.caption("Ask an operator to run a refresh of everything.")
+        return
     customers, coverage, fallback = summary["customers"], summary["coverage"], summary["fallback_share"]
     st.markdown(
         f"**Every one of the {customers:,} customers has a list.** {_share(coverage)} of the catalogue is "

@@ -136,6 +136,18 @@ def test_every_customers_lists_say_when_another_model_made_them(app_env, trained
     assert "01 Jan 2020" in warning and made_by[-8:] in warning and "next refresh" in warning
 
 
+def test_damaged_lists_are_explained(app_env, trained, tmp_path, monkeypatch):
+    storage = tmp_path / "storage"
+    shutil.copytree(customer_lists.folder_path(app_env.workspace.storage), customer_lists.folder_path(storage))
+    monkeypatch.setenv("RECOMART_STORAGE_DIR", str(storage))
+    base = customer_lists.dataset_path(storage)
+    base.write_bytes(base.read_bytes()[:-100])  # its footer cut off
+    at = open_page("recommendations")
+    [error] = [e.value for e in at.error if "cannot be read" in e.value]
+    assert "refresh of everything" in error and "Customers tab still works" in error
+    assert not at.exception
+
+
 def test_lists_missing_are_explained(app_env, trained, tmp_path, monkeypatch):
     monkeypatch.setenv("RECOMART_STORAGE_DIR", str(tmp_path))
     at = open_page("recommendations")

@@ -89,4 +89,16 @@ def test_open_a_customer_from_the_list_and_roll_back(live, trained, browser, tmp
         page.locator(MAIN).get_by_text("Rolled back.", exact=True).wait_for(timeout=30_000)
         settle(page)
         assert load_model(models / "collaborative_filtering.pkl").card.version == model_store.version_name(older)
+
+        # The lists across all customers are the newer model's until the next refresh: the tab says so.
+        visit(page, f"{url}/recommendations")
+        page.get_by_role("tab", name="Across all customers").click()
+        page.locator(MAIN).get_by_text("These lists are from another model than the one served now").wait_for(
+            timeout=60_000
+        )
+        settle(page)
+        tall_shot(page, "recommendations_lists_other_model", 1280)
+        page.set_viewport_size(PHONE)
+        settle(page)
+        shot(page, "recommendations_lists_other_model_400")
     assert (ARTIFACTS / "recommendations_customer.png").stat().st_size > 10_000

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,6 +167,33 @@ def test_a_damaged_layer_is_an_error_never_lists_without_their_changes(nights, t
     # the next update writes everything again instead
     customer_lists.update_for_model(second, storage, buyers2)
     assert not layer.exists()
+    customer_lists.write_for_model(second, full)
+    assert_same_lists(storage, full)
+
+
+def zero_data(path: Path) -> None:
+    """Damage a Parquet file's data and keep its footer readable (as a bad block would)."""
+    data = bytearray(path.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")
+    data[4 : len(data) - 8 - footer] = bytes(len(data) - 12 - footer)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damaged", ["layer", "base"])
+def test_damaged_data_behind_a_readable_footer_is_named_and_written_again(nights, tmp_path, damaged):
+    (trained, _), (first, buyers1), (second, buyers2) = nights
+    storage, full = tmp_path / "lists", tmp_path / "full"
+    customer_lists.write_for_model(trained, storage)
+    customer_lists.update_for_model(first, storage, buyers1)
+    zero_data(customer_lists.layer_path(storage) if damaged == "layer" else customer_lists.dataset_path(storage))
+    for reader in (customer_lists.read, customer_lists.preview, customer_lists.parquet_bytes):
+        with pytest.raises(customer_lists.DamagedLists, match=r"recommendations\.parquet.*cannot be read.*complete"):
+            reader(storage)
+    assert customer_lists.stored_relation(second, storage) == "previous"  # the footers still say so
+
+    # the nightly update cannot build on them: it writes everything again
+    customer_lists.update_for_model(second, storage, buyers2)
+    assert not customer_lists.layer_path(storage).exists()
     customer_lists.write_for_model(second, full)
     assert_same_lists(storage, full)
 
