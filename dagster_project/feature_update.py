@@ -13,7 +13,8 @@ latest purchase of all and so moves for every customer (one vectorised column).
   1.5 GB more before). Why not a base file plus appended part files: a pair bought again changes a row
   of the base, so parts could only hold new pairs if every reader (`pd.read_parquet`, the IO manager,
   the tests) merged rows per pair, and the base would have to be rewritten once changes piled up. Reading
-  and writing the pairs is then the floor (about 2.5 s of CPU at 10M, docs/BENCHMARKS.md).
+  and writing the pairs is then the floor: about 1.3 s of CPU at 10M in the layout `interaction_file.py` sets
+  (2.0 s before it, docs/BENCHMARKS.md).
 - **User features**: the stored table (one row per customer, in profile order) gets its buyers' rows
   counted again from the buyers' pairs alone, with the code of a full count (`features._user_stats`): sums
   over the same pairs in the same order, so each row is bit for bit what a count over the whole updated
@@ -39,14 +40,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dagster_project import features
+from dagster_project import features, interaction_file
+from dagster_project.interaction_file import ATTRS_KEY, with_attrs
 
-ATTRS_KEY = b"PANDAS_ATTRS"  # where pandas keeps a frame's attrs in Parquet metadata (and so `covers`)
 SUMS = ("purchases", "quantity", "spend")  # added up per pair
 SPANS = (("first_purchase", np.minimum), ("last_purchase", np.maximum))
-# Dictionary-encoded in the file: the ids and the small counts (times and money rarely repeat: trying costs
-# a fifth of the write for nothing at 10M)
-DICTIONARY_COLUMNS = ["user_id", "product_id", "purchases", "quantity"]
 PAIR_COLUMNS = ["user_id", "product_id", "purchases", "quantity", "spend", "first_purchase", "last_purchase"]
 
 
@@ -87,11 +85,6 @@ def agreed_covers(paths: list[Path]) -> tuple[dict | None, str]:
     if any(f != found[0] for f in found[1:]):
         return None, "the stored feature tables do not count the same files"
     return found[0], ""
-
-
-def with_attrs(schema: pa.Schema, attrs: dict) -> pa.Schema:
-    """`schema` carrying `attrs` where pandas keeps them, so `pd.read_parquet(...).attrs` reads them back."""
-    return schema.with_metadata({**(schema.metadata or {}), ATTRS_KEY: json.dumps(attrs).encode()})
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -251,8 +244,7 @@ def update_interactions(
         preview: pd.DataFrame | None = None
         latest: list = []
         held: pa.Table | None = None  # the last row group is written with the new pairs, once they are known
-        dictionary = [name for name in DICTIONARY_COLUMNS if name in schema.names]
-        with pq.ParquetWriter(target, with_attrs(schema, attrs), use_dictionary=dictionary) as writer:
+        with interaction_file.writer(target, with_attrs(schema, attrs)) as writer:
             for index in range(stored.num_row_groups):
                 group, rows = day.update(stored.read_row_group(index).replace_schema_metadata(None))
                 buyer_parts.append(group.select(PAIR_COLUMNS).take(pa.array(rows)))
@@ -284,13 +276,18 @@ def update_interactions(
 def update_users(
     stored: pd.DataFrame, buyer_pairs: pd.DataFrame, products: pd.DataFrame, as_of: pd.Timestamp | None
 ) -> tuple[pd.DataFrame, int]:
-    """The stored user features with the buyers' rows counted again from their pairs and everyone's recency."""
+    """The stored user features with the buyers' rows counted again from their pairs and everyone's recency.
+
+    The stored rows are found by looking each customer up among the day's buyers (a set of 25,000 ids at
+    10M), not the buyers among every customer: hashing a million ids cost 0.2 s of CPU at 10M, probing 0.02.
+    """
     stats = features._user_stats(features._Pairs.of(buyer_pairs), products, as_of)
     out = stored.copy(deep=False)
-    ids = pa.array(stats.index.to_numpy(dtype=object), type=pa.large_string())
-    at = _codes(ids, pa.array(out["user_id"]).cast(pa.large_string()))
-    known = np.flatnonzero(at >= 0)  # a buyer missing from the customers file has no row, as in a full count
-    at, stats = at[known], stats.iloc[known]
+    customers = pa.array(out["user_id"])
+    found = _codes(customers, pa.array(stats.index.to_numpy(dtype=object), type=customers.type))
+    # a buyer missing from the customers file has no row, as in a full count
+    at = np.flatnonzero(found >= 0)
+    stats = stats.iloc[found[at]]
     for column in features.USER_STATS:
         if column == "recency_days":
             continue

@@ -153,9 +153,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+def write_parquet(frame: pd.DataFrame, path: Path, compression: str = "snappy") -> Path:
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, compression=compression)
     return path
 
 

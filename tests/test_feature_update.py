@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from dagster_project import feature_update, features
+from dagster_project import feature_update, features, interaction_file
 from dagster_project.fileio import atomic_path, write_parquet
 from tests.workspace import history_and_day
 
@@ -25,7 +25,7 @@ def store(folder, users: pd.DataFrame, items: pd.DataFrame, interactions: pd.Dat
     for name, table in zip(paths, (users, items), strict=False):
         write_parquet(table, paths[name])
     with atomic_path(paths["interactions"]) as tmp:
-        interactions.to_parquet(tmp, index=False, row_group_size=group_rows)
+        interaction_file.write(interactions, tmp, interactions.attrs, group_rows)
     return {name: pd.read_parquet(path) for name, path in paths.items()}
 
 
@@ -36,11 +36,41 @@ def update_stored(folder, old: pd.DataFrame, new: pd.DataFrame, users, products,
     updated = feature_update.update(
         pd.read_parquet(folder / "users.parquet"), folder / "interactions.parquet", target, new, products, COVERS
     )
+    assert layout(target) == LAYOUT  # written as a full count writes it
     got = store(folder / "updated", updated.users, updated.items, pd.read_parquet(target))
     assert pd.read_parquet(target).attrs == COVERS  # the table says what it counts
     pd.testing.assert_frame_equal(updated.preview, got["interactions"].head(5), check_dtype=False)  # shown as text
     assert updated.pairs == len(got["interactions"])
     return {"updated": updated, **got}
+
+
+# The interaction table's layout (interaction_file.py): per column, codec, dictionary pages, delta encoding, min/max
+LAYOUT = {
+    "user_id": ("LZ4", False, False, False),
+    "product_id": ("LZ4", True, False, False),
+    "purchases": ("LZ4", False, True, True),
+    "quantity": ("LZ4", False, True, True),
+    "spend": ("LZ4", True, False, True),
+    "first_purchase": ("LZ4", False, True, True),
+    "last_purchase": ("LZ4", False, True, True),
+    "confidence": ("LZ4", True, False, True),
+}
+
+
+def layout(path) -> dict:
+    """Per column of the file's first row group: codec, dictionary pages, delta encoding, min/max written."""
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    found = {}
+    for i in range(group.num_columns):
+        column = group.column(i)
+        stats = column.statistics is not None and column.statistics.has_min_max
+        found[column.path_in_schema] = (
+            column.compression,
+            column.dictionary_page_offset is not None,
+            "DELTA_BINARY_PACKED" in column.encodings,
+            stats,
+        )
+    return found
 
 
 def assert_stored_equal(got: dict, want: dict, exact: bool) -> None:
@@ -71,6 +101,22 @@ def test_an_updated_store_equals_a_full_count_of_the_sample(history, tmp_path, g
     assert bought_again.any()
     if group_rows:
         assert pq.ParquetFile(tmp_path / "old/updated.parquet").num_row_groups > 1
+
+
+def test_the_interaction_layout_reads_as_pandas_writes_it(history, tmp_path):
+    """The layout changes how the values are stored, not the table any reader gets: the same frame, types, attrs."""
+    transactions, products, users, _ = history
+    interactions = features.build(transactions, users, products)[2]
+    interactions.attrs = COVERS
+    interactions.to_parquet(tmp_path / "pandas.parquet", index=False)
+    interaction_file.write(interactions, tmp_path / "laid.parquet", COVERS, rows_per_group=997)
+    assert layout(tmp_path / "laid.parquet") == LAYOUT
+    assert pq.ParquetFile(tmp_path / "laid.parquet").num_row_groups > 1
+    got, want = pd.read_parquet(tmp_path / "laid.parquet"), pd.read_parquet(tmp_path / "pandas.parquet")
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got.attrs == want.attrs == COVERS
+    assert pq.read_table(tmp_path / "laid.parquet").equals(pq.read_table(tmp_path / "pandas.parquet"))
+    assert pq.read_schema(tmp_path / "laid.parquet").equals(pq.read_schema(tmp_path / "pandas.parquet"))
 
 
 def test_a_day_without_purchases_keeps_the_tables(history, tmp_path):

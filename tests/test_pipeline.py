@@ -255,3 +255,20 @@ def test_validation_report_reads_the_rule_results_of_the_last_ingestion(workspac
     assert not stale.success
     message = next(e.event_specific_data.error.message for e in stale.all_events if e.is_step_failure)
     assert "are from run another-" in message and "run the complete pipeline" in message
+
+
+def test_feature_tables_are_stored_in_their_layout(completed):
+    """A full count stores the interaction table as an update writes it, the user and item features in LZ4."""
+    import pyarrow.parquet as pq
+
+    from tests.test_feature_update import LAYOUT, layout
+
+    ws, instance, _ = completed
+    folder = ws.storage / "features"
+    assert layout(folder / "interactions.parquet") == LAYOUT
+    stored = pd.read_parquet(folder / "interactions.parquet")
+    assert len(stored) == latest_metadata(instance, "interaction_matrix")["records"] > 0
+    assert "covers" in stored.attrs and latest_metadata(instance, "interaction_matrix")["refresh"] == "count"
+    for name in ("user_features", "item_features"):
+        group = pq.ParquetFile(folder / f"{name}.parquet").metadata.row_group(0)
+        assert {group.column(i).compression for i in range(group.num_columns)} == {"LZ4"}

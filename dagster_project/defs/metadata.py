@@ -13,8 +13,10 @@ import pandas as pd
 
 from dagster_project.fileio import sha256_of
 
-# Definition metadata the storage IO manager reads: the output's file under the storage folder.
+# Definition metadata the storage IO manager reads: the output's file under the storage folder, and the codec of
+# a table (snappy unless said: a table read every night is cheaper to read in LZ4, docs/BENCHMARKS.md).
 RELATIVE_PATH = "recomart/relative_path"
+COMPRESSION = "recomart/compression"
 
 
 def stored_at(relative_path: str) -> dict[str, str]:
@@ -22,12 +24,17 @@ def stored_at(relative_path: str) -> dict[str, str]:
     return {RELATIVE_PATH: relative_path}
 
 
-def table_out(description: str, relative_path: str, freshness_policy: dg.FreshnessPolicy | None = None) -> dg.AssetOut:
+def table_out(
+    description: str,
+    relative_path: str,
+    freshness_policy: dg.FreshnessPolicy | None = None,
+    compression: str | None = None,
+) -> dg.AssetOut:
     """An output stored as Parquet by the storage IO manager, at `relative_path` under the storage folder."""
     return dg.AssetOut(
         description=description,
         kinds={"pandas", "parquet"},
-        metadata=stored_at(relative_path),
+        metadata={**stored_at(relative_path), **({COMPRESSION: compression} if compression else {})},
         freshness_policy=freshness_policy,
     )
 

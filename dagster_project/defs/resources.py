@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project import settings
-from dagster_project.defs.metadata import RELATIVE_PATH, file_metadata
+from dagster_project.defs.metadata import COMPRESSION, RELATIVE_PATH, file_metadata
 from dagster_project.defs.run_config import InputLimitsResource, check_run_config
 from dagster_project.defs.whole_tables import StoredOutput
 from dagster_project.fileio import StagedTable, publish, write_json, write_parquet
@@ -81,7 +81,7 @@ class StorageIOManager(dg.ConfigurableIOManager):
             return
         path = self._path_for(context.definition_metadata[RELATIVE_PATH])
         if isinstance(obj, pd.DataFrame):
-            write_parquet(obj, path)
+            write_parquet(obj, path, context.definition_metadata.get(COMPRESSION, "snappy"))
             context.add_output_metadata(file_metadata(path, records=len(obj), frame=obj))
         elif isinstance(obj, StagedTable):  # written while it was made (feature_update.py): renamed into place
             if obj.tmp.parent != path.parent:

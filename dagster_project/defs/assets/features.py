@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dagster_project import feature_update, features, model_update, transaction_store
+from dagster_project import feature_update, features, interaction_file, model_update, transaction_store
 from dagster_project.defs.metadata import table_out
 from dagster_project.defs.partitions import all_prepared, covered_now, new_data_run
 from dagster_project.defs.resources import RecoMartPaths
@@ -38,10 +38,12 @@ def _covers(storage: Path) -> tuple[TrainingData | None, str]:
 @dg.multi_asset(
     outs={
         "user_features": table_out(
-            "Per user: purchases, spend, recency, favourite category, profile codes.", USER_FEATURES
+            "Per user: purchases, spend, recency, favourite category, profile codes.", USER_FEATURES, compression="lz4"
         ),
         "item_features": table_out(
-            "Per product: purchases, buyers, revenue, repeat-buyer share, popularity rank.", ITEM_FEATURES
+            "Per product: purchases, buyers, revenue, repeat-buyer share, popularity rank.",
+            ITEM_FEATURES,
+            compression="lz4",
         ),
         "interaction_matrix": table_out(
             "User x product interactions (long form): purchases, quantity, confidence.", INTERACTIONS
@@ -85,11 +87,11 @@ def feature_tables(
         built = features.build(all_prepared(context, paths), prepared_users, prepared_products)
         covers = _covers_of(now, model_update.latest(built[2]["last_purchase"]))
     users, items, interactions = built
-    if isinstance(interactions, StagedTable):
-        n_pairs = interactions.records
-    else:
-        n_users, n_pairs = int(interactions["user_id"].nunique()), len(interactions)
-        interactions.attrs = dict(covers)
+    updated = isinstance(interactions, StagedTable)
+    if not updated:
+        n_users = int(interactions["user_id"].nunique())
+        interactions = _staged(paths.storage / INTERACTIONS, interactions, covers)
+    n_pairs = interactions.records
     users.attrs, items.attrs = {**covers, CUSTOMERS: n_users}, dict(covers)
     n_items = len(prepared_products)
     density = n_pairs / (n_users * n_items) if n_users and n_items else 0.0
@@ -109,7 +111,7 @@ def feature_tables(
             "users": int(n_users),
             "items": int(n_items),
             "density": float(round(density, 6)),
-            "refresh": "update" if isinstance(interactions, StagedTable) else "count",
+            "refresh": "update" if updated else "count",
         },
     )
     context.log.info(f"Interaction matrix: {n_users} users x {n_items} products, {n_pairs} pairs")
@@ -117,6 +119,18 @@ def feature_tables(
 
 def _covers_of(now: TrainingData, last_purchase: str | None) -> dict:
     return {COVERS: asdict(model_update.training_data(now.files, now.reference, last_purchase))}
+
+
+def _staged(stored: Path, interactions: pd.DataFrame, covers: dict) -> StagedTable:
+    """A counted interaction table written beside the stored one in its layout (interaction_file.py), as an update
+    writes it, for the IO manager to rename into place."""
+    target = staged_path(stored)
+    try:
+        interaction_file.write(interactions, target, dict(covers))
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return StagedTable(target, len(interactions), interactions.head(5))
 
 
 def _updated(
