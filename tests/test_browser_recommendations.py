@@ -12,7 +12,7 @@ from dagster_project import model_store
 from dagster_project.recommender import load_model
 from streamlit_app.customer_tables import sort_customers
 from streamlit_app.model_versions import version_label
-from tests.browser import ARTIFACTS, MAIN, heading, keyed, open_app, settle, shot, visit
+from tests.browser import ARTIFACTS, MAIN, at_width, heading, keyed, open_app, settle, shot, visit
 from tests.servers import streamlit_server, wait_for_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.webserver]
@@ -92,13 +92,16 @@ def test_open_a_customer_from_the_list_and_roll_back(live, trained, browser, tmp
 
         # The lists across all customers are the newer model's until the next refresh: the tab says so.
         visit(page, f"{url}/recommendations")
-        page.get_by_role("tab", name="Across all customers").click()
+        tab = page.locator(MAIN).get_by_role("tab", name="Across all customers")
+        tab.wait_for(timeout=60_000)
+        settle(page)  # the page drawn in full: a click before would be undone by the run still drawing it
+        tab.click()
         page.locator(MAIN).get_by_text("These lists are from another model than the one served now").wait_for(
             timeout=60_000
         )
         settle(page)
         tall_shot(page, "recommendations_lists_other_model", 1280)
-        page.set_viewport_size(PHONE)
-        settle(page)
+        at_width(page, PHONE["width"], PHONE["height"])  # the sidebar slid away
+        within_width(page.locator(MAIN).get_by_text("These lists are from another model"), PHONE["width"])
         shot(page, "recommendations_lists_other_model_400")
     assert (ARTIFACTS / "recommendations_customer.png").stat().st_size > 10_000
