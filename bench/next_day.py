@@ -119,21 +119,25 @@ def run_once(state: Path, nights: int = 1) -> list[dict]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def nightly_main(run_once, doc: str, nights_help: str) -> None:
+    """The command line of a benchmark that runs `run_once(state, nights)` on a kept state and prints its figures."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--state", type=Path, required=True, help="a folder `bench.scale --keep` made")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument(
-        "--nights",
-        type=int,
-        default=1,
-        help="refreshes one after another on one copy (2: the second finds the "
-        "customers and products unchanged since the first)",
-    )
+    parser.add_argument("--nights", type=int, default=1, help=nights_help)
     args = parser.parse_args()
-    for _ in range(max(1, min(args.runs, 10))):
+    for _ in range(max(1, min(args.runs, 10))):  # bounded
         for figures in run_once(args.state, max(1, min(args.nights, 7))):
             print(json.dumps(figures), flush=True)
+
+
+def main() -> None:
+    nightly_main(
+        run_once,
+        __doc__,
+        "refreshes one after another on one copy (2: the second finds the customers and products unchanged since "
+        "the first)",
+    )
 
 
 if __name__ == "__main__":

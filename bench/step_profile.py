@@ -11,7 +11,6 @@ what a busy machine does not inflate, unlike wall seconds).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.next_day import copy_state, following_day
+from bench.next_day import copy_state, following_day, nightly_main
 from bench.scale import BIN, new_data_tags
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -92,20 +91,12 @@ def run_once(state: Path, nights: int = 1) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--state", type=Path, required=True, help="a folder `bench.scale --keep` made")
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument(
-        "--nights",
-        type=int,
-        default=1,
-        help="refreshes one after another on one copy (2: the second reads what the "
-        "first wrote, as every night after a change of the code does)",
+    nightly_main(
+        run_once,
+        __doc__,
+        "refreshes one after another on one copy (2: the second reads what the first wrote, as every night after a "
+        "change of the code does)",
     )
-    args = parser.parse_args()
-    for _ in range(max(1, min(args.runs, 10))):
-        for figures in run_once(args.state, max(1, min(args.nights, 7))):
-            print(json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":
