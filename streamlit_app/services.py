@@ -226,13 +226,15 @@ def asking_dagster(stop_page: bool = False) -> Iterator[None]:
             st.stop()
 
 
-@st.cache_resource(show_spinner=False)
-def _one_blas_thread() -> object:
+def _one_blas_thread() -> None:
     """Serving multiplies one customer's row at a time: BLAS threads only wait for each other, and on a
-    busy 2-core machine they made a top-10 list 10-25x slower (docs/BENCHMARKS.md). Set once per app."""
-    from threadpoolctl import threadpool_limits
+    busy 2-core machine they made a top-10 list 10-25x slower (docs/BENCHMARKS.md). Checked on every model
+    use (about 4 ms), not once: a BLAS library loaded later (scipy's own, with scikit-learn) starts with
+    as many threads as cores."""
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
+    if any(pool["user_api"] == "blas" and pool["num_threads"] > 1 for pool in threadpool_info()):
+        threadpool_limits(limits=1, user_api="blas")
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model...")

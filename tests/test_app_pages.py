@@ -76,10 +76,21 @@ def test_recommendations_for_a_known_user(app_env, trained):
     history = next(d.value for d in at.dataframe if "purchases" in d.value.columns and "product_id" in d.value.columns)
     assert set(history["product_id"]) == set(model.purchase_history(user)["product_id"])
     assert at.get("download_button")
-    from threadpoolctl import threadpool_info
 
-    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-    assert blas and set(blas) == {1}  # the app serves with one BLAS thread (see services._one_blas_thread)
+
+def test_serving_keeps_one_blas_thread_also_for_a_library_loaded_later():
+    """services._one_blas_thread (run on every model use) brings every BLAS library to one thread, also one loaded
+    after the first page (scipy's own, with scikit-learn), which starts with as many threads as cores."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from streamlit_app import services
+
+    def blas() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # as a library loaded later starts
+        services._one_blas_thread()
+        assert blas() == {1}
 
 
 def test_recommendations_by_name_and_for_unknown_user(app_env, trained):
